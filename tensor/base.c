@@ -1,0 +1,91 @@
+/* tensor/base.c: counted memory and the programmer-error handler. */
+#include "tensor/base.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- counted memory ------------------------------------------------------------------------ */
+
+/* Each block carries a 64-byte header holding its size, so nb_free can keep live_bytes exact and
+ * the payload stays 64-byte aligned. */
+#define NB_ALIGN 64
+
+static nb_mem_stats_t stats;
+
+void *nb_malloc(size_t bytes) {
+    if (bytes > SIZE_MAX - NB_ALIGN) nb_fail("nb_malloc", "request of %zu bytes is too large", bytes);
+    unsigned char *base = aligned_alloc(NB_ALIGN, (bytes + 2 * NB_ALIGN - 1) / NB_ALIGN * NB_ALIGN);
+    if (!base) nb_fail("nb_malloc", "out of memory allocating %zu bytes", bytes);
+    memcpy(base, &bytes, sizeof bytes);
+#ifdef _OPENMP
+#pragma omp critical(nb_mem)
+#endif
+    {
+        stats.allocs++;
+        stats.live++;
+        stats.live_bytes += (int64_t)bytes;
+        if (stats.live_bytes > stats.peak_bytes) stats.peak_bytes = stats.live_bytes;
+    }
+    return base + NB_ALIGN;
+}
+
+void *nb_calloc(size_t bytes) {
+    void *p = nb_malloc(bytes);
+    memset(p, 0, bytes);
+    return p;
+}
+
+void nb_free(void *p) {
+    if (!p) return;
+    unsigned char *base = (unsigned char *)p - NB_ALIGN;
+    size_t bytes;
+    memcpy(&bytes, base, sizeof bytes);
+#ifdef _OPENMP
+#pragma omp critical(nb_mem)
+#endif
+    {
+        stats.frees++;
+        stats.live--;
+        stats.live_bytes -= (int64_t)bytes;
+    }
+    free(base);
+}
+
+nb_mem_stats_t nb_mem_stats(void) { return stats; }
+
+/* ---- errors -------------------------------------------------------------------------------- */
+
+static char last_error[1024];
+
+static void default_handler(const char *message) { fprintf(stderr, "%s\n", message); }
+
+static nb_error_handler handler = default_handler;
+
+nb_error_handler nb_set_error_handler(nb_error_handler h) {
+    nb_error_handler old = handler;
+    handler = h ? h : default_handler;
+    return old;
+}
+
+void nb_fail_at(const char *file, int line, const char *op, const char *fmt, ...) {
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(last_error, sizeof last_error, "nabla: %s: %s (at %s:%d)", op, msg, file, line);
+    handler(last_error);
+    abort();
+}
+
+const char *nb_last_error(void) { return last_error; }
+
+char *nb_shape_str(char *buf, int ndim, const int64_t *shape) {
+    int n = snprintf(buf, 128, "[");
+    for (int i = 0; i < ndim && n < 100; i++)
+        n += snprintf(buf + n, 128 - (size_t)n, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    snprintf(buf + n, 128 - (size_t)n, "]");
+    return buf;
+}

@@ -1,0 +1,71 @@
+/* tensor/base.h: what every nabla file stands on: the element type, counted memory, errors.
+ *
+ *   real *buf = nb_malloc(n * sizeof(real));   // counted: nb_mem_stats() sees it
+ *   ...
+ *   nb_free(buf);                              // NULL is a harmless no-op
+ *
+ * The element type `real` is float, or double when built with -DNB_DOUBLE (`make DOUBLE=1`);
+ * the double build exists so gradient checks can be run with tight tolerances.
+ *
+ * Errors come in two tiers (see docs/DESIGN.md):
+ *  - programmer errors (a shape mismatch, backward on a non-scalar) call nb_fail(), which
+ *    formats "nabla: <op>: <message> (at file:line)" and hands it to the error handler; the
+ *    default handler prints it to stderr and aborts. A program (or a test) may install its own
+ *    handler with nb_set_error_handler(); if the handler returns, nb_fail longjmps nowhere: it
+ *    aborts, so a replacement handler that wants to carry on must longjmp out itself.
+ *  - anything read from a file or the command line returns a status the caller handles; nabla
+ *    never aborts on bad data. */
+#ifndef NB_BASE_H
+#define NB_BASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef NB_DOUBLE
+typedef double real;
+#define NB_REAL_NAME "double"
+#else
+typedef float real;
+#define NB_REAL_NAME "float"
+#endif
+
+/* ---- counted memory ------------------------------------------------------------------------ */
+
+/* malloc/calloc/free that keep counters. nb_malloc never returns NULL: running out of memory is
+ * reported through nb_fail. Memory is aligned to 64 bytes (one cache line, one AVX-512 vector). */
+void *nb_malloc(size_t bytes);
+void *nb_calloc(size_t bytes);
+void nb_free(void *p);
+
+typedef struct {
+    int64_t allocs;     /* nb_malloc/nb_calloc calls since the start of the program */
+    int64_t frees;      /* nb_free calls with a non-NULL pointer */
+    int64_t live;       /* blocks allocated and not yet freed */
+    int64_t live_bytes; /* bytes in those blocks */
+    int64_t peak_bytes; /* the largest live_bytes seen */
+} nb_mem_stats_t;
+
+nb_mem_stats_t nb_mem_stats(void);
+
+/* ---- errors -------------------------------------------------------------------------------- */
+
+typedef void (*nb_error_handler)(const char *message);
+
+/* Installs a handler for programmer errors and returns the previous one (NULL restores the
+ * default, which prints and aborts). The message is valid only during the call. */
+nb_error_handler nb_set_error_handler(nb_error_handler handler);
+
+/* Reports a programmer error in `op` at the caller's file and line; never returns. */
+#define nb_fail(op, ...) nb_fail_at(__FILE__, __LINE__, op, __VA_ARGS__)
+#if defined(__GNUC__)
+__attribute__((noreturn, format(printf, 4, 5)))
+#endif
+void nb_fail_at(const char *file, int line, const char *op, const char *fmt, ...);
+
+/* The text of the last programmer error (handy in tests whose handler longjmps). */
+const char *nb_last_error(void);
+
+/* Formats a shape as "[2, 3, 4]" into buf (at least 128 bytes); returns buf. */
+char *nb_shape_str(char *buf, int ndim, const int64_t *shape);
+
+#endif
