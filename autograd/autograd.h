@@ -1,0 +1,150 @@
+/* autograd/autograd.h: the define-by-run graph, backward, and every differentiable op.
+ *
+ *   // f(x, W, b) = sum(sigmoid(x W + b)^2), from examples/grad_basics.c
+ *   Tensor *x = tensor_randn(NB_SHAPE(4, 3), NULL);   // kept tensors (tensor/tensor.h)
+ *   Tensor *W = tensor_randn(NB_SHAPE(3, 2), NULL);
+ *   Tensor *b = tensor_zeros(NB_SHAPE(2));
+ *   tensor_requires_grad(W, true);
+ *   tensor_requires_grad(b, true);
+ *
+ *   Tensor *y = ag_sigmoid(ag_add(ag_matmul(x, W), b));   // b broadcasts over the rows
+ *   Tensor *f = ag_sum(ag_pow(y, 2));                      // a scalar step tensor
+ *   ag_backward(f);                                        // fills W->grad and b->grad
+ *   tensor_print(W->grad, "dW");
+ *   ag_reset();                                            // frees y, f and the graph
+ *
+ * How it works. Every op computes its output and, when grad mode is on and some input requires
+ * grad, records its inputs and its backward function on the output, and appends the output to
+ * the tape. The tape is therefore already in topological order (an op's inputs exist before it),
+ * so backward is one reverse walk over the tape, with no recursion: a chain of 100,000 ops
+ * backpropagates in constant stack. Each backward function ADDS into its inputs' .grad, so a
+ * tensor used several times receives the sum of its gradients, and leaf gradients accumulate
+ * across backward calls until tensor_zero_grad (as in PyTorch).
+ *
+ * Gradients of step tensors are recomputed by each backward call; .grad of kept leaves persists.
+ * Ownership: see tensor/tensor.h. Every ag_* op returns a step tensor.
+ * Broadcasting follows NumPy for every binary op; backward sums over the broadcast dims.
+ * Errors (shape mismatch, backward on a non-scalar without a gradient) go through nb_fail with
+ * the op name, the shapes and the call site. */
+#ifndef NB_AUTOGRAD_H
+#define NB_AUTOGRAD_H
+
+#include "tensor/kernels.h"
+#include "tensor/tensor.h"
+
+/* ---- graph and tape -------------------------------------------------------------------------- */
+
+void tensor_requires_grad(Tensor *t, bool on); /* kept leaves only */
+void tensor_zero_grad(Tensor *t);               /* sets t->grad to zeros (if it has one) */
+
+/* Backpropagates from a one-element tensor (its gradient is 1). */
+#define ag_backward(t) ag_backward_at(__FILE__, __LINE__, (t), NULL)
+/* Backpropagates from any tensor given d(loss)/d(t) of t's shape. */
+#define ag_backward_with(t, g) ag_backward_at(__FILE__, __LINE__, (t), (g))
+void ag_backward_at(const char *file, int line, Tensor *t, const Tensor *grad);
+
+/* Ends a step: releases every step tensor and the graph. Memory is kept for the next step. */
+void ag_reset(void);
+
+/* Marks and releases part of the tape (a stack): everything made after the mark goes. */
+typedef struct {
+    arena_mark_t arena;
+    int64_t tape_len;
+} ag_mark_t;
+ag_mark_t ag_mark(void);
+void ag_release(ag_mark_t m);
+
+/* Grad mode (PyTorch's torch.no_grad): returns the previous setting.
+ *   bool prev = ag_set_grad_enabled(false); ... ; ag_set_grad_enabled(prev); */
+bool ag_set_grad_enabled(bool on);
+bool ag_is_grad_enabled(void);
+
+int64_t ag_tape_length(void); /* number of recorded ops (for tests and the graph printer) */
+Tensor *ag_tape_at(int64_t i);
+
+/* Writes the graph that produced t in Graphviz dot form (ops, shapes, which have grads). */
+void ag_write_dot(FILE *f, const Tensor *t);
+
+/* ---- step-tensor constants for forward code --------------------------------------------------- */
+
+Tensor *ag_zeros(int ndim, const int64_t *shape);
+Tensor *ag_full(int ndim, const int64_t *shape, real value);
+Tensor *ag_randn(int ndim, const int64_t *shape, nb_rng *rng); /* rng NULL: global */
+Tensor *ag_rand(int ndim, const int64_t *shape, nb_rng *rng);
+Tensor *ag_constant(int ndim, const int64_t *shape, const real *values); /* copies */
+
+/* ---- element-wise (autograd/ops_elementwise.c) ------------------------------------------------ */
+
+Tensor *ag_add(Tensor *a, Tensor *b); /* broadcast */
+Tensor *ag_sub(Tensor *a, Tensor *b);
+Tensor *ag_mul(Tensor *a, Tensor *b);
+Tensor *ag_div(Tensor *a, Tensor *b);
+Tensor *ag_neg(Tensor *a);
+Tensor *ag_add_scalar(Tensor *a, real s);
+Tensor *ag_mul_scalar(Tensor *a, real s);
+Tensor *ag_exp(Tensor *a);
+Tensor *ag_log(Tensor *a);
+Tensor *ag_pow(Tensor *a, real p);
+Tensor *ag_sqrt(Tensor *a);
+Tensor *ag_abs(Tensor *a);
+Tensor *ag_clamp(Tensor *a, real lo, real hi); /* gradient passes where lo <= a <= hi */
+Tensor *ag_relu(Tensor *a);                    /* gradient 0 at a == 0 (as PyTorch) */
+Tensor *ag_sigmoid(Tensor *a);
+Tensor *ag_tanh(Tensor *a);
+Tensor *ag_softplus(Tensor *a);
+
+/* ---- reductions (autograd/ops_reduce.c) ------------------------------------------------------ */
+/* dims: list of n dims (negative counts from the end); keepdim keeps them with size 1. */
+
+Tensor *ag_sum(Tensor *a);  /* all elements -> scalar (ndim 0) */
+Tensor *ag_mean(Tensor *a); /* all elements -> scalar */
+Tensor *ag_sum_dims(Tensor *a, const int *dims, int n, bool keepdim);
+Tensor *ag_mean_dims(Tensor *a, const int *dims, int n, bool keepdim);
+Tensor *ag_max(Tensor *a, int dim, bool keepdim);       /* values; grad to the first argmax */
+Tensor *ag_logsumexp(Tensor *a, int dim, bool keepdim); /* stable */
+Tensor *ag_softmax(Tensor *a, int dim);
+Tensor *ag_log_softmax(Tensor *a, int dim);
+
+/* ---- matmul (autograd/ops_matmul.c) ------------------------------------------------------------ */
+
+/* a [..., M, K] @ b [..., K, N] -> [..., M, N]; batch dims broadcast; 2-D is the common case.
+ * Transposed operands (e.g. ag_transpose(W, 0, 1)) are read through their strides, not copied. */
+Tensor *ag_matmul(Tensor *a, Tensor *b);
+
+/* ---- views and joins (autograd/ops_view.c) ----------------------------------------------------- */
+
+Tensor *ag_reshape(Tensor *a, int ndim, const int64_t *shape); /* view if possible, else copy; -1 inferred */
+Tensor *ag_view(Tensor *a, int ndim, const int64_t *shape);    /* view or fail */
+Tensor *ag_transpose(Tensor *a, int d0, int d1);
+Tensor *ag_permute(Tensor *a, const int *dims); /* dims has a->ndim entries */
+Tensor *ag_narrow(Tensor *a, int dim, int64_t start, int64_t length);
+Tensor *ag_expand(Tensor *a, int ndim, const int64_t *shape); /* size-1 dims to any size; -1 keeps */
+Tensor *ag_squeeze(Tensor *a, int dim);
+Tensor *ag_unsqueeze(Tensor *a, int dim);
+Tensor *ag_contiguous(Tensor *a);       /* a itself if already contiguous */
+Tensor *ag_detach(Tensor *a);           /* same data, no graph, no grad */
+Tensor *ag_concat(Tensor *const *ts, int n, int dim);
+/* Splits a along dim into n pieces of the given sizes (summing to the dim's size); views. */
+void ag_split(Tensor *a, const int64_t *sizes, int n, int dim, Tensor **out);
+/* Splits a along dim into chunks of ceil(size / n) (the last smaller), as torch.chunk: returns
+ * how many it made (at most n) and sets the rest of out[0..n) to NULL. */
+int ag_chunk(Tensor *a, int n, int dim, Tensor **out);
+
+/* ---- for writing new ops (autograd/graph.c) ---------------------------------------------------
+ * An op makes its output with tensor_step, computes it, then calls ag_record to attach its
+ * inputs and backward function (which does nothing if no input requires grad or grad mode is
+ * off). A backward function reads out->grad and adds into ag_grad(parent) for each parent that
+ * requires grad. */
+void ag_record(Tensor *out, const char *op, ag_backward_fn backward, Tensor *const *parents, int n);
+Tensor *ag_grad(Tensor *t); /* t->grad, made (zeroed) on first use */
+/* Adds g into parent's gradient: summed over the dims where the parent was broadcast, or
+ * broadcast itself where g is the smaller (a reduction's backward). */
+void ag_accumulate(Tensor *parent, const Tensor *g);
+/* Adds op(g) (or op(g, other)) into parent's gradient, summing over any broadcast dims; nothing
+ * happens if the parent doesn't require grad. g and other have the output's shape or broadcast
+ * to it. */
+void ag_accumulate_unary(Tensor *parent, k_unary_op op, const Tensor *g, real p0, real p1);
+void ag_accumulate_binary(Tensor *parent, k_binary_op op, const Tensor *g, const Tensor *other,
+                          real p0, real p1);
+
+#endif

@@ -1,0 +1,283 @@
+/* tensor/kernels.c: strided element-wise and reduction kernels; see kernels.h. */
+#include "tensor/kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#ifdef NB_DOUBLE
+#define RF(fn) fn
+#else
+#define RF(fn) fn##f
+#endif
+
+/* ---- the iterator: up to three operands walked over one shape -------------------------------- */
+
+typedef struct {
+    int ndim;
+    int nops;
+    int64_t shape[NB_MAX_DIMS];
+    int64_t st[3][NB_MAX_DIMS];
+    real *p[3];
+} iter_t;
+
+/* ops[0..nops) all have the same shape. Size-1 dims are dropped and neighbours merged when every
+ * operand is contiguous across them, so the inner row is as long as possible. */
+static void iter_init(iter_t *it, int nops, const Tensor *const *ops) {
+    const Tensor *t0 = ops[0];
+    it->nops = nops;
+    it->ndim = 0;
+    for (int k = 0; k < nops; k++) it->p[k] = ops[k]->data + ops[k]->offset;
+    for (int d = 0; d < t0->ndim; d++) {
+        if (t0->shape[d] == 1) continue;
+        int n = it->ndim;
+        bool merge = n > 0;
+        for (int k = 0; k < nops && merge; k++)
+            merge = it->st[k][n - 1] == ops[k]->strides[d] * t0->shape[d];
+        if (merge) {
+            it->shape[n - 1] *= t0->shape[d];
+            for (int k = 0; k < nops; k++) it->st[k][n - 1] = ops[k]->strides[d];
+        } else {
+            it->shape[n] = t0->shape[d];
+            for (int k = 0; k < nops; k++) it->st[k][n] = ops[k]->strides[d];
+            it->ndim++;
+        }
+    }
+    if (it->ndim == 0) { /* a scalar, or every dim of size 1 */
+        it->ndim = 1;
+        it->shape[0] = 1;
+        for (int k = 0; k < nops; k++) it->st[k][0] = 1;
+    }
+}
+
+typedef void (*inner_fn)(int64_t n, real *const *p, const int64_t *st, const void *ctx);
+
+/* Calls inner() once per row of the innermost dim. */
+static void iter_run(const iter_t *it, inner_fn inner, const void *ctx) {
+    int nd = it->ndim, last = nd - 1;
+    int64_t rows = 1;
+    for (int d = 0; d < last; d++) rows *= it->shape[d];
+    if (rows == 0 || it->shape[last] == 0) return;
+    int64_t idx[NB_MAX_DIMS] = {0};
+    real *p[3] = {it->p[0], it->p[1], it->p[2]};
+    int64_t st[3] = {it->st[0][last], it->st[1][last], it->st[2][last]};
+    for (int64_t r = 0; r < rows; r++) {
+        inner(it->shape[last], p, st, ctx);
+        for (int d = last - 1; d >= 0; d--) {
+            if (++idx[d] < it->shape[d]) {
+                for (int k = 0; k < it->nops; k++) p[k] += it->st[k][d];
+                break;
+            }
+            for (int k = 0; k < it->nops; k++) p[k] -= (it->shape[d] - 1) * it->st[k][d];
+            idx[d] = 0;
+        }
+    }
+}
+
+/* Views `a` broadcast to `out`'s shape, failing with `op` when it can't. */
+static Tensor broadcast_to(const char *op, const Tensor *a, const Tensor *out) {
+    Tensor v;
+    if (tensor_same_shape(a, out)) return *a;
+    int64_t shape[NB_MAX_DIMS];
+    int n = tensor_broadcast_shape(op, a, out, shape);
+    if (n != out->ndim || memcmp(shape, out->shape, sizeof(int64_t) * (size_t)n) != 0) {
+        char s1[128], s2[128];
+        nb_fail(op, "shape %s does not broadcast to the output shape %s",
+                nb_shape_str(s1, a->ndim, a->shape), nb_shape_str(s2, out->ndim, out->shape));
+    }
+    tensor_layout_expand(a, out->ndim, out->shape, &v);
+    return v;
+}
+
+/* ---- scalar functions ---------------------------------------------------------------------------- */
+
+static inline real sigmoid(real x) {
+    if (x >= 0) return 1 / (1 + RF(exp)(-x));
+    real e = RF(exp)(x);
+    return e / (1 + e);
+}
+
+static inline real softplus(real x) {
+    return (x > 0 ? x : 0) + RF(log1p)(RF(exp)(-RF(fabs)(x)));
+}
+
+static inline real unary1(k_unary_op op, real x, real p0, real p1) {
+    switch (op) {
+    case K_COPY: return x;
+    case K_NEG: return -x;
+    case K_EXP: return RF(exp)(x);
+    case K_LOG: return RF(log)(x);
+    case K_SQRT: return RF(sqrt)(x);
+    case K_ABS: return RF(fabs)(x);
+    case K_SIGN: return (real)((x > 0) - (x < 0));
+    case K_RELU: return x > 0 ? x : 0;
+    case K_SIGMOID: return sigmoid(x);
+    case K_TANH: return RF(tanh)(x);
+    case K_SOFTPLUS: return softplus(x);
+    case K_POW: return p0 == 2 ? x * x : RF(pow)(x, p0);
+    case K_CLAMP: return x < p0 ? p0 : (x > p1 ? p1 : x);
+    case K_AFFINE: return x * p0 + p1;
+    }
+    return 0;
+}
+
+static inline real binary1(k_binary_op op, real a, real b, real p0, real p1) {
+    switch (op) {
+    case K_ADD: return a + b;
+    case K_SUB: return a - b;
+    case K_MUL: return a * b;
+    case K_DIV: return a / b;
+    case K_NEG_DIV: return -(a / b);
+    case K_MAX: return a > b ? a : b;
+    case K_RELU_BWD: return b > 0 ? a : 0;
+    case K_SIGMOID_BWD: return a * b * (1 - b);
+    case K_TANH_BWD: return a * (1 - b * b);
+    case K_SOFTPLUS_BWD: return a * sigmoid(b);
+    case K_POW_BWD: return p0 == 2 ? a * 2 * b : a * p0 * RF(pow)(b, p0 - 1);
+    case K_CLAMP_BWD: return (b >= p0 && b <= p1) ? a : 0;
+    case K_ABS_BWD: return a * (real)((b > 0) - (b < 0));
+    case K_SQRT_BWD: return a * (real)0.5 / b;
+    case K_EXP_SUB: return RF(exp)(a - b);
+    case K_EQ_MASK: return b == p0 ? a : 0;
+    }
+    return 0;
+}
+
+/* ---- element-wise ------------------------------------------------------------------------------------ */
+
+typedef struct {
+    int op;
+    real p0, p1;
+    bool acc;
+} ew_ctx;
+
+/* The loops are written once with stride arguments; calling them with literal 1s lets the
+ * compiler produce a vectorized contiguous copy of each. */
+static inline void unary_row(k_unary_op op, int64_t n, real *o, int64_t so, const real *a,
+                             int64_t sa, real p0, real p1, bool acc) {
+    if (acc)
+        for (int64_t i = 0; i < n; i++) o[i * so] += unary1(op, a[i * sa], p0, p1);
+    else
+        for (int64_t i = 0; i < n; i++) o[i * so] = unary1(op, a[i * sa], p0, p1);
+}
+
+static void unary_inner(int64_t n, real *const *p, const int64_t *st, const void *vctx) {
+    const ew_ctx *c = vctx;
+    k_unary_op op = (k_unary_op)c->op;
+    if (st[0] == 1 && st[1] == 1) {
+        switch (op) { /* one specialised loop per common op */
+        case K_COPY: unary_row(K_COPY, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
+        case K_RELU: unary_row(K_RELU, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
+        case K_AFFINE: unary_row(K_AFFINE, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
+        case K_NEG: unary_row(K_NEG, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
+        default: unary_row(op, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
+        }
+    }
+    unary_row(op, n, p[0], st[0], p[1], st[1], c->p0, c->p1, c->acc);
+}
+
+void k_unary(k_unary_op op, const Tensor *a, Tensor *out, real p0, real p1, bool acc) {
+    Tensor va = broadcast_to("unary", a, out);
+    const Tensor *ops[2] = {out, &va};
+    iter_t it;
+    iter_init(&it, 2, ops);
+    ew_ctx c = {(int)op, p0, p1, acc};
+    iter_run(&it, unary_inner, &c);
+}
+
+static inline void binary_row(k_binary_op op, int64_t n, real *o, int64_t so, const real *a,
+                              int64_t sa, const real *b, int64_t sb, real p0, real p1, bool acc) {
+    if (acc)
+        for (int64_t i = 0; i < n; i++) o[i * so] += binary1(op, a[i * sa], b[i * sb], p0, p1);
+    else
+        for (int64_t i = 0; i < n; i++) o[i * so] = binary1(op, a[i * sa], b[i * sb], p0, p1);
+}
+
+static void binary_inner(int64_t n, real *const *p, const int64_t *st, const void *vctx) {
+    const ew_ctx *c = vctx;
+    k_binary_op op = (k_binary_op)c->op;
+    if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
+        switch (op) {
+        case K_ADD: binary_row(K_ADD, n, p[0], 1, p[1], 1, p[2], 1, 0, 0, c->acc); return;
+        case K_MUL: binary_row(K_MUL, n, p[0], 1, p[1], 1, p[2], 1, 0, 0, c->acc); return;
+        case K_RELU_BWD: binary_row(K_RELU_BWD, n, p[0], 1, p[1], 1, p[2], 1, 0, 0, c->acc); return;
+        default: binary_row(op, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
+        }
+    }
+    if (st[0] == 1 && st[1] == 1 && st[2] == 0) { /* a row and a broadcast scalar: bias add */
+        binary_row(op, n, p[0], 1, p[1], 1, p[2], 0, c->p0, c->p1, c->acc);
+        return;
+    }
+    binary_row(op, n, p[0], st[0], p[1], st[1], p[2], st[2], c->p0, c->p1, c->acc);
+}
+
+void k_binary(k_binary_op op, const Tensor *a, const Tensor *b, Tensor *out, real p0, real p1,
+              bool acc) {
+    Tensor va = broadcast_to("binary", a, out), vb = broadcast_to("binary", b, out);
+    const Tensor *ops[3] = {out, &va, &vb};
+    iter_t it;
+    iter_init(&it, 3, ops);
+    ew_ctx c = {(int)op, p0, p1, acc};
+    iter_run(&it, binary_inner, &c);
+}
+
+/* ---- reductions ---------------------------------------------------------------------------------------- */
+
+static void sum_inner(int64_t n, real *const *p, const int64_t *st, const void *ctx) {
+    (void)ctx;
+    real *o = p[0];
+    const real *a = p[1];
+    if (st[0] == 0) { /* the whole row folds into one output: accumulate in double */
+        double s = 0;
+        if (st[1] == 1)
+            for (int64_t i = 0; i < n; i++) s += a[i];
+        else
+            for (int64_t i = 0; i < n; i++) s += a[i * st[1]];
+        *o += (real)s;
+    } else if (st[0] == 1 && st[1] == 1) {
+        for (int64_t i = 0; i < n; i++) o[i] += a[i];
+    } else {
+        for (int64_t i = 0; i < n; i++) o[i * st[0]] += a[i * st[1]];
+    }
+}
+
+void k_sum_to(const Tensor *a, Tensor *out, bool acc) {
+    if (!acc) tensor_fill(out, 0);
+    Tensor vo = broadcast_to("sum", out, a); /* out seen with stride 0 on the summed dims */
+    const Tensor *ops[2] = {&vo, a};
+    iter_t it;
+    iter_init(&it, 2, ops);
+    iter_run(&it, sum_inner, NULL);
+}
+
+void k_max_dim(const Tensor *a, int dim, Tensor *vals, int64_t *idx) {
+    int d = tensor_dim("max", a, dim);
+    if (a->shape[d] == 0) nb_fail("max", "cannot take the max over an empty dim %d", d);
+    /* Walk every output position; for each, scan along dim. */
+    Tensor first;
+    tensor_layout_narrow(a, d, 0, 1, &first);
+    int64_t n = a->shape[d], sd = a->strides[d];
+    int64_t pos[NB_MAX_DIMS] = {0};
+    for (int64_t k = 0; k < vals->numel; k++) {
+        int64_t off = first.offset, ooff = vals->offset;
+        for (int i = 0; i < a->ndim; i++) {
+            off += pos[i] * a->strides[i];
+            ooff += pos[i] * vals->strides[i];
+        }
+        real best = a->data[off];
+        int64_t arg = 0;
+        for (int64_t j = 1; j < n; j++) {
+            real v = a->data[off + j * sd];
+            if (v > best || (v != v && best == best)) {
+                best = v;
+                arg = j;
+            }
+        }
+        vals->data[ooff] = best;
+        if (idx) idx[k] = arg;
+        for (int i = a->ndim - 1; i >= 0; i--) {
+            if (i == d) continue;
+            if (++pos[i] < a->shape[i]) break;
+            pos[i] = 0;
+        }
+    }
+}
