@@ -1,0 +1,40 @@
+/* tests/testutil.c: helpers shared by the Check programs; see testutil.h. */
+#include "tests/testutil.h"
+
+#include <math.h>
+
+jmp_buf nbt_jump;
+
+void nbt_jump_handler(const char *message) {
+    (void)message;
+    longjmp(nbt_jump, 1);
+}
+
+void nbt_gradcheck(const char *what, ag_fn f, Tensor *const *in, int n, void *ctx) {
+    ag_gradcheck_result r;
+    bool ok = ag_gradcheck(f, in, n, ctx, NULL, &r);
+    ck_assert_msg(ok, "%s: %s", what, r.message);
+}
+
+Tensor *nbt_param(int ndim, const int64_t *shape, double lo, double hi, uint64_t seed) {
+    nb_rng rng;
+    nb_rng_seed(&rng, seed);
+    Tensor *t = tensor_empty(ndim, shape);
+    for (int64_t i = 0; i < t->numel; i++) t->data[i] = (real)(lo + (hi - lo) * nb_rng_uniform(&rng));
+    tensor_requires_grad(t, true);
+    return t;
+}
+
+void nbt_assert_close(const Tensor *a, const real *expect, double tol) {
+    real *v = nb_malloc((size_t)(a->numel ? a->numel : 1) * sizeof(real));
+    tensor_to_array(a, v);
+    for (int64_t i = 0; i < a->numel; i++) {
+        double d = fabs((double)v[i] - (double)expect[i]);
+        if (!(d <= tol)) {
+            double got = v[i];
+            nb_free(v);
+            ck_abort_msg("element %lld: got %.9g, expected %.9g", (long long)i, got, (double)expect[i]);
+        }
+    }
+    nb_free(v);
+}
