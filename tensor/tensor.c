@@ -220,7 +220,7 @@ static void print_rec(FILE *f, const Tensor *t, int d, int64_t off, bool summari
 void tensor_fprint(FILE *f, const Tensor *t, const char *label) {
     /* Choose one width and precision for all values, as NumPy does. */
     Tensor flat = *t;
-    bool all_int = true;
+    bool all_int = true, negative = false;
     double maxabs = 0;
     real *vals = nb_malloc((size_t)(t->numel ? t->numel : 1) * sizeof(real));
     tensor_to_array(&flat, vals);
@@ -229,11 +229,12 @@ void tensor_fprint(FILE *f, const Tensor *t, const char *label) {
         if (isfinite(v)) {
             if (fabs(v) > maxabs) maxabs = fabs(v);
             if (v != floor(v)) all_int = false;
+            if (v < 0) negative = true;
         }
     }
     nb_free(vals);
     int prec = all_int ? 0 : 4;
-    int width = (int)(maxabs >= 1 ? floor(log10(maxabs)) + 1 : 1) + (prec ? prec + 1 : 0) + 1;
+    int width = (int)(maxabs >= 1 ? floor(log10(maxabs)) + 1 : 1) + (prec ? prec + 1 : 0) + negative;
     if (label) fprintf(f, "%s = ", label);
     fputs("tensor(", f);
     int indent = (label ? (int)strlen(label) + 3 : 0) + 7;

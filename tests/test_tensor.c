@@ -1,0 +1,181 @@
+/* tests/test_tensor.c: creation, views that share memory, strided kernels, broadcasting,
+ * the generator, printing, and layout errors. */
+#include "tests/check_main.h"
+#include "tests/testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+
+START_TEST(creation) {
+    Tensor *z = tensor_zeros(NB_SHAPE(2, 3)), *o = tensor_ones(NB_SHAPE(4)), *f = tensor_full(NB_SHAPE(2), 7);
+    ck_assert_int_eq(z->numel, 6);
+    ck_assert(z->data[5] == 0 && o->data[3] == 1 && f->data[1] == 7);
+    Tensor *a = tensor_arange(0, 1, 0.25);
+    ck_assert_int_eq(a->numel, 4);
+    ck_assert(a->data[3] == (real)0.75);
+    Tensor *s = tensor_scalar(3);
+    ck_assert_int_eq(s->ndim, 0);
+    ck_assert(tensor_item(s) == 3);
+    Tensor *six = tensor_zeros(NB_SHAPE(2, 1, 3, 1, 2, 2)); /* 6-D */
+    ck_assert_int_eq(six->ndim, 6);
+    ck_assert_int_eq(six->strides[0], 12);
+    Tensor *c = tensor_copy(a);
+    ck_assert(c->data != a->data && c->data[2] == a->data[2]);
+    tensor_free(z), tensor_free(o), tensor_free(f), tensor_free(a), tensor_free(s), tensor_free(six),
+        tensor_free(c);
+    tensor_free(NULL); /* a no-op */
+}
+END_TEST
+
+START_TEST(views_share_memory) {
+    Tensor *x = tensor_from_array(NB_SHAPE(2, 3), (real[]){0, 1, 2, 3, 4, 5});
+    Tensor *t = ag_transpose(x, 0, 1);
+    ck_assert(t->data == x->data && !tensor_is_contiguous(t));
+    ck_assert(tensor_get(t, (int64_t[]){2, 1}) == 5);
+    x->data[5] = 50; /* seen through the view */
+    ck_assert(tensor_get(t, (int64_t[]){2, 1}) == 50);
+    Tensor *r = ag_reshape(x, NB_SHAPE(3, 2));
+    ck_assert(r->data == x->data); /* a view: contiguous source */
+    Tensor *rt = ag_reshape(t, NB_SHAPE(6));
+    ck_assert(rt->data != x->data); /* a copy: the layout forces it */
+    real expect[6] = {0, 3, 1, 4, 2, 50};
+    nbt_assert_close(rt, expect, 0);
+    Tensor *n = ag_narrow(x, 1, 1, 2);
+    ck_assert(n->data == x->data && n->offset == 1 && tensor_get(n, (int64_t[]){1, 0}) == 4);
+    Tensor *e = ag_expand(ag_narrow(x, 0, 0, 1), NB_SHAPE(4, 3));
+    ck_assert(e->strides[0] == 0 && tensor_get(e, (int64_t[]){3, 2}) == 2);
+    Tensor *p = ag_permute(ag_reshape(x, NB_SHAPE(1, 2, 3)), (int[]){2, 0, 1});
+    ck_assert(p->shape[0] == 3 && p->shape[1] == 1 && p->shape[2] == 2);
+    Tensor *u = ag_unsqueeze(x, -1), *q = ag_squeeze(u, 2);
+    ck_assert(u->ndim == 3 && u->shape[2] == 1 && q->ndim == 2 && q->data == x->data);
+    ck_assert(ag_contiguous(x) == x);
+    Tensor *ct = ag_contiguous(t);
+    ck_assert(ct != t && tensor_is_contiguous(ct) && tensor_get(ct, (int64_t[]){2, 1}) == 50);
+    /* reshape of a non-contiguous view that stays viewable: split a dim of a transposed tensor */
+    Tensor *big = tensor_zeros(NB_SHAPE(4, 6));
+    Tensor *bt = ag_transpose(big, 0, 1); /* [6, 4], strides (1, 6) */
+    Tensor *split = ag_reshape(bt, NB_SHAPE(2, 3, 4));
+    ck_assert(split->data == big->data && split->strides[0] == 3 && split->strides[1] == 1);
+    tensor_free(x);
+    tensor_free(big);
+    ag_reset();
+}
+END_TEST
+
+START_TEST(kernels_broadcast_and_strides) {
+    Tensor *a = tensor_from_array(NB_SHAPE(3, 1), (real[]){1, 2, 3});
+    Tensor *b = tensor_from_array(NB_SHAPE(4), (real[]){10, 20, 30, 40});
+    Tensor *c = ag_add(a, b);
+    ck_assert(c->shape[0] == 3 && c->shape[1] == 4);
+    real expect[12] = {11, 21, 31, 41, 12, 22, 32, 42, 13, 23, 33, 43};
+    nbt_assert_close(c, expect, 0);
+    Tensor *s0 = ag_sum_dims(c, (int[]){0}, 1, false);
+    real e0[4] = {36, 66, 96, 126};
+    nbt_assert_close(s0, e0, 1e-5);
+    Tensor *s1 = ag_sum_dims(c, (int[]){1}, 1, true);
+    ck_assert(s1->ndim == 2 && s1->shape[1] == 1);
+    real e1[3] = {104, 108, 112};
+    nbt_assert_close(s1, e1, 1e-5);
+    Tensor *m = ag_max(ag_transpose(c, 0, 1), 1, false); /* max over the strided dim */
+    real em[4] = {13, 23, 33, 43};
+    nbt_assert_close(m, em, 0);
+    /* logsumexp is stable where the naive form overflows */
+    Tensor *big = tensor_from_array(NB_SHAPE(1, 2), (real[]){1000, 1000});
+    real el[1] = {(real)(1000 + log(2.0))};
+    nbt_assert_close(ag_logsumexp(big, 1, false), el, 1e-3);
+    /* softmax rows sum to 1 */
+    Tensor *sm = ag_sum_dims(ag_softmax(c, 1), (int[]){1}, 1, false);
+    real ones[3] = {1, 1, 1};
+    nbt_assert_close(sm, ones, 1e-5);
+    /* 6-D: permute then reduce two dims */
+    Tensor *six = tensor_arange(0, 64, 1);
+    Tensor *v = ag_permute(ag_reshape(six, NB_SHAPE(2, 2, 2, 2, 2, 2)), (int[]){5, 4, 3, 2, 1, 0});
+    Tensor *r = ag_sum_dims(v, (int[]){0, 5}, 2, false);
+    ck_assert_int_eq(r->ndim, 4);
+    ck_assert_double_eq_tol(tensor_item(ag_sum(r)), 63 * 64 / 2, 1e-3);
+    ck_assert_double_eq_tol(tensor_get(r, (int64_t[]){0, 0, 0, 0}), 0 + 1 + 32 + 33, 1e-5);
+    tensor_free(a), tensor_free(b), tensor_free(big), tensor_free(six);
+    ag_reset();
+}
+END_TEST
+
+START_TEST(generator_is_seeded_and_pinned) {
+    nb_rng r;
+    nb_rng_seed(&r, 42);
+    /* pinned: these must never change, on any platform */
+    ck_assert(nb_rng_next(&r) == 0x15780b2e0c2ec716ull);
+    ck_assert(nb_rng_next(&r) == 0x6104d9866d113a7eull);
+    ck_assert(nb_rng_next(&r) == 0xae17533239e499a1ull);
+    /* xoshiro256** reference vector from state {1, 2, 3, 4} */
+    nb_rng ref = {{1, 2, 3, 4}, 0, 0};
+    ck_assert(nb_rng_next(&ref) == 11520 && nb_rng_next(&ref) == 0 &&
+              nb_rng_next(&ref) == 1509978240ull && nb_rng_next(&ref) == 1215971899390074240ull);
+    nb_rng_seed(&r, 42);
+    ck_assert_double_eq_tol(nb_rng_normal(&r), -0.72621913824478568, 1e-15);
+    /* moments of 200k normals and uniforms */
+    double s = 0, s2 = 0, u = 0;
+    for (int i = 0; i < 200000; i++) {
+        double z = nb_rng_normal(&r);
+        s += z, s2 += z * z, u += nb_rng_uniform(&r);
+    }
+    ck_assert_double_eq_tol(s / 200000, 0, 0.01);
+    ck_assert_double_eq_tol(s2 / 200000, 1, 0.01);
+    ck_assert_double_eq_tol(u / 200000, 0.5, 0.005);
+    nb_manual_seed(7);
+    Tensor *a = tensor_randn(NB_SHAPE(5), NULL);
+    nb_manual_seed(7);
+    Tensor *b = tensor_randn(NB_SHAPE(5), NULL);
+    nbt_assert_close(a, b->data, 0);
+    for (int i = 0; i < 1000; i++) ck_assert(nb_rng_below(&r, 7) < 7);
+    tensor_free(a), tensor_free(b);
+}
+END_TEST
+
+static char *print_to_string(const Tensor *t, const char *label) {
+    static char buf[1 << 16];
+    FILE *f = fmemopen(buf, sizeof buf - 1, "w");
+    tensor_fprint(f, t, label);
+    fclose(f);
+    return buf;
+}
+
+START_TEST(printing_is_numpy_like_and_truncated) {
+    Tensor *m = tensor_from_array(NB_SHAPE(2, 3), (real[]){1, 2, 3, 4, 5, 6});
+    ck_assert_str_eq(print_to_string(m, "m"), "m = tensor([[1, 2, 3],\n            [4, 5, 6]], shape=[2, 3])\n");
+    Tensor *h = tensor_from_array(NB_SHAPE(2), (real[]){0.5, -1.25});
+    ck_assert_str_eq(print_to_string(h, NULL), "tensor([ 0.5000, -1.2500], shape=[2])\n");
+    Tensor *big = tensor_arange(0, 5000, 1);
+    char *s = print_to_string(big, NULL);
+    ck_assert_msg(strstr(s, "[   0,    1,    2, ..., 4997, 4998, 4999]") != NULL, "%s", s);
+    ck_assert(strlen(s) < 200);
+    tensor_free(m), tensor_free(h), tensor_free(big);
+}
+END_TEST
+
+START_TEST(layout_errors) {
+    Tensor *x = tensor_zeros(NB_SHAPE(2, 3));
+    NBT_EXPECT_FAIL(ag_reshape(x, NB_SHAPE(4, 2)), "shape [4, 2] has 8 elements but the tensor of shape [2, 3] has 6");
+    NBT_EXPECT_FAIL(ag_narrow(x, 1, 2, 2), "range [2, 4) is outside dim 1");
+    NBT_EXPECT_FAIL(ag_expand(x, NB_SHAPE(4, 3)), "cannot expand shape [2, 3] to [4, 3]");
+    NBT_EXPECT_FAIL(ag_squeeze(x, 0), "has size 2, not 1");
+    NBT_EXPECT_FAIL(ag_concat((Tensor *[]){x, ag_zeros(NB_SHAPE(3, 3))}, 2, 1), "doesn't match");
+    NBT_EXPECT_FAIL(tensor_item(x), "has 6 elements, not 1");
+    tensor_free(x);
+    ag_reset();
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("tensor");
+    TCase *t = tcase_create("tensor");
+    tcase_add_test(t, creation);
+    tcase_add_test(t, views_share_memory);
+    tcase_add_test(t, kernels_broadcast_and_strides);
+    tcase_add_test(t, generator_is_seeded_and_pinned);
+    tcase_add_test(t, printing_is_numpy_like_and_truncated);
+    tcase_add_test(t, layout_errors);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+NB_CHECK_MAIN(suite)
