@@ -1,0 +1,387 @@
+/* nn/optim.c: SGD, Adam, AdamW and RMSprop with PyTorch's update rules; gradient clipping;
+ * learning-rate schedules.
+ *
+ * Each update is written as torch.optim's single-tensor loop writes it (PyTorch 1.13,
+ * torch/optim/{sgd,adam,adamw,rmsprop}.py), one element at a time: `x.add_(y, alpha=a)` is
+ * x + a*y, `x.addcmul_(y, z, value=a)` is x + a*y*z, `x.addcdiv_(y, z, value=a)` is x + a*y/z,
+ * all in `real` with the Python scalars rounded to `real`, as a float32 tensor op rounds them. */
+#include "nn/optim.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "autograd/autograd.h"
+
+/* ---- the optimizer -----------------------------------------------------------------------------
+ */
+
+#define NBUF 3 /* most state buffers any optimizer keeps per parameter */
+
+/* One parameter and its state. */
+typedef struct {
+    char name[NN_NAME_MAX]; /* the parameter's name in the list */
+    Tensor *p;              /* the parameter (the model's) */
+    Tensor *buf[NBUF];      /* state buffers of p's shape (the optimizer's); NULL when unused */
+    int64_t step;           /* updates applied to this parameter */
+} slot;
+
+struct nn_optim {
+    nn_optim_kind kind;
+    double lr;
+    nn_sgd_opts sgd;             /* kind SGD */
+    nn_adam_opts adam;           /* kind ADAM or ADAMW */
+    nn_rmsprop_opts rms;         /* kind RMSPROP */
+    const char *buf_names[NBUF]; /* PyTorch's state names of buf[0..NBUF), NULL when unused */
+    int nused;                   /* buffers in use: buf_names[0..nused) */
+    slot *slots;                 /* [n] */
+    int n;
+};
+
+/* Buffer indices per kind, in PyTorch's state_dict names. */
+enum { SGD_MOMENTUM = 0 };
+enum { ADAM_EXP_AVG = 0, ADAM_EXP_AVG_SQ = 1, ADAM_MAX_EXP_AVG_SQ = 2 };
+enum { RMS_SQUARE_AVG = 0, RMS_MOMENTUM = 1, RMS_GRAD_AVG = 2 };
+
+nn_sgd_opts nn_sgd_defaults(double lr) {
+    return (nn_sgd_opts){.lr = lr};
+}
+
+nn_adam_opts nn_adam_defaults(double lr) {
+    return (nn_adam_opts){.lr = lr, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+}
+
+nn_adam_opts nn_adamw_defaults(double lr) {
+    nn_adam_opts o = nn_adam_defaults(lr);
+    o.weight_decay = 0.01;
+    return o;
+}
+
+nn_rmsprop_opts nn_rmsprop_defaults(double lr) {
+    return (nn_rmsprop_opts){.lr = lr, .alpha = 0.99, .eps = 1e-8};
+}
+
+static void check_lr(const char *op, double lr) {
+    if (!(lr >= 0)) nb_fail(op, "learning rate %g must be >= 0", lr);
+}
+
+static void check_unit(const char *op, const char *what, double v) {
+    if (!(v >= 0 && v < 1)) nb_fail(op, "%s = %g must be in [0, 1)", what, v);
+}
+
+static void check_nonneg(const char *op, const char *what, double v) {
+    if (!(v >= 0)) nb_fail(op, "%s = %g must be >= 0", what, v);
+}
+
+/* Makes the optimizer and its zeroed state: used[i] says whether buffer i (named names[i]) is
+ * kept; the used ones must come first. */
+static nn_optim *optim_new(const char *op, const nn_params *ps, nn_optim_kind kind,
+                           const char *const *names, const bool *used) {
+    nn_optim *opt = nb_calloc(sizeof *opt);
+    opt->kind = kind;
+    for (int b = 0; b < NBUF; b++)
+        if (names[b] && used[b]) opt->buf_names[opt->nused++] = names[b];
+    opt->n = ps->n;
+    opt->slots = nb_calloc((size_t)(ps->n ? ps->n : 1) * sizeof *opt->slots);
+    for (int i = 0; i < ps->n; i++) {
+        slot *s = &opt->slots[i];
+        Tensor *p = ps->items[i].t;
+        if (!p->kept || !tensor_is_contiguous(p))
+            nb_fail(op, "parameter '%s' must be a contiguous kept tensor", ps->items[i].name);
+        memcpy(s->name, ps->items[i].name, NN_NAME_MAX);
+        s->p = p;
+        for (int b = 0; b < opt->nused; b++) s->buf[b] = tensor_zeros(p->ndim, p->shape);
+    }
+    return opt;
+}
+
+nn_optim *nn_optim_sgd(const nn_params *ps, nn_sgd_opts o) {
+    const char *op = "nn_optim_sgd";
+    check_lr(op, o.lr);
+    check_nonneg(op, "momentum", o.momentum);
+    check_nonneg(op, "weight_decay", o.weight_decay);
+    if (o.nesterov && (o.momentum <= 0 || o.dampening != 0))
+        nb_fail(op, "nesterov needs momentum > 0 and dampening 0 (momentum %g, dampening %g)",
+                o.momentum, o.dampening);
+    const char *names[NBUF] = {"momentum_buffer", NULL, NULL};
+    nn_optim *opt = optim_new(op, ps, NN_OPTIM_SGD, names, (bool[]){o.momentum != 0, 0, 0});
+    opt->sgd = o;
+    opt->lr = o.lr;
+    return opt;
+}
+
+static nn_optim *adam_new(const char *op, const nn_params *ps, nn_adam_opts o, nn_optim_kind kind) {
+    check_lr(op, o.lr);
+    check_unit(op, "beta1", o.beta1);
+    check_unit(op, "beta2", o.beta2);
+    check_nonneg(op, "eps", o.eps);
+    check_nonneg(op, "weight_decay", o.weight_decay);
+    const char *names[NBUF] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+    nn_optim *opt = optim_new(op, ps, kind, names, (bool[]){1, 1, o.amsgrad});
+    opt->adam = o;
+    opt->lr = o.lr;
+    return opt;
+}
+
+nn_optim *nn_optim_adam(const nn_params *ps, nn_adam_opts o) {
+    return adam_new("nn_optim_adam", ps, o, NN_OPTIM_ADAM);
+}
+
+nn_optim *nn_optim_adamw(const nn_params *ps, nn_adam_opts o) {
+    return adam_new("nn_optim_adamw", ps, o, NN_OPTIM_ADAMW);
+}
+
+nn_optim *nn_optim_rmsprop(const nn_params *ps, nn_rmsprop_opts o) {
+    const char *op = "nn_optim_rmsprop";
+    check_lr(op, o.lr);
+    check_unit(op, "alpha", o.alpha);
+    check_nonneg(op, "eps", o.eps);
+    check_nonneg(op, "weight_decay", o.weight_decay);
+    check_nonneg(op, "momentum", o.momentum);
+    /* the used buffers first: square_avg, then momentum_buffer and grad_avg if kept */
+    bool mom = o.momentum > 0;
+    const char *names[NBUF] = {"square_avg", mom ? "momentum_buffer" : "grad_avg",
+                               mom ? "grad_avg" : NULL};
+    nn_optim *opt = optim_new(op, ps, NN_OPTIM_RMSPROP, names,
+                              (bool[]){1, mom || o.centered, mom && o.centered});
+    opt->rms = o;
+    opt->lr = o.lr;
+    return opt;
+}
+
+void nn_optim_free(nn_optim *opt) {
+    if (!opt) return;
+    for (int i = 0; i < opt->n; i++)
+        for (int b = 0; b < NBUF; b++) tensor_free(opt->slots[i].buf[b]);
+    nb_free(opt->slots);
+    nb_free(opt);
+}
+
+/* ---- the updates: p, g and the buffers are contiguous arrays of n elements ----------------- */
+
+static void sgd_update(const nn_sgd_opts *o, double lr, slot *s, real *p, const real *grad,
+                       int64_t n) {
+    const real wd = (real)o->weight_decay, mom = (real)o->momentum;
+    const real keep = (real)(1 - o->dampening), neg_lr = (real)-lr;
+    real *buf = s->buf[SGD_MOMENTUM] ? s->buf[SGD_MOMENTUM]->data : NULL;
+    for (int64_t j = 0; j < n; j++) {
+        real d = grad[j];
+        if (o->weight_decay != 0) d = d + wd * p[j];
+        if (buf) {
+            /* the buffer starts as a copy of the first gradient (torch.clone(d_p)) */
+            buf[j] = s->step == 0 ? d : buf[j] * mom + keep * d;
+            d = o->nesterov ? d + mom * buf[j] : buf[j];
+        }
+        p[j] = p[j] + neg_lr * d;
+    }
+}
+
+static void adam_update(const nn_adam_opts *o, bool decoupled, double lr, slot *s, real *p,
+                        const real *grad, int64_t n) {
+    double bc1 = 1 - pow(o->beta1, (double)s->step); /* s->step already counts this update */
+    double bc2 = 1 - pow(o->beta2, (double)s->step);
+    const real neg_step_size = (real)(-(lr / bc1)), bc2_sqrt = (real)sqrt(bc2);
+    const real b1 = (real)o->beta1, b2 = (real)o->beta2;
+    const real one_b1 = (real)(1 - o->beta1), one_b2 = (real)(1 - o->beta2);
+    const real eps = (real)o->eps, wd = (real)o->weight_decay;
+    const real decay = (real)(1 - lr * o->weight_decay);
+    real *m = s->buf[ADAM_EXP_AVG]->data, *v = s->buf[ADAM_EXP_AVG_SQ]->data;
+    real *vmax = o->amsgrad ? s->buf[ADAM_MAX_EXP_AVG_SQ]->data : NULL;
+    for (int64_t j = 0; j < n; j++) {
+        real g = grad[j];
+        if (decoupled)
+            p[j] = p[j] * decay; /* AdamW */
+        else if (o->weight_decay != 0)
+            g = g + wd * p[j]; /* Adam: L2 */
+        m[j] = m[j] * b1 + one_b1 * g;
+        v[j] = v[j] * b2 + one_b2 * g * g;
+        real vhat = v[j];
+        if (vmax) {
+            if (v[j] > vmax[j]) vmax[j] = v[j];
+            vhat = vmax[j];
+        }
+        real denom = (real)sqrt(vhat) / bc2_sqrt + eps;
+        p[j] = p[j] + neg_step_size * m[j] / denom;
+    }
+}
+
+static void rmsprop_update(const nn_rmsprop_opts *o, double lr, slot *s, real *p, const real *grad,
+                           int64_t n) {
+    const real alpha = (real)o->alpha, one_alpha = (real)(1 - o->alpha);
+    const real eps = (real)o->eps, wd = (real)o->weight_decay, mom = (real)o->momentum;
+    const real neg_lr = (real)-lr;
+    real *sq = s->buf[RMS_SQUARE_AVG]->data;
+    bool has_mom = o->momentum > 0;
+    /* buffer order: square_avg, then momentum_buffer (if momentum), then grad_avg (if centered) */
+    real *buf = has_mom ? s->buf[1]->data : NULL;
+    real *gavg = o->centered ? s->buf[has_mom ? 2 : 1]->data : NULL;
+    for (int64_t j = 0; j < n; j++) {
+        real g = grad[j];
+        if (o->weight_decay != 0) g = g + wd * p[j];
+        sq[j] = sq[j] * alpha + one_alpha * g * g;
+        real avg;
+        if (gavg) {
+            gavg[j] = gavg[j] * alpha + one_alpha * g;
+            avg = (real)sqrt(sq[j] + (real)-1 * gavg[j] * gavg[j]);
+        } else {
+            avg = (real)sqrt(sq[j]);
+        }
+        avg = avg + eps;
+        if (buf) {
+            buf[j] = buf[j] * mom + g / avg;
+            p[j] = p[j] + neg_lr * buf[j];
+        } else {
+            p[j] = p[j] + neg_lr * g / avg;
+        }
+    }
+}
+
+void nn_optim_step(nn_optim *opt) {
+    for (int i = 0; i < opt->n; i++) {
+        slot *s = &opt->slots[i];
+        Tensor *p = s->p, *g = p->grad;
+        if (!g) continue;
+        if (g->numel != p->numel || !tensor_is_contiguous(g))
+            nb_fail("nn_optim_step", "the grad of '%s' is not a contiguous tensor of its shape",
+                    s->name);
+        real *pd = p->data + p->offset;
+        const real *gd = g->data + g->offset;
+        switch (opt->kind) {
+        case NN_OPTIM_SGD:
+            sgd_update(&opt->sgd, opt->lr, s, pd, gd, p->numel);
+            s->step++;
+            break;
+        case NN_OPTIM_ADAM:
+        case NN_OPTIM_ADAMW:
+            s->step++;
+            adam_update(&opt->adam, opt->kind == NN_OPTIM_ADAMW, opt->lr, s, pd, gd, p->numel);
+            break;
+        case NN_OPTIM_RMSPROP:
+            rmsprop_update(&opt->rms, opt->lr, s, pd, gd, p->numel);
+            s->step++;
+            break;
+        }
+    }
+}
+
+void nn_optim_zero_grad(nn_optim *opt) {
+    for (int i = 0; i < opt->n; i++) tensor_zero_grad(opt->slots[i].p);
+}
+
+void nn_optim_set_lr(nn_optim *opt, double lr) {
+    check_lr("nn_optim_set_lr", lr);
+    opt->lr = lr;
+}
+
+double nn_optim_get_lr(const nn_optim *opt) {
+    return opt->lr;
+}
+
+nn_optim_kind nn_optim_get_kind(const nn_optim *opt) {
+    return opt->kind;
+}
+
+const char *nn_optim_kind_name(nn_optim_kind kind) {
+    switch (kind) {
+    case NN_OPTIM_SGD:
+        return "sgd";
+    case NN_OPTIM_ADAM:
+        return "adam";
+    case NN_OPTIM_ADAMW:
+        return "adamw";
+    case NN_OPTIM_RMSPROP:
+        return "rmsprop";
+    }
+    return "?";
+}
+
+int64_t nn_optim_steps(const nn_optim *opt) {
+    int64_t most = 0;
+    for (int i = 0; i < opt->n; i++)
+        if (opt->slots[i].step > most) most = opt->slots[i].step;
+    return most;
+}
+
+/* ---- state -------------------------------------------------------------------------------------
+ */
+
+/* Entries run buffer by buffer (all parameters' exp_avg, then all exp_avg_sq, ...), then the
+ * step counters. */
+int nn_optim_state_count(const nn_optim *opt) {
+    return opt->n * (opt->nused + 1);
+}
+
+nn_optim_state nn_optim_state_at(const nn_optim *opt, int i) {
+    if (i < 0 || i >= nn_optim_state_count(opt))
+        nb_fail("nn_optim_state_at", "index %d out of range [0, %d)", i, nn_optim_state_count(opt));
+    int b = i / opt->n;
+    slot *s = &opt->slots[i % opt->n];
+    nn_optim_state st = {{0}, NULL, NULL};
+    if (b < opt->nused) {
+        snprintf(st.name, sizeof st.name, "%s.%s", opt->buf_names[b], s->name);
+        st.t = s->buf[b];
+    } else {
+        snprintf(st.name, sizeof st.name, "step.%s", s->name);
+        st.count = &s->step;
+    }
+    return st;
+}
+
+/* ---- gradient clipping ------------------------------------------------------------------------
+ */
+
+double nn_clip_grad_norm(const nn_params *ps, double max_norm, bool *finite) {
+    if (!(max_norm >= 0)) nb_fail("nn_clip_grad_norm", "max_norm %g must be >= 0", max_norm);
+    double sum = 0;
+    for (int i = 0; i < ps->n; i++) {
+        const Tensor *g = ps->items[i].t->grad;
+        if (!g) continue;
+        const real *d = g->data + g->offset;
+        for (int64_t j = 0; j < g->numel; j++) sum += (double)d[j] * (double)d[j];
+    }
+    double norm = sqrt(sum);
+    bool ok = isfinite(norm);
+    if (finite) *finite = ok;
+    double coef = max_norm / (norm + 1e-6);
+    if (ok && coef < 1) {
+        const real c = (real)coef;
+        for (int i = 0; i < ps->n; i++) {
+            Tensor *g = ps->items[i].t->grad;
+            if (!g) continue;
+            real *d = g->data + g->offset;
+            for (int64_t j = 0; j < g->numel; j++) d[j] = d[j] * c;
+        }
+    }
+    return norm;
+}
+
+/* ---- learning-rate schedules ------------------------------------------------------------------
+ */
+
+double nn_lr_step(double base_lr, int64_t epoch, int64_t step_size, double gamma) {
+    if (step_size <= 0 || epoch < 0)
+        nb_fail("nn_lr_step", "need step_size > 0 and epoch >= 0 (got %lld, %lld)",
+                (long long)step_size, (long long)epoch);
+    return base_lr * pow(gamma, (double)(epoch / step_size));
+}
+
+double nn_lr_cosine(double base_lr, int64_t epoch, int64_t t_max, double eta_min) {
+    if (t_max <= 0 || epoch < 0)
+        nb_fail("nn_lr_cosine", "need t_max > 0 and epoch >= 0 (got %lld, %lld)", (long long)t_max,
+                (long long)epoch);
+    const double pi = 3.14159265358979323846;
+    return eta_min + (base_lr - eta_min) * (1 + cos(pi * (double)epoch / (double)t_max)) / 2;
+}
+
+double nn_lr_linear(double base_lr, int64_t epoch, double start_factor, double end_factor,
+                    int64_t total) {
+    if (total <= 0 || epoch < 0)
+        nb_fail("nn_lr_linear", "need total > 0 and epoch >= 0 (got %lld, %lld)", (long long)total,
+                (long long)epoch);
+    int64_t e = epoch < total ? epoch : total;
+    return base_lr * (start_factor + (end_factor - start_factor) * (double)e / (double)total);
+}
+
+double nn_lr_warmup(double lr, int64_t step, int64_t warmup, double start_factor) {
+    return nn_lr_linear(lr, step, start_factor, 1.0, warmup);
+}
