@@ -1,0 +1,179 @@
+/* examples/vae/cli.h: the pieces of the `vae` command line, shared between its files.
+ *
+ *   vae train --epochs 10 --out out          (train.c)
+ *   vae sample|reconstruct|interpolate ...   (show.c, drawing in pictures.c)
+ *   vae eval ... / vae anomaly ...           (eval.c, anomaly.c)
+ *
+ * Every command function takes the arguments after its name and returns the process exit
+ * status: 0 success, CLI_FAIL (1) a runtime failure (missing file, corrupt checkpoint, disk
+ * full), CLI_USAGE (2) a bad command line. Messages go to stderr and name the flag or file. */
+#ifndef NB_VAE_CLI_H
+#define NB_VAE_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "io/idx.h"
+#include "models/vae.h"
+#include "nn/checkpoint.h"
+
+#define CLI_FAIL  1
+#define CLI_USAGE 2
+#define CLI_HELP  (-1) /* cli_parse printed --help: exit 0 */
+
+/* ---- the commands ------------------------------------------------------------------------- */
+
+int cli_train(int argc, char **argv);
+int cli_sample(int argc, char **argv);
+int cli_reconstruct(int argc, char **argv);
+int cli_interpolate(int argc, char **argv);
+int cli_eval(int argc, char **argv);
+int cli_anomaly(int argc, char **argv);
+
+/* ---- flags (args.c) -------------------------------------------------------------------------- */
+
+typedef enum {
+    CLI_FLAG,       /* bool, no value */
+    CLI_INT,        /* int64_t in [min, max] */
+    CLI_REAL,       /* finite double in [min, max] */
+    CLI_STRING,     /* const char * (points into argv) */
+    CLI_HIDDEN,     /* "400" or "512,256": cli_hidden */
+    CLI_LIKELIHOOD, /* "bernoulli" | "gaussian": vae_likelihood */
+} cli_kind;
+
+typedef struct {
+    int n;                        /* layers */
+    int64_t size[VAE_MAX_HIDDEN]; /* H per layer, encoder order */
+} cli_hidden;
+
+typedef struct {
+    const char *name; /* "--epochs" */
+    cli_kind kind;
+    void *dst;        /* where the value goes: bool, int64_t, double, const char *, ... */
+    const char *arg;  /* value placeholder in --help ("N"), NULL for flags */
+    const char *help; /* one line, with the default */
+    double min, max;  /* accepted range (CLI_INT, CLI_REAL; CLI_HIDDEN per size) */
+    bool required;
+    bool seen; /* set by cli_parse when the flag was given */
+} cli_opt;
+
+/* Parses argv[0..argc) ("--name value" or "--name=value") into opts. Prints the usage and
+ * returns CLI_HELP on --help or -h; on an unknown flag, a missing or bad value, a stray
+ * argument or a missing required flag prints "vae <cmd>: <problem>" and returns CLI_USAGE. */
+int cli_parse(const char *cmd, const char *summary, cli_opt *opts, int nopts, int argc,
+              char **argv);
+/* The option called name (programmer error if absent). */
+cli_opt *cli_find(cli_opt *opts, int nopts, const char *name);
+/* Prints "vae <cmd>: <message>" to stderr and returns status (for `return cli_error(...)`). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+int cli_error(int status, const char *cmd, const char *fmt, ...);
+
+/* ---- data (data.c) ------------------------------------------------------------------------------
+ */
+
+/* Loads the train (train = 1) or test split of dir, keeps the first `limit` examples (limit
+ * < 0: all). Labels may be any byte. Prints the loader's message and returns CLI_FAIL. */
+int cli_load_split(const char *cmd, const char *dir, int train, int64_t limit, idx_dataset *out);
+/* CLI_FAIL with a message unless d's images are cfg's size and, for a conditional model,
+ * every label is below cfg->num_classes. */
+int cli_check_data(const char *cmd, const char *dir, const idx_dataset *d, const vae_config *cfg);
+
+/* Walks a dataset in batches of at most `batch` examples (the last one partial): x (kept
+ * [b, D]) and labels [b] of the current one. Set pos = 0 to walk it again. */
+typedef struct {
+    const idx_dataset *d;
+    int64_t batch, pos, count; /* count: examples in the current batch */
+    int64_t *index;            /* [batch] */
+    Tensor *x_full, *x_last;   /* kept [batch, D] and [n % batch, D] (or NULL) */
+    Tensor *x;                 /* the current one of the two */
+    int *labels;               /* [batch] */
+} cli_batches;
+
+void cli_batches_init(cli_batches *b, const idx_dataset *d, int64_t batch);
+/* Fills the next batch from perm (NULL: 0..n-1 in order); false once the set is done. */
+bool cli_batches_next(cli_batches *b, const int64_t *perm);
+void cli_batches_free(cli_batches *b);
+
+/* ---- models and checkpoints (model.c) ----------------------------------------------------------
+ */
+
+#define CLI_META_CONFIG "vae.config"
+
+/* Builds the model a checkpoint describes and loads its parameters (and, when opt_lr >= 0,
+ * also creates an Adam optimizer with that lr and loads its state into *opt). *meta (may be
+ * NULL) receives the metadata. Prints a message naming the file and returns CLI_FAIL. */
+int cli_model_load(const char *cmd, const char *path, vae_model *m, nn_optim **opt, double opt_lr,
+                   nn_checkpoint_meta **meta);
+/* The model's labels argument: labels for a conditional model, NULL otherwise. */
+const int *cli_labels(const vae_model *m, const int *labels);
+/* Formats/parses an rng state as hex words (exact). Parse returns false on a bad string. */
+void cli_rng_format(const nb_rng *r, char *buf, size_t len);
+bool cli_rng_parse(const char *s, nb_rng *r);
+
+/* ---- pictures (pictures.c) ------------------------------------------------------------------- */
+
+/* Each writes one PNG and returns 0, or CLI_FAIL with a message naming the path. */
+/* n samples from the prior, 8 to a row; a conditional model with label < 0 draws one row of
+ * per_class samples for each class instead. */
+int cli_write_samples(const char *cmd, const vae_model *m, const char *path, int64_t n, int label,
+                      int64_t per_class, nb_rng *rng);
+/* The first n test images, each row of up to 8 above a row of their reconstructions. */
+int cli_write_reconstructions(const char *cmd, const vae_model *m, const idx_dataset *d,
+                              const char *path, int64_t n);
+/* `pairs` rows: test image 2i, steps decoded points from its posterior mean to that of test
+ * image 2i+1, then that image. */
+int cli_write_interpolations(const char *cmd, const vae_model *m, const idx_dataset *d,
+                             const char *path, int64_t pairs, int64_t steps);
+/* 2-D latent only: decoded images over a grid x grid lattice of normal quantiles. */
+int cli_write_manifold(const char *cmd, const vae_model *m, const char *path, int64_t grid,
+                       int label);
+/* The standard normal quantile of p in (0, 1). */
+double cli_normal_quantile(double p);
+
+/* ---- progress (progress.c) ---------------------------------------------------------------------
+ */
+
+typedef struct {
+    bool tty;            /* stdout is a terminal: draw a bar, else stay quiet until the end */
+    const char *label;   /* "epoch 3/10" */
+    int64_t total, done; /* examples */
+    double start, last;  /* seconds (monotonic) */
+} cli_progress;
+
+double cli_now(void); /* monotonic seconds */
+void cli_progress_begin(cli_progress *p, const char *label, int64_t total);
+/* Redraws the bar (at most ~10 times a second) with the running loss (NaN: none). */
+void cli_progress_update(cli_progress *p, int64_t done, double loss);
+/* Clears the bar (terminal only). */
+void cli_progress_end(cli_progress *p);
+
+/* ---- metrics (metrics.c) -----------------------------------------------------------------------
+ */
+
+typedef struct {
+    int64_t epoch;
+    double train_loss, train_elbo; /* objective and beta = 1 negative ELBO, nats per example */
+    double test_loss, test_recon, test_kl;
+    double epoch_seconds, samples_per_second;
+    int64_t step;
+} cli_epoch_metrics;
+
+/* Keeps the lines of path whose "epoch" is <= keep_epochs (0: none), so a resumed run's file
+ * has no stale epochs. A missing file is fine. Returns 0 or CLI_FAIL. */
+int cli_metrics_truncate(const char *cmd, const char *path, int64_t keep_epochs);
+/* Appends one JSON line. Returns 0 or CLI_FAIL. */
+int cli_metrics_append(const char *cmd, const char *path, const cli_epoch_metrics *e);
+/* Writes a double as JSON: %.9g, or null when not finite. */
+void cli_json_number(FILE *f, double v);
+
+/* AUROC of scores with positive[i] marking the positive class, exact: the Mann-Whitney U from
+ * ranks with ties averaged, over n_pos * n_neg. NaN when either class is empty. */
+double cli_auroc(const double *score, const bool *positive, int64_t n);
+
+/* Joins dir and name into buf; false (with a message) when it does not fit. */
+bool cli_path(const char *cmd, char *buf, size_t len, const char *dir, const char *name);
+
+#endif

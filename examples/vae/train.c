@@ -1,0 +1,487 @@
+/* examples/vae/train.c: vae train: the training loop, per-epoch test loss, metrics, resumable
+ * checkpoints and the final pictures.
+ *
+ * The loop is the reference VAE's: each epoch a fresh permutation from the seeded generator,
+ * batches of --batch (the last one partial), vae_loss -> ag_backward -> Adam step -> zero_grad
+ * -> ag_reset. The same generator draws the latent noise, and its state goes into every
+ * checkpoint with the epoch and step, so --resume continues exactly where the run stopped. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "examples/vae/cli.h"
+#include "io/chart.h"
+#include "tensor/gemm.h"
+
+#define CMD "train"
+
+/* Metadata keys of the training position (besides CLI_META_CONFIG). */
+#define META_EPOCH "train.epoch"
+#define META_STEP  "train.step"
+#define META_RNG   "train.rng"
+#define META_BATCH "train.batch"
+#define META_DATA  "train.data"
+#define META_LIMIT "train.limit"
+#define META_TRAIN "train.history.train_loss"
+#define META_TEST  "train.history.test_loss"
+
+typedef struct {
+    const char *data, *out, *resume;
+    int64_t epochs, batch, latent, warmup, limit, seed, threads, iw, capacity_steps;
+    double lr, beta, capacity, gamma, free_bits;
+    cli_hidden hidden;
+    vae_likelihood likelihood;
+    bool conditional;
+    bool capacity_given; /* --capacity seen: the B form */
+} train_flags;
+
+/* Where a run is: everything a checkpoint must carry besides parameters and optimizer. */
+typedef struct {
+    int64_t epoch, step; /* completed epochs, optimizer steps */
+    nb_rng rng;
+    double *train_hist, *test_hist; /* [epochs] per-epoch losses, for loss.png */
+} run_state;
+
+/* ---- checkpoints --------------------------------------------------------------------------- */
+
+/* "v1,v2,..." of n doubles (%.9g) in a new string (free with nb_free). */
+static char *join(const double *v, int64_t n) {
+    size_t cap = 24 * (size_t)n + 1, used = 0;
+    char *s = nb_malloc(cap);
+    s[0] = '\0';
+    for (int64_t i = 0; i < n; i++)
+        used += (size_t)snprintf(s + used, cap - used, "%s%.9g", i ? "," : "", v[i]);
+    return s;
+}
+
+/* Parses up to n comma-separated numbers into v; false when malformed or of another count. */
+static bool split(const char *s, double *v, int64_t n) {
+    if (!s) return false;
+    const char *p = s;
+    for (int64_t i = 0; i < n; i++) {
+        char *end;
+        v[i] = strtod(p, &end);
+        if (end == p || (*end != ',' && *end != '\0') || (*end == '\0') != (i == n - 1))
+            return false;
+        p = end + 1;
+    }
+    return n > 0 || *s == '\0';
+}
+
+static int save_checkpoint(const char *path, const vae_model *m, const nn_optim *opt,
+                           const run_state *st, const train_flags *f) {
+    char config[1024], epoch[32], step[32], rng[160], batch[32], limit[32];
+    vae_config_format(&m->cfg, config, sizeof config);
+    snprintf(epoch, sizeof epoch, "%lld", (long long)st->epoch);
+    snprintf(step, sizeof step, "%lld", (long long)st->step);
+    snprintf(batch, sizeof batch, "%lld", (long long)f->batch);
+    snprintf(limit, sizeof limit, "%lld", (long long)f->limit);
+    cli_rng_format(&st->rng, rng, sizeof rng);
+    char *train = join(st->train_hist, st->epoch), *test = join(st->test_hist, st->epoch);
+    nn_meta meta[] = {{CLI_META_CONFIG, config}, {META_EPOCH, epoch}, {META_STEP, step},
+                      {META_RNG, rng},           {META_BATCH, batch}, {META_DATA, f->data},
+                      {META_LIMIT, limit},       {META_TRAIN, train}, {META_TEST, test}};
+    nn_ckpt_error e;
+    nn_ckpt_status s =
+        nn_checkpoint_save(path, &m->params, opt, meta, (int)(sizeof meta / sizeof meta[0]), &e);
+    nb_free(train);
+    nb_free(test);
+    if (s != NN_CKPT_OK) return cli_error(CLI_FAIL, CMD, "cannot save checkpoint: %s", e.message);
+    return 0;
+}
+
+/* Reads an integer metadata value in [0, max]; false when absent or malformed. */
+static bool meta_int(const nn_checkpoint_meta *meta, const char *key, int64_t max, int64_t *out) {
+    const char *s = nn_checkpoint_meta_get(meta, key);
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (*end || errno || v < 0 || v > max) return false;
+    *out = v;
+    return true;
+}
+
+/* Restores the training position of a checkpoint and the settings it was trained with (data,
+ * limit, batch: only those the command line did not give). */
+static int load_position(const char *path, const nn_checkpoint_meta *meta, run_state *st,
+                         train_flags *f, const cli_opt *o_data, const cli_opt *o_limit,
+                         const cli_opt *o_batch) {
+    int64_t batch, limit;
+    const char *rng = nn_checkpoint_meta_get(meta, META_RNG);
+    const char *lim = nn_checkpoint_meta_get(meta, META_LIMIT);
+    bool all = lim && !strcmp(lim, "-1"); /* the run used every example */
+    if (!meta_int(meta, META_EPOCH, 10000000, &st->epoch) ||
+        !meta_int(meta, META_STEP, INT64_MAX / 2, &st->step) || !rng ||
+        !cli_rng_parse(rng, &st->rng) || !meta_int(meta, META_BATCH, 1 << 20, &batch) ||
+        batch < 1 || !(all || meta_int(meta, META_LIMIT, INT64_MAX, &limit)))
+        return cli_error(CLI_FAIL, CMD,
+                         "%s: cannot resume: the training position (epoch, step, rng, batch, "
+                         "limit) in its metadata is missing or damaged",
+                         path);
+    if (all) limit = -1;
+    if (!o_batch->seen) f->batch = batch;
+    if (!o_limit->seen) f->limit = limit;
+    if (!o_data->seen && nn_checkpoint_meta_get(meta, META_DATA))
+        f->data = nn_checkpoint_meta_get(meta, META_DATA);
+    return 0;
+}
+
+/* ---- configuration ------------------------------------------------------------------------- */
+
+/* The model config the flags ask for. */
+static vae_config config_from_flags(const train_flags *f, const idx_dataset *train,
+                                    const idx_dataset *test, int64_t total_steps) {
+    vae_config c;
+    vae_config_default(&c);
+    c.rows = train->rows;
+    c.cols = train->cols;
+    c.nhidden = f->hidden.n;
+    for (int i = 0; i < f->hidden.n; i++) c.hidden[i] = f->hidden.size[i];
+    c.latent = f->latent;
+    c.likelihood = f->likelihood;
+    c.beta = f->beta;
+    c.capacity = f->capacity;
+    c.gamma = f->capacity_given ? f->gamma : 0; /* the B form only with --capacity */
+    c.capacity_steps = f->capacity_steps >= 0 ? f->capacity_steps : total_steps;
+    c.warmup_steps = f->warmup;
+    c.free_bits = f->free_bits;
+    c.iw_samples = (int)f->iw;
+    if (f->conditional) { /* classes: the largest label in either split, plus one */
+        int k = 0;
+        for (int64_t i = 0; i < train->n; i++) k = train->labels[i] >= k ? train->labels[i] + 1 : k;
+        for (int64_t i = 0; i < test->n; i++) k = test->labels[i] >= k ? test->labels[i] + 1 : k;
+        c.num_classes = k;
+    }
+    return c;
+}
+
+/* A resumed run keeps the checkpoint's model: a flag that asks for another one is an error. */
+static int check_conflicts(const char *path, const vae_config *ck, const vae_config *want,
+                           cli_opt *o, int no) {
+    struct {
+        const char *flag;
+        bool differs;
+    } fields[] = {
+        {"--hidden",
+         ck->nhidden != want->nhidden ||
+             memcmp(ck->hidden, want->hidden, (size_t)ck->nhidden * sizeof ck->hidden[0])},
+        {"--latent", ck->latent != want->latent},
+        {"--likelihood", ck->likelihood != want->likelihood},
+        {"--beta", ck->beta != want->beta},
+        {"--capacity", ck->capacity != want->capacity},
+        {"--gamma", ck->gamma != want->gamma},
+        {"--capacity-steps", ck->capacity_steps != want->capacity_steps},
+        {"--warmup", ck->warmup_steps != want->warmup_steps},
+        {"--free-bits", ck->free_bits != want->free_bits},
+        {"--conditional", (ck->num_classes > 0) != (want->num_classes > 0)},
+        {"--iw", ck->iw_samples != want->iw_samples},
+    };
+    char have[1024];
+    vae_config_format(ck, have, sizeof have);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (cli_find(o, no, fields[i].flag)->seen && fields[i].differs)
+            return cli_error(CLI_USAGE, CMD,
+                             "%s conflicts with the model in %s (%s); a resumed run keeps its "
+                             "model: drop the flag or start a new run",
+                             fields[i].flag, path, have);
+    return 0;
+}
+
+/* ---- one epoch ----------------------------------------------------------------------------- */
+
+typedef struct {
+    double loss, elbo; /* objective and negative ELBO, summed over examples / N */
+    double recon, kl;
+    double seconds;
+} pass_result;
+
+/* One pass of training over the permuted set. */
+static pass_result train_epoch(const vae_model *m, nn_optim *opt, cli_batches *b,
+                               const int64_t *perm, run_state *st, const char *label) {
+    pass_result r = {0};
+    cli_progress bar;
+    cli_progress_begin(&bar, label, b->d->n);
+    b->pos = 0;
+    while (cli_batches_next(b, perm)) {
+        vae_terms t = vae_loss(m, b->x, cli_labels(m, b->labels), st->step, &st->rng);
+        ag_backward(t.objective);
+        nn_optim_step(opt);
+        nn_optim_zero_grad(opt);
+        double bs = (double)b->count;
+        r.loss += bs * (double)tensor_item(t.objective);
+        r.elbo += bs * t.elbo_loss;
+        ag_reset();
+        st->step++;
+        cli_progress_update(&bar, b->pos, r.loss / (double)b->pos);
+    }
+    cli_progress_end(&bar);
+    r.seconds = cli_now() - bar.start;
+    r.loss /= (double)b->d->n;
+    r.elbo /= (double)b->d->n;
+    return r;
+}
+
+/* The beta = 1 negative ELBO and its parts over a whole set, grad mode off. */
+static pass_result test_pass(const vae_model *m, cli_batches *b, run_state *st) {
+    pass_result r = {0};
+    bool prev = ag_set_grad_enabled(false);
+    b->pos = 0;
+    while (cli_batches_next(b, NULL)) {
+        vae_terms t = vae_loss(m, b->x, cli_labels(m, b->labels), st->step, &st->rng);
+        double bs = (double)b->count;
+        r.elbo += bs * t.elbo_loss;
+        r.recon += bs * t.recon;
+        r.kl += bs * t.kl;
+        ag_reset();
+    }
+    ag_set_grad_enabled(prev);
+    double n = (double)(b->d->n > 0 ? b->d->n : 1);
+    r.elbo /= n;
+    r.recon /= n;
+    r.kl /= n;
+    r.loss = r.elbo;
+    return r;
+}
+
+/* ---- the end of a run ------------------------------------------------------------------------ */
+
+static int write_pictures(const vae_model *m, const idx_dataset *test, const run_state *st,
+                          const char *out) {
+    char path[4096];
+    nb_rng rng;
+    nb_rng_seed(&rng, 1);
+    if (!cli_path(CMD, path, sizeof path, out, "samples.png") ||
+        cli_write_samples(CMD, m, path, 64, -1, 8, &rng))
+        return CLI_FAIL;
+    if (!cli_path(CMD, path, sizeof path, out, "reconstructions.png") ||
+        cli_write_reconstructions(CMD, m, test, path, 32))
+        return CLI_FAIL;
+    if (m->cfg.latent == 2 && (!cli_path(CMD, path, sizeof path, out, "manifold.png") ||
+                               cli_write_manifold(CMD, m, path, 20, 0)))
+        return CLI_FAIL;
+    if (!cli_path(CMD, path, sizeof path, out, "loss.png")) return CLI_FAIL;
+    chart_series s[2] = {{"train", st->train_hist, (int)st->epoch},
+                         {"test", st->test_hist, (int)st->epoch}};
+    char err[512];
+    if (chart_write_png(path, "VAE loss (nats per example)", "epoch", "loss", s, 2, 640, 400, err,
+                        sizeof err) != PNG_OK)
+        return cli_error(CLI_FAIL, CMD, "%s", err);
+    return 0;
+}
+
+/* Makes dir (and its parents) unless it exists. */
+static int make_dir(const char *dir) {
+    char p[4096];
+    if (strlen(dir) >= sizeof p) return cli_error(CLI_USAGE, CMD, "--out is too long");
+    strcpy(p, dir);
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST)
+            return cli_error(CLI_FAIL, CMD, "cannot create directory %s: %s", p, strerror(errno));
+        *s = c;
+        if (c == '\0') break;
+    }
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return cli_error(CLI_FAIL, CMD, "--out %s is not a directory", dir);
+    return 0;
+}
+
+/* ---- the command --------------------------------------------------------------------------- */
+
+static int run(train_flags *f, cli_opt *o, int no);
+
+int cli_train(int argc, char **argv) {
+    train_flags f = {.data = "data/digits",
+                     .out = "out",
+                     .epochs = 10,
+                     .batch = 128,
+                     .latent = 20,
+                     .limit = -1,
+                     .seed = 1,
+                     .iw = 1,
+                     .capacity_steps = -1,
+                     .lr = 1e-3,
+                     .beta = 1,
+                     .gamma = 1000,
+                     .hidden = {1, {400}},
+                     .likelihood = VAE_BERNOULLI};
+    cli_opt o[] = {
+        {"--data", CLI_STRING, &f.data, "DIR", "IDX data directory (default data/digits)", 0, 0,
+         false, false},
+        {"--epochs", CLI_INT, &f.epochs, "N", "train until this many epochs are done (default 10)",
+         1, 1e7, false, false},
+        {"--batch", CLI_INT, &f.batch, "N", "batch size (default 128)", 1, 1 << 20, false, false},
+        {"--lr", CLI_REAL, &f.lr, "X", "Adam learning rate (default 1e-3)", 0, 10, false, false},
+        {"--hidden", CLI_HIDDEN, &f.hidden, "H[,H..]", "hidden layer sizes (default 400)", 1,
+         100000, false, false},
+        {"--latent", CLI_INT, &f.latent, "N", "latent dimensions (default 20)", 1, 10000, false,
+         false},
+        {"--beta", CLI_REAL, &f.beta, "X", "KL weight, beta-VAE H form (default 1)", 0, 1e6, false,
+         false},
+        {"--capacity", CLI_REAL, &f.capacity, "C", "beta-VAE B form: target KL in nats", 0, 1e6,
+         false, false},
+        {"--gamma", CLI_REAL, &f.gamma, "G", "B form weight (default 1000 with --capacity)", 0, 1e9,
+         false, false},
+        {"--capacity-steps", CLI_INT, &f.capacity_steps, "N",
+         "steps over which C ramps up (default: the whole run)", 0, 1e15, false, false},
+        {"--warmup", CLI_INT, &f.warmup, "N", "KL warm-up steps (default 0)", 0, 1e15, false,
+         false},
+        {"--free-bits", CLI_REAL, &f.free_bits, "X", "per-dimension KL floor in nats (default 0)",
+         0, 1e6, false, false},
+        {"--conditional", CLI_FLAG, &f.conditional, NULL, "condition on the labels (CVAE)", 0, 0,
+         false, false},
+        {"--likelihood", CLI_LIKELIHOOD, &f.likelihood, "L", "bernoulli (default) or gaussian", 0,
+         0, false, false},
+        {"--iw", CLI_INT, &f.iw, "K", "importance samples: K > 1 trains the IWAE bound (default 1)",
+         1, 10000, false, false},
+        {"--seed", CLI_INT, &f.seed, "N", "random seed (default 1)", 0, 9e18, false, false},
+        {"--threads", CLI_INT, &f.threads, "N", "threads (default: one per core)", 0, 1024, false,
+         false},
+        {"--out", CLI_STRING, &f.out, "DIR", "output directory (default out)", 0, 0, false, false},
+        {"--resume", CLI_STRING, &f.resume, "FILE",
+         "continue from a checkpoint (model.safetensors)", 0, 0, false, false},
+        {"--limit", CLI_INT, &f.limit, "N", "use only the first N train and N test examples", 1,
+         1e12, false, false},
+    };
+    int no = (int)(sizeof o / sizeof o[0]);
+    int rc = cli_parse(CMD,
+                       "Trains a VAE on an IDX dataset; writes metrics.jsonl, model.safetensors, "
+                       "samples.png, reconstructions.png and loss.png into --out.",
+                       o, no, argc, argv);
+    if (rc) return rc == CLI_HELP ? 0 : rc;
+    if (cli_find(o, no, "--gamma")->seen && !cli_find(o, no, "--capacity")->seen)
+        return cli_error(CLI_USAGE, CMD, "--gamma needs --capacity (the B form's target KL)");
+    f.capacity_given = cli_find(o, no, "--capacity")->seen;
+    if (f.threads > 0) nb_set_num_threads((int)f.threads);
+    return run(&f, o, no);
+}
+
+static int run(train_flags *f, cli_opt *o, int no) {
+    vae_model m;
+    nn_optim *opt = NULL;
+    nn_checkpoint_meta *meta = NULL;
+    run_state st = {0};
+    idx_dataset train = {0}, test = {0};
+    bool have_model = false;
+    int rc = 0;
+
+    if (f->resume) { /* the model, optimizer and position come from the checkpoint */
+        if (cli_model_load(CMD, f->resume, &m, &opt, f->lr, &meta)) return CLI_FAIL;
+        have_model = true;
+        rc = load_position(f->resume, meta, &st, f, cli_find(o, no, "--data"),
+                           cli_find(o, no, "--limit"), cli_find(o, no, "--batch"));
+        if (!rc && cli_find(o, no, "--lr")->seen) nn_optim_set_lr(opt, f->lr);
+    } else {
+        nb_rng_seed(&st.rng, (uint64_t)f->seed);
+    }
+    if (!rc) rc = cli_load_split(CMD, f->data, 1, f->limit, &train);
+    if (!rc) rc = cli_load_split(CMD, f->data, 0, f->limit, &test);
+    if (!rc) {
+        int64_t per_epoch = (train.n + f->batch - 1) / f->batch;
+        vae_config want = config_from_flags(f, &train, &test, per_epoch * f->epochs);
+        char err[256];
+        if (have_model) {
+            rc = check_conflicts(f->resume, &m.cfg, &want, o, no);
+        } else if (vae_config_check(&want, err, sizeof err)) {
+            rc = cli_error(CLI_USAGE, CMD, "bad model: %s", err);
+        } else {
+            nb_manual_seed((uint64_t)f->seed);
+            vae_init(&m, &want, &st.rng);
+            opt = nn_optim_adam(&m.params, nn_adam_defaults(f->lr));
+            have_model = true;
+        }
+    }
+    if (!rc) rc = cli_check_data(CMD, f->data, &train, &m.cfg);
+    if (!rc) rc = cli_check_data(CMD, f->data, &test, &m.cfg);
+    if (!rc) rc = make_dir(f->out);
+
+    char ckpt[4096], metrics[4096];
+    if (!rc && (!cli_path(CMD, ckpt, sizeof ckpt, f->out, "model.safetensors") ||
+                !cli_path(CMD, metrics, sizeof metrics, f->out, "metrics.jsonl")))
+        rc = CLI_USAGE;
+    if (!rc) rc = cli_metrics_truncate(CMD, metrics, st.epoch);
+
+    int64_t nhist = st.epoch > f->epochs ? st.epoch : f->epochs;
+    st.train_hist = nb_calloc((size_t)(nhist + 1) * sizeof(double));
+    st.test_hist = nb_calloc((size_t)(nhist + 1) * sizeof(double));
+    if (!rc && meta &&
+        (!split(nn_checkpoint_meta_get(meta, META_TRAIN), st.train_hist, st.epoch) ||
+         !split(nn_checkpoint_meta_get(meta, META_TEST), st.test_hist, st.epoch)))
+        rc = cli_error(CLI_FAIL, CMD, "%s: the loss history in its metadata is damaged", f->resume);
+
+    if (!rc) {
+        char desc[1024];
+        vae_config_format(&m.cfg, desc, sizeof desc);
+        printf("vae train: %lld train / %lld test examples from %s; %s; %lld parameters; %d "
+               "threads\n",
+               (long long)train.n, (long long)test.n, f->data, desc,
+               (long long)nn_params_count(&m.params), nb_get_num_threads());
+        if (f->resume)
+            printf("resuming from %s at epoch %lld (step %lld)\n", f->resume,
+                   (long long)st.epoch + 1, (long long)st.step);
+        fflush(stdout);
+    }
+
+    cli_batches tb, vb;
+    int64_t *perm = NULL;
+    if (!rc) {
+        cli_batches_init(&tb, &train, f->batch);
+        cli_batches_init(&vb, &test, f->batch);
+        perm = nb_malloc((size_t)(train.n > 0 ? train.n : 1) * sizeof *perm);
+    }
+    while (!rc && st.epoch < f->epochs) {
+        int64_t epoch = st.epoch + 1;
+        char label[64];
+        snprintf(label, sizeof label, "epoch %lld/%lld", (long long)epoch, (long long)f->epochs);
+        double t0 = cli_now();
+        idx_shuffle(perm, train.n, &st.rng);
+        pass_result tr = train_epoch(&m, opt, &tb, perm, &st, label);
+        pass_result te = test_pass(&m, &vb, &st);
+        st.train_hist[st.epoch] = tr.loss;
+        st.test_hist[st.epoch] = te.loss;
+        st.epoch = epoch;
+        rc = save_checkpoint(ckpt, &m, opt, &st, f);
+        cli_epoch_metrics e = {.epoch = epoch,
+                               .step = st.step,
+                               .train_loss = tr.loss,
+                               .train_elbo = tr.elbo,
+                               .test_loss = te.loss,
+                               .test_recon = te.recon,
+                               .test_kl = te.kl,
+                               .epoch_seconds = cli_now() - t0,
+                               .samples_per_second =
+                                   tr.seconds > 0 ? (double)train.n / tr.seconds : 0};
+        if (!rc) rc = cli_metrics_append(CMD, metrics, &e);
+        printf("%s  train %.3f  test %.3f (recon %.3f, kl %.3f)  %.1fs  %.0f samples/s\n", label,
+               tr.loss, te.loss, te.recon, te.kl, e.epoch_seconds, e.samples_per_second);
+        fflush(stdout);
+        if (!rc && !isfinite(tr.loss))
+            rc = cli_error(CLI_FAIL, CMD,
+                           "the training loss is %g at epoch %lld: try a smaller --lr", tr.loss,
+                           (long long)epoch);
+    }
+    if (!rc) rc = write_pictures(&m, &test, &st, f->out);
+    if (!rc)
+        printf("wrote %s/{metrics.jsonl, model.safetensors, samples.png, reconstructions.png, "
+               "loss.png}\n",
+               f->out);
+    if (perm) {
+        nb_free(perm);
+        cli_batches_free(&tb);
+        cli_batches_free(&vb);
+    }
+    nb_free(st.train_hist);
+    nb_free(st.test_hist);
+    nn_checkpoint_meta_free(meta);
+    nn_optim_free(opt);
+    if (have_model) vae_free(&m);
+    idx_free(&train);
+    idx_free(&test);
+    return rc;
+}
