@@ -58,7 +58,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_LIB := $(BUILD)/obj/tests/testutil.o
 
-.PHONY: all lib run test check-run test-float test-double test-san bench deps data-fashion clean format
+.PHONY: all lib run test check-run test-float test-double test-san bench bench-deps deps data-fashion clean format
 all: $(LIB) $(IOLIB) $(EXAMPLES) $(VAE)
 
 lib: $(LIB)
@@ -101,6 +101,8 @@ deps:
 check-run: $(TESTS) $(VAE) $(EXAMPLES)
 	@fail=0; for t in $(TESTS); do \
 	    NABLA_BUILD=$(BUILD) CK_DEFAULT_TIMEOUT=600 $$t || fail=1; done; \
+	    $(BUILD)/grad_basics >/dev/null || { echo "grad_basics: gradient check failed"; fail=1; }; \
+	    $(BUILD)/spirals >/dev/null || { echo "spirals: save/load round trip failed"; fail=1; }; \
 	    if [ $$fail = 0 ]; then echo "nabla: all tests in $(BUILD) passed"; \
 	    else echo "nabla: FAILED tests in $(BUILD)"; exit 1; fi
 
@@ -112,6 +114,32 @@ test-san: deps
 	@$(MAKE) --no-print-directory SAN=1 check-run
 
 test: test-float test-double
+
+# ---- benchmarks (peers: PyTorch from python3-torch, OpenBLAS, Fashion-MNIST) -------------------
+BENCH_DEBS := python3-torch python3-numpy libopenblas-dev dataset-fashion-mnist
+
+$(BUILD)/bench/bench_vae: bench/bench_vae.c $(LIB) $(IOLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(IOLIB) $(LIB) $(ZLIB) $(LDLIBS)
+
+$(BUILD)/bench/bench_gemm: bench/bench_gemm.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $$(pkg-config --cflags openblas) $< -o $@ $(LDFLAGS) $(LIB) \
+	    $$(pkg-config --libs openblas) $(LDLIBS)
+
+bench-deps:
+	@missing=""; for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then echo "bench: installing$$missing"; \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	        { apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1; } || \
+	        echo "bench: could not install$$missing; those peers are skipped"; \
+	    else echo "bench: missing$$missing (sudo apt-get install$$missing); those peers are skipped"; fi; fi
+
+bench: deps bench-deps
+	@$(MAKE) --no-print-directory $(BUILD)/bench/bench_vae
+	@pkg-config --exists openblas && $(MAKE) --no-print-directory $(BUILD)/bench/bench_gemm || true
+	@BUILD=$(BUILD) bash bench/run.sh
 
 # ---- the main job -----------------------------------------------------------------------------
 run: deps
