@@ -1,0 +1,560 @@
+/* tensor/gemm.c: C = beta*C + A @ B with cache blocking, packing and a register-tiled microkernel.
+ *
+ * The loop nest follows Goto and van de Geijn (and BLIS), trimmed for the matrices a small
+ * network multiplies, where one operand usually fits in L2:
+ *
+ *   for pc over K in blocks of kc            each C element is reduced block by block, in order
+ *     for ic over M in blocks of mc          the A block (mc x kc) stays in L2
+ *       A: read in place if row-major (or transposed, for few panels), else packed in MR-row panels
+ *       for each NR-column panel of B        packed into the thread's own buffer (stays in L1)
+ *         for each MR-row panel of A         the microkernel: an MR x NR tile of C in registers
+ *
+ * A narrow last column panel runs a half-width kernel, and a result much narrower than NR is
+ * computed transposed (C^T = B^T A^T) so the tiles are not mostly padding.
+ *
+ * Threads share out panels of C, never K, and the block sizes depend only on M, N and K, so
+ * every element of C sees the same sequence of operations whatever the thread count: results are
+ * bitwise identical for 1 or many threads. There is no barrier inside the parallel region.
+ * Design notes and measurements: docs/GEMM.md. */
+#include "tensor/gemm.h"
+
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#include <immintrin.h>
+#endif
+
+#if defined(__GNUC__)
+#define NB_UNROLL _Pragma("GCC unroll 16")
+#else
+#define NB_UNROLL
+#endif
+
+/* ---- the register tile: vector type, width and tile shape per instruction set ---------------- */
+/* The microkernel holds an MR x NR tile of C in registers, NR = two vectors. AVX-512 has 32
+ * registers: 14 x 2 accumulators + 2 B vectors + 1 broadcast. AVX2 has 16: 6 x 2 + 2 + 1. */
+
+#if defined(__AVX512F__)
+#define GEMM_SIMD 1
+#define MR        14
+#ifdef NB_DOUBLE
+#define GEMM_NAME "avx512 14x16 double"
+#define VW        8
+typedef __m512d vec;
+static inline vec vzero(void) {
+    return _mm512_setzero_pd();
+}
+static inline vec vload(const real *p) {
+    return _mm512_loadu_pd(p);
+}
+static inline void vstore(real *p, vec v) {
+    _mm512_storeu_pd(p, v);
+}
+static inline vec vset1(real x) {
+    return _mm512_set1_pd(x);
+}
+static inline vec vfma(vec a, vec b, vec c) {
+    return _mm512_fmadd_pd(a, b, c);
+}
+static inline vec vadd(vec a, vec b) {
+    return _mm512_add_pd(a, b);
+}
+#else
+#define GEMM_NAME "avx512 14x32 float"
+#define VW        16
+typedef __m512 vec;
+static inline vec vzero(void) {
+    return _mm512_setzero_ps();
+}
+static inline vec vload(const real *p) {
+    return _mm512_loadu_ps(p);
+}
+static inline void vstore(real *p, vec v) {
+    _mm512_storeu_ps(p, v);
+}
+static inline vec vset1(real x) {
+    return _mm512_set1_ps(x);
+}
+static inline vec vfma(vec a, vec b, vec c) {
+    return _mm512_fmadd_ps(a, b, c);
+}
+static inline vec vadd(vec a, vec b) {
+    return _mm512_add_ps(a, b);
+}
+#endif
+
+#elif defined(__AVX2__) && defined(__FMA__)
+#define GEMM_SIMD 1
+#define MR        6
+#ifdef NB_DOUBLE
+#define GEMM_NAME "avx2 6x8 double"
+#define VW        4
+typedef __m256d vec;
+static inline vec vzero(void) {
+    return _mm256_setzero_pd();
+}
+static inline vec vload(const real *p) {
+    return _mm256_loadu_pd(p);
+}
+static inline void vstore(real *p, vec v) {
+    _mm256_storeu_pd(p, v);
+}
+static inline vec vset1(real x) {
+    return _mm256_set1_pd(x);
+}
+static inline vec vfma(vec a, vec b, vec c) {
+    return _mm256_fmadd_pd(a, b, c);
+}
+static inline vec vadd(vec a, vec b) {
+    return _mm256_add_pd(a, b);
+}
+#else
+#define GEMM_NAME "avx2 6x16 float"
+#define VW        8
+typedef __m256 vec;
+static inline vec vzero(void) {
+    return _mm256_setzero_ps();
+}
+static inline vec vload(const real *p) {
+    return _mm256_loadu_ps(p);
+}
+static inline void vstore(real *p, vec v) {
+    _mm256_storeu_ps(p, v);
+}
+static inline vec vset1(real x) {
+    return _mm256_set1_ps(x);
+}
+static inline vec vfma(vec a, vec b, vec c) {
+    return _mm256_fmadd_ps(a, b, c);
+}
+static inline vec vadd(vec a, vec b) {
+    return _mm256_add_ps(a, b);
+}
+#endif
+
+#else
+#define GEMM_SIMD 0
+#define MR        4
+#define NR        8
+#define GEMM_NAME "portable 4x8 " NB_REAL_NAME
+#endif
+
+#if GEMM_SIMD
+#define NR (2 * VW)
+#endif
+
+/* Block sizes. kc: a B panel (kc x NR) stays in L1 while A panels stream from L2. mc: the packed
+ * A block (mc x kc) fits in L2. Each dimension is split into equal blocks no larger than these,
+ * so no block is a thin remainder. */
+#define KC_MAX        512
+#define A_BLOCK_BYTES (512 * 1024)
+
+/* Below this many flops (about 30 us on one core) a product runs on one thread: a second thread
+ * would save at most ~10 us, and on a busy machine waking it can cost a scheduler time slice. */
+#define GEMM_MIN_PARALLEL_FLOPS 3e6
+
+/* ---- microkernel --------------------------------------------------------------------------- */
+
+/* acc[i][j] = sum over k < kc of a[i*ai + k*ak] * b[k*bk + j], one multiply-add per k in
+ * increasing k, whatever the strides; then c[i*ldc + j] = acc (accumulate 0) or += acc, for
+ * i < MR and j < nv*VW (nv 2: the full tile; nv 1: the left half, for a narrow last panel).
+ * A is read in place when one of its strides is 1 (ai 1 for a packed panel or a transposed A,
+ * ak 1 for a row-major A); B rows must hold NR contiguous values (a packed panel, bk NR, or a
+ * row-major B, bk its row stride). */
+#if GEMM_SIMD
+#define NR_HALF VW
+static inline void kernel(int64_t kc, const real *restrict a, int64_t ai, int64_t ak,
+                          const real *restrict b, int64_t bk, real *restrict c, int64_t ldc,
+                          int accumulate, int nv) {
+    vec acc0[MR], acc1[MR];
+    NB_UNROLL
+    for (int i = 0; i < MR; i++) acc0[i] = acc1[i] = vzero();
+    if (nv == 2) {
+        for (int64_t k = 0; k < kc; k++) {
+            vec b0 = vload(b), b1 = vload(b + VW);
+            NB_UNROLL
+            for (int i = 0; i < MR; i++) {
+                vec x = vset1(a[i * ai]);
+                acc0[i] = vfma(x, b0, acc0[i]);
+                acc1[i] = vfma(x, b1, acc1[i]);
+            }
+            a += ak;
+            b += bk;
+        }
+    } else {
+        for (int64_t k = 0; k < kc; k++) {
+            vec b0 = vload(b);
+            NB_UNROLL
+            for (int i = 0; i < MR; i++) acc0[i] = vfma(vset1(a[i * ai]), b0, acc0[i]);
+            a += ak;
+            b += bk;
+        }
+    }
+    NB_UNROLL
+    for (int i = 0; i < MR; i++) {
+        real *ci = c + i * ldc;
+        vstore(ci, accumulate ? vadd(vload(ci), acc0[i]) : acc0[i]);
+        if (nv == 2) vstore(ci + VW, accumulate ? vadd(vload(ci + VW), acc1[i]) : acc1[i]);
+    }
+}
+#else
+#define NR_HALF NR
+static inline void kernel(int64_t kc, const real *restrict a, int64_t ai, int64_t ak,
+                          const real *restrict b, int64_t bk, real *restrict c, int64_t ldc,
+                          int accumulate, int nv) {
+    (void)nv;
+    real acc[MR][NR] = {{0}};
+    for (int64_t k = 0; k < kc; k++) {
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NR; j++) acc[i][j] += a[i * ai] * b[j];
+        a += ak;
+        b += bk;
+    }
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++)
+            c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+}
+#endif
+
+/* The kernel specialized for the two A layouts it reads in place and the two tile widths (the
+ * half-width ones write a whole tile into a buffer: they only serve edge tiles). */
+static void kernel_a_cols(int64_t kc, const real *a, int64_t ak, const real *b, int64_t bk, real *c,
+                          int64_t ldc, int accumulate) {
+    kernel(kc, a, 1, ak, b, bk, c, ldc, accumulate, 2);
+}
+
+static void kernel_a_rows(int64_t kc, const real *a, int64_t ai, const real *b, int64_t bk, real *c,
+                          int64_t ldc, int accumulate) {
+    kernel(kc, a, ai, 1, b, bk, c, ldc, accumulate, 2);
+}
+
+static void kernel_a_cols_half(int64_t kc, const real *a, int64_t ak, const real *b, int64_t bk,
+                               real *c, int64_t ldc) {
+    kernel(kc, a, 1, ak, b, bk, c, ldc, 0, 1);
+}
+
+static void kernel_a_rows_half(int64_t kc, const real *a, int64_t ai, const real *b, int64_t bk,
+                               real *c, int64_t ldc) {
+    kernel(kc, a, ai, 1, b, bk, c, ldc, 0, 1);
+}
+
+/* ---- packing ------------------------------------------------------------------------------- */
+
+/* dst[s] = src[s] for s < w; w is a constant after inlining, so the copy becomes a few moves. */
+static inline void copy_run(real *restrict dst, const real *restrict src, int64_t w) {
+    memcpy(dst, src, (size_t)w * sizeof(real));
+}
+
+#if defined(__AVX2__) && !defined(NB_DOUBLE)
+/* Stores lanes 0..g-1 of v to dst. */
+static inline void store_lanes(float *dst, __m256 v, int64_t g) {
+    if (g == 8) {
+        _mm256_storeu_ps(dst, v);
+    } else if (g == 6) {
+        _mm_storeu_ps(dst, _mm256_castps256_ps128(v));
+        _mm_storel_pi((__m64 *)(dst + 4), _mm256_extractf128_ps(v, 1));
+    } else {
+        _Alignas(32) float t[8];
+        _mm256_store_ps(t, v);
+        for (int64_t s = 0; s < g; s++) dst[s] = t[s];
+    }
+}
+
+/* dst[k*w + s] = src[s*ss + k] for k < 8 and s < g (g <= 8): a transpose in registers of the
+ * first n rows of an 8 x 8 block; rows n..7 read as zeros. */
+static void transpose8(const float *src, int64_t ss, int64_t n, float *dst, int64_t w, int64_t g) {
+    __m256 r[8];
+    for (int64_t s = 0; s < 8; s++)
+        r[s] = s < n ? _mm256_loadu_ps(src + s * ss) : _mm256_setzero_ps();
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    store_lanes(dst, _mm256_permute2f128_ps(u0, u4, 0x20), g);
+    store_lanes(dst + w, _mm256_permute2f128_ps(u1, u5, 0x20), g);
+    store_lanes(dst + 2 * w, _mm256_permute2f128_ps(u2, u6, 0x20), g);
+    store_lanes(dst + 3 * w, _mm256_permute2f128_ps(u3, u7, 0x20), g);
+    store_lanes(dst + 4 * w, _mm256_permute2f128_ps(u0, u4, 0x31), g);
+    store_lanes(dst + 5 * w, _mm256_permute2f128_ps(u1, u5, 0x31), g);
+    store_lanes(dst + 6 * w, _mm256_permute2f128_ps(u2, u6, 0x31), g);
+    store_lanes(dst + 7 * w, _mm256_permute2f128_ps(u3, u7, 0x31), g);
+}
+#define HAVE_TRANSPOSE8 1
+#endif
+
+/* Packs n <= w streams of kc values into one panel: dst[k*w + s] = src[s*ss + k*ks] for s < n,
+ * and 0 for n <= s < w, so the microkernel always runs on a full tile. An A panel has the rows
+ * as streams (w = MR), a B panel the columns (w = NR). w is MR or NR, so after inlining the
+ * copies below have constant lengths. */
+static inline void pack_panel(int64_t kc, int64_t n, int64_t w, const real *restrict src,
+                              int64_t ss, int64_t ks, real *restrict dst) {
+    if (ss == 1 && n == w) { /* each k is a contiguous run of w values */
+        for (int64_t k = 0; k < kc; k++) copy_run(dst + k * w, src + k * ks, w);
+        return;
+    }
+    int64_t k0 = 0;
+#ifdef HAVE_TRANSPOSE8
+    if (ks == 1) { /* each stream is contiguous in k: transpose 8 x 8 blocks */
+        for (; k0 + 8 <= kc; k0 += 8)
+            for (int64_t s0 = 0; s0 < w; s0 += 8)
+                transpose8(src + s0 * ss + k0, ss, n - s0, dst + k0 * w + s0, w,
+                           w - s0 < 8 ? w - s0 : 8);
+    }
+#endif
+    for (int64_t k = k0; k < kc; k++) {
+        for (int64_t s = 0; s < n; s++) dst[k * w + s] = src[s * ss + k * ks];
+        for (int64_t s = n; s < w; s++) dst[k * w + s] = 0;
+    }
+}
+
+static void pack_a(int64_t kc, int64_t n, const real *src, int64_t ss, int64_t ks, real *dst) {
+    pack_panel(kc, n, MR, src, ss, ks, dst);
+}
+
+static void pack_b(int64_t kc, int64_t n, const real *src, int64_t ss, int64_t ks, real *dst) {
+    pack_panel(kc, n, NR, src, ss, ks, dst);
+}
+
+/* ---- threads and buffers ------------------------------------------------------------------- */
+
+static int num_threads; /* as set; <= 0 means one per core */
+
+void nb_set_num_threads(int n) {
+    num_threads = n;
+}
+
+int nb_get_num_threads(void) {
+#ifdef _OPENMP
+    if (num_threads > 0) return num_threads;
+    int procs = omp_get_num_procs();
+    return procs > 0 ? procs : 1;
+#else
+    return 1;
+#endif
+}
+
+/* The calling thread's packing buffers, grown when a larger problem needs more, never shrunk:
+ * for each thread of the team, its packed A panels, one B panel and one A edge panel. No
+ * thread writes where another reads. */
+static _Thread_local real *pack_a_buf, *pack_t_buf;
+static _Thread_local size_t pack_a_len, pack_t_len; /* in elements */
+
+static real *grow(real **buf, size_t *len, size_t need) {
+    if (need > *len) {
+        nb_free(*buf);
+        *buf = nb_malloc(need * sizeof(real));
+        *len = need;
+    }
+    return *buf;
+}
+
+void nb_gemm_release(void) {
+    nb_free(pack_a_buf);
+    nb_free(pack_t_buf);
+    pack_a_buf = pack_t_buf = NULL;
+    pack_a_len = pack_t_len = 0;
+}
+
+const char *nb_gemm_kernel_name(void) {
+    return GEMM_NAME;
+}
+
+/* ---- the blocked product ------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t M, N, K;
+    const real *A; /* (M, K), element (i,k) at A[i*rsa + k*csa] */
+    int64_t rsa, csa;
+    const real *B; /* (K, N), element (k,j) at B[k*rsb + j*csb] */
+    int64_t rsb, csb;
+    real *C; /* (M, N), element (i,j) at C[i*rsc + j*csc] */
+    int64_t rsc, csc;
+    int accumulate; /* 1: add into C; 0: overwrite C on the first K block */
+    int64_t mc, kc; /* block sizes */
+    int a_packed;   /* 0: A has a unit stride and is read in place; 1: packed by blocks */
+    int split_rows; /* 1: threads share out row panels; 0: column panels */
+    real *pa;       /* per thread: the packed A panels it uses, up to (mc, kc) */
+    real *pt;       /* per thread: a B panel (kc, NR) and an A edge panel (kc, MR) */
+} gemm_plan;
+
+static int64_t min64(int64_t a, int64_t b) {
+    return a < b ? a : b;
+}
+static int64_t ceil_div(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
+
+/* The block size for a dimension of n: blocks at most max (at least unit), as equal as possible,
+ * each a multiple of unit. */
+static int64_t block_size(int64_t n, int64_t max, int64_t unit) {
+    if (max < unit) max = unit;
+    int64_t blocks = ceil_div(n, max);
+    return ceil_div(ceil_div(n, blocks), unit) * unit;
+}
+
+/* Computes the MR x NR tile of C at (i0, j0) over k in [pc, pc+kc), of which mr x nr is inside
+ * C. b is the B panel (bk its row stride); a the packed A panel, or NULL to read A in place
+ * (apad then holds the packed last panel, cut by the edge of A). */
+static void tile(const gemm_plan *g, int64_t pc, int64_t kc, const real *a, const real *b,
+                 int64_t bk, int64_t i0, int64_t j0, real *apad, int accumulate) {
+    int64_t mr = min64(MR, g->M - i0), nr = min64(NR, g->N - j0);
+    if (!a && mr < MR) a = apad;
+    real *c = g->C + i0 * g->rsc + j0 * g->csc, *out = c;
+    int64_t ldo = g->rsc;
+    _Alignas(64) real t[MR * NR];
+    int direct = mr == MR && nr == NR && g->csc == 1;
+    if (!direct) out = t, ldo = NR;
+    int acc = direct && accumulate, half = !direct && nr <= NR_HALF && NR_HALF < NR;
+    if (half && a)
+        kernel_a_cols_half(kc, a, MR, b, bk, out, ldo);
+    else if (half && g->csa == 1)
+        kernel_a_rows_half(kc, g->A + i0 * g->rsa + pc, g->rsa, b, bk, out, ldo);
+    else if (half)
+        kernel_a_cols_half(kc, g->A + i0 + pc * g->csa, g->csa, b, bk, out, ldo);
+    else if (a)
+        kernel_a_cols(kc, a, MR, b, bk, out, ldo, acc);
+    else if (g->csa == 1)
+        kernel_a_rows(kc, g->A + i0 * g->rsa + pc, g->rsa, b, bk, out, ldo, acc);
+    else
+        kernel_a_cols(kc, g->A + i0 + pc * g->csa, g->csa, b, bk, out, ldo, acc);
+    if (direct) return;
+    for (int64_t i = 0; i < mr; i++)
+        for (int64_t j = 0; j < nr; j++) {
+            real *cij = c + i * g->rsc + j * g->csc;
+            *cij = accumulate ? *cij + t[i * NR + j] : t[i * NR + j];
+        }
+}
+
+/* Runs the loop nest at the top of this file; called by every thread of the team. Each thread
+ * takes a contiguous range of column panels (or of row panels), the same range in every block,
+ * so the K blocks of a tile stay in order, and packs what it needs itself into its own buffers:
+ * its B panels, and the A panels it uses (its rows of the block, or all of them).
+ * So there is no barrier inside the parallel region: on a busy machine each one can cost a
+ * scheduler time slice. */
+static void gemm_blocked(const gemm_plan *g, int thread, int threads) {
+    real *panel = g->pt + (int64_t)thread * g->kc * (NR + MR), *apad = panel + g->kc * NR;
+    real *pa = g->pa + (int64_t)thread * g->mc * g->kc; /* this thread's A panels */
+    int64_t n_jr = ceil_div(g->N, NR), jr0 = 0, jr1 = n_jr;
+    if (!g->split_rows) jr0 = n_jr * thread / threads, jr1 = n_jr * (thread + 1) / threads;
+    for (int64_t pc = 0; pc < g->K; pc += g->kc) {
+        int64_t kc = min64(g->kc, g->K - pc);
+        int accumulate = g->accumulate || pc > 0;
+        for (int64_t ic = 0; ic < g->M; ic += g->mc) {
+            int64_t n_ir = ceil_div(min64(g->mc, g->M - ic), MR), ir0 = 0, ir1 = n_ir;
+            if (g->split_rows) ir0 = n_ir * thread / threads, ir1 = n_ir * (thread + 1) / threads;
+            if (ir0 == ir1 || jr0 == jr1) continue;
+            int64_t i_last = ic + (n_ir - 1) * MR;
+            if (g->a_packed) {
+                for (int64_t ir = ir0; ir < ir1; ir++) {
+                    int64_t i0 = ic + ir * MR;
+                    pack_a(kc, min64(MR, g->M - i0), g->A + i0 * g->rsa + pc * g->csa, g->rsa,
+                           g->csa, pa + (ir - ir0) * MR * kc);
+                }
+            } else if (ir1 == n_ir &&
+                       g->M - i_last < MR) { /* the edge panel of an A read in place */
+                pack_a(kc, g->M - i_last, g->A + i_last * g->rsa + pc * g->csa, g->rsa, g->csa,
+                       apad);
+            }
+            for (int64_t jr = jr0; jr < jr1; jr++) {
+                /* A B panel is packed into the thread's own buffer, where it stays in L1 while the
+                 * thread walks down A, unless B is row-major and the panel serves few tiles. */
+                int64_t j0 = jr * NR, nr = min64(NR, g->N - j0);
+                const real *b = g->B + pc * g->rsb + j0 * g->csb;
+                int64_t bk = g->rsb;
+                if (g->csb != 1 || nr < NR || ir1 - ir0 >= 8) {
+                    pack_b(kc, nr, b, g->csb, g->rsb, panel);
+                    b = panel, bk = NR;
+                }
+                for (int64_t ir = ir0; ir < ir1; ir++)
+                    tile(g, pc, kc, g->a_packed ? pa + (ir - ir0) * MR * kc : NULL, b, bk,
+                         ic + ir * MR, j0, apad, accumulate);
+            }
+        }
+    }
+}
+
+/* The number of elements in the tiles that cover an m x n result (a narrow last column panel
+ * uses a half-width tile). */
+static int64_t padded_area(int64_t m, int64_t n) {
+    int64_t rest = n % NR, padded_n = n - rest + (rest == 0 ? 0 : rest <= NR_HALF ? NR_HALF : NR);
+    return ceil_div(m, MR) * MR * padded_n;
+}
+
+void nb_gemm(int64_t M, int64_t N, int64_t K, const real *A, int64_t rsa, int64_t csa,
+             const real *B, int64_t rsb, int64_t csb, real beta, real *C, int64_t ldc) {
+    if (M < 0 || N < 0 || K < 0)
+        nb_fail("nb_gemm", "negative size M=%lld N=%lld K=%lld", (long long)M, (long long)N,
+                (long long)K);
+    if (M == 0 || N == 0) return;
+    if (K == 0 && beta == 1) return;
+    if (K == 0 || (beta != 0 && beta != 1)) { /* beta 0 with K > 0 never reads C */
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
+        if (K == 0) return;
+        beta = 1;
+    }
+
+    gemm_plan g = {.M = M,
+                   .N = N,
+                   .K = K,
+                   .A = A,
+                   .rsa = rsa,
+                   .csa = csa,
+                   .B = B,
+                   .rsb = rsb,
+                   .csb = csb,
+                   .C = C,
+                   .rsc = ldc,
+                   .csc = 1,
+                   .accumulate = beta != 0};
+    /* A result much narrower than a tile (N of 3 against NR of 16) wastes most of every tile;
+     * computing C^T = B^T A^T instead swaps the roles of M and N. Each element's sum is the same.
+     */
+    if (10 * padded_area(N, M) < 9 * padded_area(M, N)) {
+        gemm_plan s = {.M = N,
+                       .N = M,
+                       .K = K,
+                       .A = B,
+                       .rsa = csb,
+                       .csa = rsb,
+                       .B = A,
+                       .rsb = csa,
+                       .csb = rsa,
+                       .C = C,
+                       .rsc = 1,
+                       .csc = ldc,
+                       .accumulate = g.accumulate};
+        g = s;
+    }
+    int threads = 1;
+#ifdef _OPENMP
+    threads = nb_get_num_threads();
+    double flops = 2.0 * (double)M * (double)N * (double)K;
+    if (flops < GEMM_MIN_PARALLEL_FLOPS) threads = 1;
+    if (threads > ceil_div(g.M, MR) * ceil_div(g.N, NR))
+        threads = (int)(ceil_div(g.M, MR) * ceil_div(g.N, NR));
+#endif
+    g.kc = block_size(g.K, KC_MAX, 1);
+    g.mc = block_size(g.M, A_BLOCK_BYTES / (int64_t)sizeof(real) / g.kc / MR * MR, MR);
+    /* A is read in place when it is row-major, or transposed and used for few column panels;
+     * otherwise packing it once pays for itself. Threads split the rows when each can pack its
+     * own A panels or the result is narrow, else the columns. */
+    int64_t n_ir = ceil_div(g.M, MR), n_jr = ceil_div(g.N, NR);
+    g.a_packed = !(g.csa == 1 || (g.rsa == 1 && n_jr <= 3));
+    g.split_rows = threads > 1 && (n_jr < 4 * threads || (g.a_packed && n_ir >= 8 * threads));
+    if (g.a_packed) g.pa = grow(&pack_a_buf, &pack_a_len, (size_t)(threads * g.mc * g.kc));
+    g.pt = grow(&pack_t_buf, &pack_t_len, (size_t)(threads * g.kc * (NR + MR)));
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    gemm_blocked(&g, omp_get_thread_num(), omp_get_num_threads());
+#else
+    gemm_blocked(&g, 0, 1);
+#endif
+}
