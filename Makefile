@@ -14,7 +14,7 @@ OMP    ?= 1
 DOUBLE ?= 0
 SAN    ?= 0
 ARCH   ?= -march=native
-OPT    ?= -O2
+OPT    ?= -O3
 
 BUILD := build
 ifeq ($(DOUBLE),1)
@@ -33,7 +33,7 @@ BUILD := $(BUILD)/noomp
 endif
 
 CFLAGS   ?=
-CFLAGS   += -std=c11 -Wall -Wextra -pedantic -Werror $(OPT) $(ARCH) $(CFLAGS_OMP)
+CFLAGS   += -std=c11 -Wall -Wextra -pedantic -Werror $(OPT) $(ARCH) -fno-math-errno $(CFLAGS_OMP)
 CPPFLAGS += -I. -D_POSIX_C_SOURCE=200809L -MMD -MP
 LDLIBS   += -lm
 LDFLAGS  += $(CFLAGS_OMP)

@@ -111,6 +111,10 @@ Tensor *ag_log_softmax(Tensor *a, int dim);
  * Transposed operands (e.g. ag_transpose(W, 0, 1)) are read through their strides, not copied. */
 Tensor *ag_matmul(Tensor *a, Tensor *b);
 
+/* x [R, I], W [O, I], b [O] or NULL -> x W^T + b [R, O]: one fused op (what nn_linear uses);
+ * the same values and gradients as the composite, fewer passes over memory. */
+Tensor *ag_linear(Tensor *x, Tensor *W, Tensor *b);
+
 /* ---- views and joins (autograd/ops_view.c) ----------------------------------------------------- */
 
 Tensor *ag_reshape(Tensor *a, int ndim, const int64_t *shape); /* view if possible, else copy; -1 inferred */
@@ -137,6 +141,9 @@ int ag_chunk(Tensor *a, int n, int dim, Tensor **out);
  * requires grad. */
 void ag_record(Tensor *out, const char *op, ag_backward_fn backward, Tensor *const *parents, int n);
 Tensor *ag_grad(Tensor *t); /* t->grad, made (zeroed) on first use */
+/* t->grad for a backward that is about to write it: when *fresh comes back true the gradient
+ * was just made and is NOT zeroed, so the caller must store (not add) every element. */
+Tensor *ag_grad_begin(Tensor *t, bool *fresh);
 /* Adds g into parent's gradient: summed over the dims where the parent was broadcast, or
  * broadcast itself where g is the smaller (a reduction's backward). */
 void ag_accumulate(Tensor *parent, const Tensor *g);

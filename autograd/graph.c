@@ -83,20 +83,29 @@ Tensor *ag_grad(Tensor *t) {
     return t->grad;
 }
 
+Tensor *ag_grad_begin(Tensor *t, bool *fresh) {
+    *fresh = !t->kept && !t->grad;
+    if (*fresh) t->grad = tensor_step(t->ndim, t->shape); /* the caller writes every element */
+    return ag_grad(t);
+}
+
 void ag_accumulate(Tensor *parent, const Tensor *g) {
     if (!parent->requires_grad) return;
-    Tensor *pg = ag_grad(parent);
-    if (g->numel <= pg->numel) k_unary(K_COPY, g, pg, 0, 0, true); /* same shape, or g broadcasts */
-    else k_sum_to(g, pg, true);                                    /* the parent was broadcast */
+    bool fresh;
+    Tensor *pg = ag_grad_begin(parent, &fresh);
+    if (g->numel <= pg->numel) k_unary(K_COPY, g, pg, 0, 0, !fresh); /* same shape, or g broadcasts */
+    else k_sum_to(g, pg, !fresh);                                    /* the parent was broadcast */
 }
 
 void ag_accumulate_unary(Tensor *parent, k_unary_op op, const Tensor *g, real p0, real p1) {
     if (!parent->requires_grad) return;
-    Tensor *pg = ag_grad(parent);
+    bool fresh;
+    Tensor *pg = ag_grad_begin(parent, &fresh);
     if (tensor_same_shape(pg, g)) {
-        k_unary(op, g, pg, p0, p1, true);
+        k_unary(op, g, pg, p0, p1, !fresh);
         return;
     }
+    if (fresh) tensor_fill(pg, 0);
     ag_mark_t m = ag_mark();
     Tensor *tmp = tensor_step(g->ndim, g->shape);
     k_unary(op, g, tmp, p0, p1, false);
@@ -107,11 +116,13 @@ void ag_accumulate_unary(Tensor *parent, k_unary_op op, const Tensor *g, real p0
 void ag_accumulate_binary(Tensor *parent, k_binary_op op, const Tensor *g, const Tensor *other,
                           real p0, real p1) {
     if (!parent->requires_grad) return;
-    Tensor *pg = ag_grad(parent);
+    bool fresh;
+    Tensor *pg = ag_grad_begin(parent, &fresh);
     if (tensor_same_shape(pg, g)) {
-        k_binary(op, g, other, pg, p0, p1, true);
+        k_binary(op, g, other, pg, p0, p1, !fresh);
         return;
     }
+    if (fresh) tensor_fill(pg, 0);
     ag_mark_t m = ag_mark();
     Tensor *tmp = tensor_step(g->ndim, g->shape);
     k_binary(op, g, other, tmp, p0, p1, false);

@@ -54,16 +54,24 @@ static void matmul_backward(Tensor *c) {
     int64_t ra = a->strides[a->ndim - 2], ca = a->strides[a->ndim - 1];
     int64_t rb = b->strides[b->ndim - 2], cb = b->strides[b->ndim - 1];
     const real *G = c->grad->data + c->grad->offset;
-    Tensor *ga = a->requires_grad ? ag_grad(a) : NULL;
-    Tensor *gb = b->requires_grad ? ag_grad(b) : NULL;
+    /* A fresh gradient is written by the first gemm (beta 0) when one gemm covers it all;
+     * with several batch entries it is zeroed first, since entries may share a block. */
+    bool fresh_a = false, fresh_b = false;
+    Tensor *ga = a->requires_grad ? ag_grad_begin(a, &fresh_a) : NULL;
+    Tensor *gb = b->requires_grad ? ag_grad_begin(b, &fresh_b) : NULL;
+    if (bt.count > 1) {
+        if (fresh_a) tensor_fill(ga, 0);
+        if (fresh_b) tensor_fill(gb, 0);
+        fresh_a = fresh_b = false;
+    }
     for (int64_t k = 0; k < bt.count; k++) {
         const real *Gk = G + k * M * N;
         if (ga) /* dA = G @ B^T: B^T(n, k) = B(k, n) */
             nb_gemm(M, K, N, Gk, N, 1, b->data + b->offset + batch_offset(&bt, b, b->strides, k),
-                    cb, rb, 1, ga->data + batch_offset(&bt, a, ga->strides, k), K);
+                    cb, rb, fresh_a ? 0 : 1, ga->data + batch_offset(&bt, a, ga->strides, k), K);
         if (gb) /* dB = A^T @ G: A^T(k, m) = A(m, k) */
             nb_gemm(K, N, M, a->data + a->offset + batch_offset(&bt, a, a->strides, k), ca, ra,
-                    Gk, N, 1, 1, gb->data + batch_offset(&bt, b, gb->strides, k), N);
+                    Gk, N, 1, fresh_b ? 0 : 1, gb->data + batch_offset(&bt, b, gb->strides, k), N);
     }
 }
 
@@ -83,4 +91,53 @@ Tensor *ag_matmul(Tensor *a, Tensor *b) {
                 b->strides[b->ndim - 2], b->strides[b->ndim - 1], 0, c->data + k * M * N, N);
     ag_record(c, "matmul", matmul_backward, (Tensor *[]){a, b}, 2);
     return c;
+}
+
+/* ---- linear: y = x W^T + b, one fused op ------------------------------------------------------
+ *   y[R, O] = x[R, I] @ W[O, I]^T + b[O]
+ *   dx[R, I] += g @ W        dW[O, I] += g^T @ x        db[O] += sum over rows of g
+ * The same as ag_add(ag_matmul(x, ag_transpose(W, 0, 1)), b), but the bias is written as the
+ * gemm's starting C and W's gradient is produced in W's own layout, so no pass copies a
+ * transposed gradient back. */
+static void linear_backward(Tensor *y) {
+    Tensor *x = y->parents[0], *W = y->parents[1], *b = y->nparents > 2 ? y->parents[2] : NULL;
+    int64_t R = x->shape[0], I = x->shape[1], O = W->shape[0];
+    const real *G = y->grad->data + y->grad->offset;
+    bool fresh;
+    if (x->requires_grad) {
+        Tensor *gx = ag_grad_begin(x, &fresh);
+        nb_gemm(R, I, O, G, O, 1, W->data + W->offset, W->strides[0], W->strides[1],
+                fresh ? 0 : 1, gx->data, I);
+    }
+    if (W->requires_grad) {
+        Tensor *gw = ag_grad_begin(W, &fresh);
+        nb_gemm(O, I, R, G, 1, O, x->data + x->offset, x->strides[0], x->strides[1],
+                fresh ? 0 : 1, gw->data, I);
+    }
+    if (b && b->requires_grad) {
+        Tensor *gb = ag_grad_begin(b, &fresh);
+        k_sum_to(y->grad, gb, !fresh);
+    }
+}
+
+Tensor *ag_linear(Tensor *x, Tensor *W, Tensor *b) {
+    char s1[128], s2[128];
+    if (x->ndim != 2 || W->ndim != 2 || x->shape[1] != W->shape[1])
+        nb_fail("linear", "input %s does not fit weight %s (want [rows, in] and [out, in])",
+                nb_shape_str(s1, x->ndim, x->shape), nb_shape_str(s2, W->ndim, W->shape));
+    int64_t R = x->shape[0], I = x->shape[1], O = W->shape[0];
+    if (b && (b->ndim != 1 || b->shape[0] != O))
+        nb_fail("linear", "bias %s does not match weight %s", nb_shape_str(s1, b->ndim, b->shape),
+                nb_shape_str(s2, W->ndim, W->shape));
+    Tensor *y = tensor_step(NB_SHAPE(R, O));
+    if (b) {
+        Tensor bv;
+        tensor_layout_expand(b, 2, y->shape, &bv);
+        k_unary(K_COPY, &bv, y, 0, 0, false);
+    }
+    nb_gemm(R, O, I, x->data + x->offset, x->strides[0], x->strides[1], W->data + W->offset,
+            W->strides[1], W->strides[0], b ? 1 : 0, y->data, O);
+    if (b) ag_record(y, "linear", linear_backward, (Tensor *[]){x, W, b}, 3);
+    else ag_record(y, "linear", linear_backward, (Tensor *[]){x, W}, 2);
+    return y;
 }

@@ -70,9 +70,10 @@ Tensor *ag_unsqueeze(Tensor *a, int dim) {
 static void transpose_backward(Tensor *c) {
     Tensor *a = c->parents[0];
     if (!a->requires_grad) return;
+    bool fresh;
     Tensor pgv;
-    tensor_layout_transpose(ag_grad(a), (int)c->iarg[0], (int)c->iarg[1], &pgv);
-    k_unary(K_COPY, c->grad, &pgv, 0, 0, true);
+    tensor_layout_transpose(ag_grad_begin(a, &fresh), (int)c->iarg[0], (int)c->iarg[1], &pgv);
+    k_unary(K_COPY, c->grad, &pgv, 0, 0, !fresh);
 }
 
 Tensor *ag_transpose(Tensor *a, int d0, int d1) {
@@ -89,9 +90,10 @@ static void permute_backward(Tensor *c) {
     if (!a->requires_grad) return;
     int dims[NB_MAX_DIMS];
     for (int i = 0; i < a->ndim; i++) dims[i] = (int)c->iarg[i];
+    bool fresh;
     Tensor pgv;
-    tensor_layout_permute(ag_grad(a), dims, &pgv);
-    k_unary(K_COPY, c->grad, &pgv, 0, 0, true);
+    tensor_layout_permute(ag_grad_begin(a, &fresh), dims, &pgv);
+    k_unary(K_COPY, c->grad, &pgv, 0, 0, !fresh);
 }
 
 Tensor *ag_permute(Tensor *a, const int *dims) {

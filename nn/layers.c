@@ -33,8 +33,7 @@ Tensor *nn_linear_forward(const nn_linear *l, Tensor *x) {
     }
     /* Rows: [..., in] -> [rows, in]; the product is one 2-D gemm whatever the leading dims. */
     Tensor *rows = x->ndim == 2 ? x : ag_reshape(x, NB_SHAPE(-1, l->in));
-    Tensor *y = ag_matmul(rows, ag_transpose(l->weight, 0, 1)); /* [rows, out] */
-    if (l->bias) y = ag_add(y, l->bias);
+    Tensor *y = ag_linear(rows, l->weight, l->bias); /* [rows, out] */
     if (x->ndim == 2) return y;
     int64_t shape[NB_MAX_DIMS];
     memcpy(shape, x->shape, (size_t)x->ndim * sizeof *shape);

@@ -32,7 +32,8 @@ typedef struct {
  * (nb_fail) when in or out is not positive. */
 void nn_linear_init(nn_linear *l, int64_t in, int64_t out, bool bias, nb_rng *rng);
 
-/* x [..., in] -> [..., out] = x @ W^T + b: W^T is a transposed view (no copy), b broadcasts
+/* x [..., in] -> [..., out] = x @ W^T + b through the fused ag_linear (W read through its
+ * strides, no copy; the bias is the gemm's starting value), b broadcasts
  * over the rows. Leading dims are flattened into rows (a view when x allows it); x may also be
  * 1-D [in] -> [out]. Fails naming nn_linear and both shapes when x's last dim is not `in`. */
 Tensor *nn_linear_forward(const nn_linear *l, Tensor *x);

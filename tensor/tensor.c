@@ -161,7 +161,16 @@ static void fill_one(real *p, int64_t k, void *ctx) {
     (void)k;
     *p = *(real *)ctx;
 }
-void tensor_fill(Tensor *t, real value) { for_each(t, fill_one, &value); }
+void tensor_fill(Tensor *t, real value) {
+    if (!tensor_is_contiguous(t)) {
+        for_each(t, fill_one, &value);
+        return;
+    }
+    real *p = t->data + t->offset;
+    if (value == 0 && !signbit(value)) memset(p, 0, (size_t)t->numel * sizeof(real));
+    else
+        for (int64_t i = 0; i < t->numel; i++) p[i] = value;
+}
 
 static void read_one(real *p, int64_t k, void *ctx) { ((real *)ctx)[k] = *p; }
 void tensor_to_array(const Tensor *t, real *out) {

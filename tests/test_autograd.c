@@ -60,6 +60,9 @@ static Tensor *f_matmul(Tensor *const *in, void *c) { (void)c; return ag_matmul(
 static Tensor *f_matmul_bt(Tensor *const *in, void *c) { (void)c; return ag_matmul(IN0, ag_transpose(IN1, 0, 1)); }
 static Tensor *f_matmul_at(Tensor *const *in, void *c) { (void)c; return ag_matmul(ag_transpose(IN0, 0, 1), IN1); }
 static Tensor *f_matmul_batched(Tensor *const *in, void *c) { (void)c; return ag_matmul(IN0, IN1); }
+static Tensor *f_linear(Tensor *const *in, void *c) { (void)c; return ag_linear(IN0, IN1, IN2); }
+static Tensor *f_linear_nobias(Tensor *const *in, void *c) { (void)c; return ag_linear(IN0, IN1, NULL); }
+static Tensor *f_linearT(Tensor *const *in, void *c) { (void)c; return ag_linear(ag_transpose(IN0, 0, 1), IN1, IN2); }
 static Tensor *f_reshape(Tensor *const *in, void *c) { (void)c; return ag_mul(ag_reshape(IN0, NB_SHAPE(3, -1)), IN1); }
 static Tensor *f_reshapeT(Tensor *const *in, void *c) { (void)c; return ag_mul(ag_reshape(ag_transpose(IN0, 0, 1), NB_SHAPE(2, 6)), IN1); }
 static Tensor *f_permute(Tensor *const *in, void *c) { (void)c; return ag_mul(ag_permute(IN0, (int[]){2, 0, 1}), IN1); }
@@ -127,6 +130,9 @@ static const op_case cases[] = {
     {"matmul batched", f_matmul_batched, 2, {3, 3}, {{2, 3, 4}, {2, 4, 2}}, -1, 1},
     {"matmul batch broadcast", f_matmul_batched, 2, {4, 2}, {{2, 1, 3, 4}, {4, 2}}, -1, 1},
     {"matmul batch broadcast both", f_matmul_batched, 2, {3, 4}, {{3, 2, 4}, {2, 1, 4, 3}}, -1, 1},
+    {"linear", f_linear, 3, {2, 2, 1}, {{4, 5}, {3, 5}, {3}}, -1, 1},
+    {"linear without bias", f_linear_nobias, 2, {2, 2}, {{4, 5}, {3, 5}}, -1, 1},
+    {"linear transposed input", f_linearT, 3, {2, 2, 1}, {{5, 4}, {3, 5}, {3}}, -1, 1},
     {"reshape", f_reshape, 2, {2, 2}, {{2, 6}, {3, 4}}, -1, 1},
     {"reshape of transposed (copy)", f_reshapeT, 2, {2, 2}, {{3, 4}, {2, 6}}, -1, 1},
     {"permute", f_permute, 2, {3, 3}, {{2, 3, 4}, {4, 2, 3}}, -1, 1},
@@ -288,6 +294,20 @@ START_TEST(matmul_values_and_transposed_views) {
 }
 END_TEST
 
+START_TEST(linear_equals_its_composite) {
+    Tensor *x = nbt_param(NB_SHAPE(6, 5), -1, 1, 21), *W = nbt_param(NB_SHAPE(4, 5), -1, 1, 22);
+    Tensor *b = nbt_param(NB_SHAPE(4), -1, 1, 23);
+    Tensor *fused = ag_linear(x, W, b);
+    Tensor *comp = ag_add(ag_matmul(x, ag_transpose(W, 0, 1)), b);
+    real want[24];
+    tensor_to_array(comp, want);
+    nbt_assert_close(fused, want, 1e-5);
+    NBT_EXPECT_FAIL(ag_linear(x, b, NULL), "linear: input [6, 5] does not fit weight [4]");
+    tensor_free(x), tensor_free(W), tensor_free(b);
+    ag_reset();
+}
+END_TEST
+
 START_TEST(step_memory_is_flat) {
     /* The framework's allocation counters are the same after 10,000 forward/backward loops as
      * after 100: the arena and the tape keep their memory, and nothing else allocates. */
@@ -331,6 +351,7 @@ static Suite *suite(void) {
     tcase_add_loop_test(t, gradcheck_every_op, 0, (int)(sizeof cases / sizeof cases[0]));
     tcase_add_test(t, gradcheck_catches_a_wrong_backward);
     tcase_add_test(t, matmul_values_and_transposed_views);
+    tcase_add_test(t, linear_equals_its_composite);
     suite_add_tcase(s, t);
     TCase *g = tcase_create("graph");
     tcase_set_timeout(g, 120);
