@@ -4,6 +4,9 @@
  * Notation in the fused ops: l = loss(p, y) per element; g = dL/dl (l->grad). */
 #include "nn/loss.h"
 
+#include "tensor/fastmath.h"
+#include "tensor/parallel.h"
+
 #include <math.h>
 
 #include "nn/dist.h"
@@ -53,17 +56,11 @@ static real *grad0(Tensor *t) {
     return g->data + g->offset;
 }
 
-/* log(1 + u) for u >= -1, accurate for small |u| like log1p but about 3x faster than glibc's
- * log1pf: log(w) * u / (w - 1) with w = 1 + u cancels the rounding of w (Goldberg, 1991). */
-static real fast_log1p(real u) {
-    real w = 1 + u;
-    return w == 1 ? u : RF(log)(w) * u / (w - 1);
-}
 static real clamped_log(real x) {
-    return RF(fmax)(RF(log)(x), (real)-100);
+    return RF(fmax)(nb_log(x), (real)-100);
 }
 static real clamped_log1m(real x) {
-    return RF(fmax)(fast_log1p(-x), (real)-100);
+    return RF(fmax)(nb_log1p(-x), (real)-100);
 }
 
 /* ---- BCE on probabilities -------------------------------------------------------------------- */
@@ -104,11 +101,15 @@ static void bce_logits_backward(Tensor *l) {
     Tensor *x = l->parents[0], *y = l->parents[1];
     const real *g = at0(l->grad), *xv = at0(x), *yv = at0(y), *e = l->saved;
     real *dx = grad0(x), *dy = grad0(y);
-    for (int64_t i = 0; dx && i < l->numel; i++) {
-        real s = (xv[i] >= 0 ? 1 : e[i]) / (1 + e[i]);
-        dx[i] += g[i] * (s - yv[i]);
+    int64_t n = l->numel;
+    if (dx) {
+        NB_PARALLEL_FOR(n)
+        for (int64_t i = 0; i < n; i++) dx[i] += g[i] * ((xv[i] >= 0 ? 1 : e[i]) / (1 + e[i]) - yv[i]);
     }
-    for (int64_t i = 0; dy && i < l->numel; i++) dy[i] -= g[i] * xv[i];
+    if (dy) {
+        NB_PARALLEL_FOR(n)
+        for (int64_t i = 0; i < n; i++) dy[i] -= g[i] * xv[i];
+    }
 }
 
 Tensor *nn_bce_with_logits(Tensor *x, Tensor *y, nn_reduction red) {
@@ -118,9 +119,13 @@ Tensor *nn_bce_with_logits(Tensor *x, Tensor *y, nn_reduction red) {
     Tensor *l = tensor_step(x->ndim, x->shape);
     real *e = arena_alloc((size_t)l->numel * sizeof(real));
     const real *xv = at0(x), *yv = at0(y);
-    for (int64_t i = 0; i < l->numel; i++) e[i] = RF(exp)(-RF(fabs)(xv[i]));
-    for (int64_t i = 0; i < l->numel; i++)
-        l->data[i] = RF(fmax)(xv[i], 0) - xv[i] * yv[i] + fast_log1p(e[i]);
+    real *lv = l->data;
+    int64_t n = l->numel;
+    NB_PARALLEL_FOR(n)
+    for (int64_t i = 0; i < n; i++) {
+        e[i] = nb_exp(-RF(fabs)(xv[i]));
+        lv[i] = (xv[i] > 0 ? xv[i] : 0) - xv[i] * yv[i] + nb_log1p(e[i]);
+    }
     ag_record(l, "bce_with_logits", bce_logits_backward, PARENTS(x, y), 2);
     l->saved = e;
     return nn_reduce(l, red);

@@ -7,6 +7,8 @@
  * all in `real` with the Python scalars rounded to `real`, as a float32 tensor op rounds them. */
 #include "nn/optim.h"
 
+#include "tensor/parallel.h"
+
 #include <math.h>
 
 #ifdef NB_DOUBLE
@@ -198,6 +200,7 @@ static void adam_update(const nn_adam_opts *o, bool decoupled, double lr, slot *
          * (sqrt of a float rounds the same in float as through double) */
         real *restrict pr = p, *restrict mr = m, *restrict vr = v;
         const real *restrict gr = grad;
+        NB_PARALLEL_FOR(n)
         for (int64_t j = 0; j < n; j++) {
             real g = gr[j];
             mr[j] = mr[j] * b1 + one_b1 * g;

@@ -4,6 +4,13 @@
 #include <math.h>
 #include <string.h>
 
+#include "tensor/fastmath.h"
+#include "tensor/parallel.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #ifdef NB_DOUBLE
 #define RF(fn) fn
 #else
@@ -51,16 +58,19 @@ static void iter_init(iter_t *it, int nops, const Tensor *const *ops) {
 
 typedef void (*inner_fn)(int64_t n, real *const *p, const int64_t *st, const void *ctx);
 
-/* Calls inner() once per row of the innermost dim. */
-static void iter_run(const iter_t *it, inner_fn inner, const void *ctx) {
-    int nd = it->ndim, last = nd - 1;
-    int64_t rows = 1;
-    for (int d = 0; d < last; d++) rows *= it->shape[d];
-    if (rows == 0 || it->shape[last] == 0) return;
+/* Runs rows [r0, r1) of the innermost dim, each as one inner() call. */
+static void run_rows(const iter_t *it, inner_fn inner, const void *ctx, int64_t r0, int64_t r1) {
+    int last = it->ndim - 1;
     int64_t idx[NB_MAX_DIMS] = {0};
     real *p[3] = {it->p[0], it->p[1], it->p[2]};
     int64_t st[3] = {it->st[0][last], it->st[1][last], it->st[2][last]};
-    for (int64_t r = 0; r < rows; r++) {
+    for (int d = last - 1; d >= 0; d--) { /* the position of row r0 */
+        int64_t below = 1;
+        for (int k = d + 1; k < last; k++) below *= it->shape[k];
+        idx[d] = (r0 / below) % it->shape[d];
+        for (int k = 0; k < it->nops; k++) p[k] += idx[d] * it->st[k][d];
+    }
+    for (int64_t r = r0; r < r1; r++) {
         inner(it->shape[last], p, st, ctx);
         for (int d = last - 1; d >= 0; d--) {
             if (++idx[d] < it->shape[d]) {
@@ -71,6 +81,56 @@ static void iter_run(const iter_t *it, inner_fn inner, const void *ctx) {
             idx[d] = 0;
         }
     }
+}
+
+/* Calls inner() over every row of the innermost dim. Large jobs are split across threads: by
+ * rows, or, when there are too few rows, by pieces of the row (only if `split_inner`). Every
+ * element is computed the same way whatever the split, so results don't depend on threads. */
+static void iter_run(const iter_t *it, inner_fn inner, const void *ctx, bool parallel_ok,
+                     bool split_inner) {
+    int last = it->ndim - 1;
+    int64_t rows = 1, n = it->shape[last];
+    for (int d = 0; d < last; d++) rows *= it->shape[d];
+    if (rows == 0 || n == 0) return;
+    int nt = (parallel_ok && rows * n >= NB_PAR_MIN) ? nb_get_num_threads() : 1;
+    if (nt > 1 && rows >= nt) {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+        {
+            int t = omp_get_thread_num(), T = omp_get_num_threads();
+            run_rows(it, inner, ctx, rows * t / T, rows * (t + 1) / T);
+        }
+        return;
+#endif
+    }
+    if (nt > 1 && split_inner) {
+        for (int64_t r = 0; r < rows; r++) {
+            iter_t one = *it;
+            int64_t idx = r;
+            for (int d = last - 1; d >= 0; d--) {
+                int64_t i = idx % it->shape[d];
+                idx /= it->shape[d];
+                for (int k = 0; k < it->nops; k++) one.p[k] += i * it->st[k][d];
+            }
+            int64_t st[3] = {it->st[0][last], it->st[1][last], it->st[2][last]};
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+            {
+#ifdef _OPENMP
+                int t = omp_get_thread_num(), T = omp_get_num_threads();
+#else
+                int t = 0, T = 1;
+#endif
+                int64_t a = n * t / T, b = n * (t + 1) / T;
+                real *p[3];
+                for (int k = 0; k < 3; k++) p[k] = one.p[k] + a * st[k];
+                if (b > a) inner(b - a, p, st, ctx);
+            }
+        }
+        return;
+    }
+    run_rows(it, inner, ctx, 0, rows);
 }
 
 /* Views `a` broadcast to `out`'s shape, failing with `op` when it can't. */
@@ -90,22 +150,20 @@ static Tensor broadcast_to(const char *op, const Tensor *a, const Tensor *out) {
 
 /* ---- scalar functions ---------------------------------------------------------------------------- */
 
+/* Written without branches on x's sign so loops over them vectorize. */
 static inline real sigmoid(real x) {
-    if (x >= 0) return 1 / (1 + RF(exp)(-x));
-    real e = RF(exp)(x);
-    return e / (1 + e);
+    real e = nb_exp(-RF(fabs)(x)); /* in (0, 1]: never overflows */
+    return (x >= 0 ? 1 : e) / (1 + e);
 }
 
-static inline real softplus(real x) {
-    return (x > 0 ? x : 0) + RF(log1p)(RF(exp)(-RF(fabs)(x)));
-}
+static inline real softplus(real x) { return (x > 0 ? x : 0) + nb_log1p(nb_exp(-RF(fabs)(x))); }
 
 static inline real unary1(k_unary_op op, real x, real p0, real p1) {
     switch (op) {
     case K_COPY: return x;
     case K_NEG: return -x;
-    case K_EXP: return RF(exp)(x);
-    case K_LOG: return RF(log)(x);
+    case K_EXP: return nb_exp(x);
+    case K_LOG: return nb_log(x);
     case K_SQRT: return RF(sqrt)(x);
     case K_ABS: return RF(fabs)(x);
     case K_SIGN: return (real)((x > 0) - (x < 0));
@@ -136,7 +194,7 @@ static inline real binary1(k_binary_op op, real a, real b, real p0, real p1) {
     case K_CLAMP_BWD: return (b >= p0 && b <= p1) ? a : 0;
     case K_ABS_BWD: return a * (real)((b > 0) - (b < 0));
     case K_SQRT_BWD: return a * (real)0.5 / b;
-    case K_EXP_SUB: return RF(exp)(a - b);
+    case K_EXP_SUB: return nb_exp(a - b);
     case K_EQ_MASK: return b == p0 ? a : 0;
     }
     return 0;
@@ -164,12 +222,21 @@ static void unary_inner(int64_t n, real *const *p, const int64_t *st, const void
     const ew_ctx *c = vctx;
     k_unary_op op = (k_unary_op)c->op;
     if (st[0] == 1 && st[1] == 1) {
-        switch (op) { /* one specialised loop per common op */
+        switch (op) { /* a literal op per case: each loop is specialised and vectorized */
         case K_COPY: unary_row(K_COPY, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
-        case K_RELU: unary_row(K_RELU, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
-        case K_AFFINE: unary_row(K_AFFINE, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
         case K_NEG: unary_row(K_NEG, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
-        default: unary_row(op, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
+        case K_EXP: unary_row(K_EXP, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
+        case K_LOG: unary_row(K_LOG, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
+        case K_SQRT: unary_row(K_SQRT, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
+        case K_ABS: unary_row(K_ABS, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
+        case K_SIGN: unary_row(K_SIGN, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
+        case K_RELU: unary_row(K_RELU, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
+        case K_SIGMOID: unary_row(K_SIGMOID, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
+        case K_TANH: unary_row(K_TANH, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
+        case K_SOFTPLUS: unary_row(K_SOFTPLUS, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
+        case K_POW: unary_row(K_POW, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
+        case K_CLAMP: unary_row(K_CLAMP, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
+        case K_AFFINE: unary_row(K_AFFINE, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
         }
     }
     unary_row(op, n, p[0], st[0], p[1], st[1], c->p0, c->p1, c->acc);
@@ -181,7 +248,7 @@ void k_unary(k_unary_op op, const Tensor *a, Tensor *out, real p0, real p1, bool
     iter_t it;
     iter_init(&it, 2, ops);
     ew_ctx c = {(int)op, p0, p1, acc};
-    iter_run(&it, unary_inner, &c);
+    iter_run(&it, unary_inner, &c, true, true);
 }
 
 static inline void binary_row(k_binary_op op, int64_t n, real *o, int64_t so, const real *a,
@@ -196,11 +263,23 @@ static void binary_inner(int64_t n, real *const *p, const int64_t *st, const voi
     const ew_ctx *c = vctx;
     k_binary_op op = (k_binary_op)c->op;
     if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
-        switch (op) {
-        case K_ADD: binary_row(K_ADD, n, p[0], 1, p[1], 1, p[2], 1, 0, 0, c->acc); return;
-        case K_MUL: binary_row(K_MUL, n, p[0], 1, p[1], 1, p[2], 1, 0, 0, c->acc); return;
-        case K_RELU_BWD: binary_row(K_RELU_BWD, n, p[0], 1, p[1], 1, p[2], 1, 0, 0, c->acc); return;
-        default: binary_row(op, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
+        switch (op) { /* a literal op per case, as above */
+        case K_ADD: binary_row(K_ADD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
+        case K_SUB: binary_row(K_SUB, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
+        case K_MUL: binary_row(K_MUL, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
+        case K_DIV: binary_row(K_DIV, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
+        case K_NEG_DIV: binary_row(K_NEG_DIV, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
+        case K_MAX: binary_row(K_MAX, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
+        case K_RELU_BWD: binary_row(K_RELU_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
+        case K_SIGMOID_BWD: binary_row(K_SIGMOID_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
+        case K_TANH_BWD: binary_row(K_TANH_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
+        case K_SOFTPLUS_BWD: binary_row(K_SOFTPLUS_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
+        case K_POW_BWD: binary_row(K_POW_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
+        case K_CLAMP_BWD: binary_row(K_CLAMP_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
+        case K_ABS_BWD: binary_row(K_ABS_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
+        case K_SQRT_BWD: binary_row(K_SQRT_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
+        case K_EXP_SUB: binary_row(K_EXP_SUB, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
+        case K_EQ_MASK: binary_row(K_EQ_MASK, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
         }
     }
     if (st[0] == 1 && st[1] == 1 && st[2] == 0) { /* a row and a broadcast scalar: bias add */
@@ -217,7 +296,7 @@ void k_binary(k_binary_op op, const Tensor *a, const Tensor *b, Tensor *out, rea
     iter_t it;
     iter_init(&it, 3, ops);
     ew_ctx c = {(int)op, p0, p1, acc};
-    iter_run(&it, binary_inner, &c);
+    iter_run(&it, binary_inner, &c, true, true);
 }
 
 /* ---- reductions ---------------------------------------------------------------------------------------- */
@@ -246,7 +325,12 @@ void k_sum_to(const Tensor *a, Tensor *out, bool acc) {
     const Tensor *ops[2] = {&vo, a};
     iter_t it;
     iter_init(&it, 2, ops);
-    iter_run(&it, sum_inner, NULL);
+    /* Threads may share the work only if no two rows add into the same output: every outer
+     * dim must move the output. Splitting a row is safe only if its elements don't fold into
+     * one output either. */
+    bool distinct = true;
+    for (int d = 0; d + 1 < it.ndim; d++) distinct = distinct && it.st[0][d] != 0;
+    iter_run(&it, sum_inner, NULL, distinct, it.st[0][it.ndim - 1] != 0);
 }
 
 void k_max_dim(const Tensor *a, int dim, Tensor *vals, int64_t *idx) {

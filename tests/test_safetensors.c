@@ -212,7 +212,7 @@ START_TEST(test_roundtrip_bit_exact) {
     st_close(NULL);
 
     /* The file's header is a '{' and padded to 8 with spaces; st_parse agrees with st_open. */
-    size_t len;
+    size_t len = 0;
     unsigned char *b = slurp(path, &len);
     uint64_t hn = 0;
     for (int i = 7; i >= 0; i--) hn = hn << 8 | b[i];
@@ -385,7 +385,7 @@ START_TEST(test_malformed_file) {
                   "message does not name the file: %s", err.message);
     ck_assert_int_eq(nb_mem_stats().live, live);
     /* The same bytes through st_parse give the same answer. */
-    size_t len;
+    size_t len = 0;
     unsigned char *b = slurp(path, &len);
     ck_assert_int_eq(st_parse(b, len, "buf", &f, &err), bad_files[_i].code);
     ck_assert_ptr_nonnull(strstr(err.message, bad_files[_i].fragment));
@@ -455,7 +455,7 @@ START_TEST(test_failed_save_keeps_old_file) {
     char dir[64], path[128], tmp[192];
     make_dir(dir);
     snprintf(path, sizeof path, "%s/ckpt.safetensors", dir);
-    size_t len;
+    size_t len = 0;
     unsigned char *old = save_old(path, &len);
     float big[64];
     memset(big, 0, sizeof big);
@@ -529,7 +529,7 @@ START_TEST(test_mutations_never_crash) {
     int n = make_tensors(t);
     st_error err;
     ck_assert(st_save(path, t, n, meta, NMETA, &err) == ST_OK);
-    size_t len;
+    size_t len = 0;
     unsigned char *good = slurp(path, &len);
     uint64_t hn = 0;
     for (int i = 7; i >= 0; i--) hn = hn << 8 | good[i];

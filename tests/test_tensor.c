@@ -6,6 +6,8 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "tensor/fastmath.h"
+
 START_TEST(creation) {
     Tensor *z = tensor_zeros(NB_SHAPE(2, 3)), *o = tensor_ones(NB_SHAPE(4)), *f = tensor_full(NB_SHAPE(2), 7);
     ck_assert_int_eq(z->numel, 6);
@@ -165,6 +167,33 @@ START_TEST(layout_errors) {
 }
 END_TEST
 
+/* Distance in units in the last place of `want` (float spacing), for the fast exp/log. */
+static double ulps(real got, double want) {
+    float w = (float)want;
+    double ulp = fabs((double)nextafterf(w, INFINITY) - (double)w);
+    return fabs((double)got - want) / (ulp > 0 ? ulp : 1e-45);
+}
+
+START_TEST(fast_exp_and_log_are_within_2_ulp) {
+    double worst_exp = 0, worst_log = 0;
+    for (double x = -103.9; x < 88.7; x += 0.00731) {
+        double want = exp((double)(real)x);
+        if (want > 3.4e38 || want < 1.2e-38) continue; /* normal results only */
+        worst_exp = fmax(worst_exp, ulps(nb_exp((real)x), want));
+    }
+    for (uint32_t u = 0x00000001u; u < 0x7f800000u; u += 4099u) { /* every binade, denormals too */
+        float x;
+        memcpy(&x, &u, sizeof x);
+        worst_log = fmax(worst_log, ulps(nb_log(x), log((double)x)));
+    }
+    ck_assert_msg(worst_exp <= 2, "nb_exp is %.2f ulp off", worst_exp);
+    ck_assert_msg(worst_log <= 2, "nb_log is %.2f ulp off", worst_log);
+    ck_assert(nb_exp(-INFINITY) == 0 && isinf(nb_exp(1000)) && isnan(nb_exp(NAN)));
+    ck_assert(nb_log(0) == -INFINITY && isnan(nb_log(-1)) && isinf(nb_log(INFINITY)) && isnan(nb_log(NAN)));
+    ck_assert_double_eq_tol(nb_log1p((real)1e-10), 1e-10, 1e-16); /* accurate for tiny arguments */
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("tensor");
     TCase *t = tcase_create("tensor");
@@ -174,6 +203,7 @@ static Suite *suite(void) {
     tcase_add_test(t, generator_is_seeded_and_pinned);
     tcase_add_test(t, printing_is_numpy_like_and_truncated);
     tcase_add_test(t, layout_errors);
+    tcase_add_test(t, fast_exp_and_log_are_within_2_ulp);
     suite_add_tcase(s, t);
     return s;
 }
