@@ -9,47 +9,10 @@
 #include "nn/dist.h"
 #include "nn/init.h"
 #include "tests/check_main.h"
+#include "tests/testutil.h"
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-static jmp_buf jump;
-static void jump_handler(const char *message) {
-    (void)message;
-    longjmp(jump, 1);
-}
-
-/* Runs stmt expecting an nb_fail whose message contains every one of the given texts. */
-#define EXPECT_FAIL(stmt, ...)                                                                     \
-    do {                                                                                           \
-        nb_error_handler old_ = nb_set_error_handler(jump_handler);                                \
-        if (setjmp(jump) == 0) {                                                                   \
-            stmt;                                                                                  \
-            nb_set_error_handler(old_);                                                            \
-            ck_abort_msg("expected an error from: %s", #stmt);                                     \
-        }                                                                                          \
-        nb_set_error_handler(old_);                                                                \
-        ag_reset();                                                                                \
-        const char *texts_[] = {__VA_ARGS__};                                                      \
-        for (size_t i_ = 0; i_ < sizeof texts_ / sizeof *texts_; i_++)                             \
-            ck_assert_msg(strstr(nb_last_error(), texts_[i_]), "error \"%s\" lacks \"%s\"",        \
-                          nb_last_error(), texts_[i_]);                                            \
-    } while (0)
-
-static void gradcheck(const char *what, ag_fn f, Tensor *const *in, int n, void *ctx) {
-    ag_gradcheck_result r;
-    bool ok = ag_gradcheck(f, in, n, ctx, NULL, &r);
-    ck_assert_msg(ok, "%s: %s", what, r.message);
-}
-
-static Tensor *param(int ndim, const int64_t *shape, double lo, double hi, uint64_t seed,
-                     bool grad) {
-    nb_rng r;
-    nb_rng_seed(&r, seed);
-    Tensor *t = tensor_empty(ndim, shape);
-    nn_init_uniform_(t, lo, hi, &r);
-    if (grad) tensor_requires_grad(t, true);
-    return t;
-}
 
 #define LOG_2PI 1.8378770664093453
 
@@ -110,16 +73,16 @@ static Tensor *rsample_sigma_fn(Tensor *const *in, void *ctx) {
 }
 
 START_TEST(test_rsample_gradcheck) {
-    Tensor *mu = param(NB_SHAPE(3, 4), -2, 2, 1, true);
-    Tensor *lv = param(NB_SHAPE(3, 4), -2, 2, 2, true);
-    Tensor *lv_dim = param(NB_SHAPE(4), -2, 2, 3, true);
-    Tensor *sigma = param(NB_SHAPE(3, 4), 0.3, 2, 4, true);
+    Tensor *mu = nbt_tensor(NB_SHAPE(3, 4), -2, 2, 1, true);
+    Tensor *lv = nbt_tensor(NB_SHAPE(3, 4), -2, 2, 2, true);
+    Tensor *lv_dim = nbt_tensor(NB_SHAPE(4), -2, 2, 3, true);
+    Tensor *sigma = nbt_tensor(NB_SHAPE(3, 4), 0.3, 2, 4, true);
     Tensor *eps = tensor_randn(NB_SHAPE(3, 4), NULL);
     Tensor *eps_s = tensor_randn(NB_SHAPE(5, 3, 4), NULL); /* 5 samples, broadcast params */
-    gradcheck("rsample logvar", rsample_logvar_fn, (Tensor *[]){mu, lv, eps}, 3, NULL);
-    gradcheck("rsample logvar [Z]", rsample_logvar_fn, (Tensor *[]){mu, lv_dim, eps}, 3, NULL);
-    gradcheck("rsample 5 samples", rsample_logvar_fn, (Tensor *[]){mu, lv, eps_s}, 3, NULL);
-    gradcheck("rsample sigma", rsample_sigma_fn, (Tensor *[]){mu, sigma, eps}, 3, NULL);
+    nbt_gradcheck("rsample logvar", rsample_logvar_fn, (Tensor *[]){mu, lv, eps}, 3, NULL);
+    nbt_gradcheck("rsample logvar [Z]", rsample_logvar_fn, (Tensor *[]){mu, lv_dim, eps}, 3, NULL);
+    nbt_gradcheck("rsample 5 samples", rsample_logvar_fn, (Tensor *[]){mu, lv, eps_s}, 3, NULL);
+    nbt_gradcheck("rsample sigma", rsample_sigma_fn, (Tensor *[]){mu, sigma, eps}, 3, NULL);
     tensor_free(mu);
     tensor_free(lv);
     tensor_free(lv_dim);
@@ -201,15 +164,15 @@ static Tensor *entropy_fn(Tensor *const *in, void *ctx) {
 }
 
 START_TEST(test_log_prob_entropy_gradcheck) {
-    Tensor *x = param(NB_SHAPE(3, 2, 4), -2, 2, 10, true); /* samples broadcast against params */
-    Tensor *mu = param(NB_SHAPE(2, 4), -1, 1, 11, true);
-    Tensor *lv = param(NB_SHAPE(4), -1.5, 1.5, 12, true);
-    Tensor *sigma = param(NB_SHAPE(2, 4), 0.5, 2, 13, true);
+    Tensor *x = nbt_tensor(NB_SHAPE(3, 2, 4), -2, 2, 10, true); /* samples broadcast against params */
+    Tensor *mu = nbt_tensor(NB_SHAPE(2, 4), -1, 1, 11, true);
+    Tensor *lv = nbt_tensor(NB_SHAPE(4), -1.5, 1.5, 12, true);
+    Tensor *sigma = nbt_tensor(NB_SHAPE(2, 4), 0.5, 2, 13, true);
     int by_sigma = 1;
-    gradcheck("log_prob", log_prob_fn, (Tensor *[]){x, mu, lv}, 3, NULL);
-    gradcheck("log_prob sigma", log_prob_fn, (Tensor *[]){x, mu, sigma}, 3, &by_sigma);
-    gradcheck("entropy", entropy_fn, (Tensor *[]){mu, lv}, 2, NULL);
-    gradcheck("entropy sigma", entropy_fn, (Tensor *[]){mu, sigma}, 2, &by_sigma);
+    nbt_gradcheck("log_prob", log_prob_fn, (Tensor *[]){x, mu, lv}, 3, NULL);
+    nbt_gradcheck("log_prob sigma", log_prob_fn, (Tensor *[]){x, mu, sigma}, 3, &by_sigma);
+    nbt_gradcheck("entropy", entropy_fn, (Tensor *[]){mu, lv}, 2, NULL);
+    nbt_gradcheck("entropy sigma", entropy_fn, (Tensor *[]){mu, sigma}, 2, &by_sigma);
     tensor_free(x);
     tensor_free(mu);
     tensor_free(lv);
@@ -239,8 +202,8 @@ END_TEST
 
 /* KL to N(0, 1) is KL to a Normal whose mu2 = 0 and logvar2 = 0 (broadcast [Z] prior). */
 START_TEST(test_kl_normal_normal_matches_std) {
-    Tensor *mu = param(NB_SHAPE(5, 3), -2, 2, 20, false);
-    Tensor *lv = param(NB_SHAPE(5, 3), -3, 3, 21, false);
+    Tensor *mu = nbt_tensor(NB_SHAPE(5, 3), -2, 2, 20, false);
+    Tensor *lv = nbt_tensor(NB_SHAPE(5, 3), -3, 3, 21, false);
     Tensor *zero = tensor_zeros(NB_SHAPE(3));
     Tensor *a = nn_kl_normal_std(mu, lv), *b = nn_kl_normal_normal(mu, lv, zero, zero);
     ck_assert_int_eq(b->ndim, 2);
@@ -320,18 +283,18 @@ static Tensor *kl_nn_fn(Tensor *const *in, void *ctx) {
 }
 
 START_TEST(test_kl_gradcheck) {
-    Tensor *mu = param(NB_SHAPE(4, 3), -2, 2, 40, true);
-    Tensor *lv = param(NB_SHAPE(4, 3), -2, 2, 41, true);
-    Tensor *lv_dim = param(NB_SHAPE(3), -2, 2, 42, true);
-    Tensor *mu2 = param(NB_SHAPE(3), -1, 1, 43, true); /* a learned prior, broadcast over rows */
-    Tensor *lv2 = param(NB_SHAPE(3), -1, 1, 44, true);
-    Tensor *mu2_full = param(NB_SHAPE(4, 3), -1, 1, 45, true); /* a conditional prior */
+    Tensor *mu = nbt_tensor(NB_SHAPE(4, 3), -2, 2, 40, true);
+    Tensor *lv = nbt_tensor(NB_SHAPE(4, 3), -2, 2, 41, true);
+    Tensor *lv_dim = nbt_tensor(NB_SHAPE(3), -2, 2, 42, true);
+    Tensor *mu2 = nbt_tensor(NB_SHAPE(3), -1, 1, 43, true); /* a learned prior, broadcast over rows */
+    Tensor *lv2 = nbt_tensor(NB_SHAPE(3), -1, 1, 44, true);
+    Tensor *mu2_full = nbt_tensor(NB_SHAPE(4, 3), -1, 1, 45, true); /* a conditional prior */
     int sum = 1;
-    gradcheck("kl std", kl_std_fn, (Tensor *[]){mu, lv}, 2, NULL);
-    gradcheck("kl std sum", kl_std_fn, (Tensor *[]){mu, lv}, 2, &sum);
-    gradcheck("kl std [Z] logvar", kl_std_fn, (Tensor *[]){mu, lv_dim}, 2, NULL);
-    gradcheck("kl normal", kl_nn_fn, (Tensor *[]){mu, lv, mu2, lv2}, 4, NULL);
-    gradcheck("kl normal sum", kl_nn_fn, (Tensor *[]){mu, lv, mu2_full, lv2}, 4, &sum);
+    nbt_gradcheck("kl std", kl_std_fn, (Tensor *[]){mu, lv}, 2, NULL);
+    nbt_gradcheck("kl std sum", kl_std_fn, (Tensor *[]){mu, lv}, 2, &sum);
+    nbt_gradcheck("kl std [Z] logvar", kl_std_fn, (Tensor *[]){mu, lv_dim}, 2, NULL);
+    nbt_gradcheck("kl normal", kl_nn_fn, (Tensor *[]){mu, lv, mu2, lv2}, 4, NULL);
+    nbt_gradcheck("kl normal sum", kl_nn_fn, (Tensor *[]){mu, lv, mu2_full, lv2}, 4, &sum);
     tensor_free(mu);
     tensor_free(lv);
     tensor_free(lv_dim);
@@ -400,9 +363,9 @@ static Tensor *bernoulli_fn(Tensor *const *in, void *ctx) {
 }
 
 START_TEST(test_bernoulli_gradcheck) {
-    Tensor *l = param(NB_SHAPE(3, 5), -4, 4, 50, true);
-    Tensor *x = param(NB_SHAPE(3, 5), 0, 1, 51, true);
-    gradcheck("bernoulli", bernoulli_fn, (Tensor *[]){l, x}, 2, NULL);
+    Tensor *l = nbt_tensor(NB_SHAPE(3, 5), -4, 4, 50, true);
+    Tensor *x = nbt_tensor(NB_SHAPE(3, 5), 0, 1, 51, true);
+    nbt_gradcheck("bernoulli", bernoulli_fn, (Tensor *[]){l, x}, 2, NULL);
     tensor_free(l);
     tensor_free(x);
 }
@@ -413,15 +376,15 @@ END_TEST
 START_TEST(test_dist_errors) {
     Tensor *a = tensor_zeros(NB_SHAPE(2, 3)), *b = tensor_zeros(NB_SHAPE(4)),
            *c = tensor_zeros(NB_SHAPE(3, 2));
-    EXPECT_FAIL(nn_normal_from_logvar(a, b), "nn_normal_from_logvar", "[2, 3]", "[4]");
-    EXPECT_FAIL(nn_normal_from_sigma(a, c), "nn_normal_from_sigma", "[2, 3]", "[3, 2]");
+    NBT_EXPECT_FAIL(nn_normal_from_logvar(a, b), "nn_normal_from_logvar", "[2, 3]", "[4]");
+    NBT_EXPECT_FAIL(nn_normal_from_sigma(a, c), "nn_normal_from_sigma", "[2, 3]", "[3, 2]");
     nn_normal q = nn_normal_from_logvar(a, a);
-    EXPECT_FAIL(nn_normal_rsample_eps(&q, b), "nn_normal_rsample", "[4]", "[2, 3]");
+    NBT_EXPECT_FAIL(nn_normal_rsample_eps(&q, b), "nn_normal_rsample", "[4]", "[2, 3]");
     q = nn_normal_from_logvar(a, a);
-    EXPECT_FAIL(nn_normal_log_prob(&q, c), "nn_normal_log_prob", "[3, 2]", "[2, 3]");
-    EXPECT_FAIL(nn_kl_normal_std(a, c), "nn_kl_normal_std", "[2, 3]", "[3, 2]");
-    EXPECT_FAIL(nn_kl_normal_normal(a, a, c, c), "nn_kl_normal_normal", "[2, 3]", "[3, 2]");
-    EXPECT_FAIL(nn_bernoulli_log_prob_logits(a, c), "nn_bernoulli_log_prob_logits", "[2, 3]",
+    NBT_EXPECT_FAIL(nn_normal_log_prob(&q, c), "nn_normal_log_prob", "[3, 2]", "[2, 3]");
+    NBT_EXPECT_FAIL(nn_kl_normal_std(a, c), "nn_kl_normal_std", "[2, 3]", "[3, 2]");
+    NBT_EXPECT_FAIL(nn_kl_normal_normal(a, a, c, c), "nn_kl_normal_normal", "[2, 3]", "[3, 2]");
+    NBT_EXPECT_FAIL(nn_bernoulli_log_prob_logits(a, c), "nn_bernoulli_log_prob_logits", "[2, 3]",
                 "[3, 2]");
     tensor_free(a);
     tensor_free(b);

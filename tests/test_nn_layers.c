@@ -7,48 +7,10 @@
 #include "nn/init.h"
 #include "nn/layers.h"
 #include "tests/check_main.h"
+#include "tests/testutil.h"
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-static jmp_buf jump;
-static void jump_handler(const char *message) {
-    (void)message;
-    longjmp(jump, 1);
-}
-
-/* Runs stmt expecting an nb_fail whose message contains every one of the given texts. */
-#define EXPECT_FAIL(stmt, ...)                                                                     \
-    do {                                                                                           \
-        nb_error_handler old_ = nb_set_error_handler(jump_handler);                                \
-        if (setjmp(jump) == 0) {                                                                   \
-            stmt;                                                                                  \
-            nb_set_error_handler(old_);                                                            \
-            ck_abort_msg("expected an error from: %s", #stmt);                                     \
-        }                                                                                          \
-        nb_set_error_handler(old_);                                                                \
-        ag_reset();                                                                                \
-        const char *texts_[] = {__VA_ARGS__};                                                      \
-        for (size_t i_ = 0; i_ < sizeof texts_ / sizeof *texts_; i_++)                             \
-            ck_assert_msg(strstr(nb_last_error(), texts_[i_]), "error \"%s\" lacks \"%s\"",        \
-                          nb_last_error(), texts_[i_]);                                            \
-    } while (0)
-
-static void gradcheck(const char *what, ag_fn f, Tensor *const *in, int n, void *ctx) {
-    ag_gradcheck_result r;
-    bool ok = ag_gradcheck(f, in, n, ctx, NULL, &r);
-    ck_assert_msg(ok, "%s: %s", what, r.message);
-}
-
-/* A kept tensor with values U(lo, hi) from a fixed seed; requires grad when grad is true. */
-static Tensor *param(int ndim, const int64_t *shape, double lo, double hi, uint64_t seed,
-                     bool grad) {
-    nb_rng r;
-    nb_rng_seed(&r, seed);
-    Tensor *t = tensor_empty(ndim, shape);
-    nn_init_uniform_(t, lo, hi, &r);
-    if (grad) tensor_requires_grad(t, true);
-    return t;
-}
 
 /* Moves every element at least `gap` away from 0 (keeps inputs off the relu kink). */
 static void away_from_zero(Tensor *t, real gap) {
@@ -184,11 +146,11 @@ END_TEST
 
 START_TEST(test_init_errors) {
     Tensor *v = tensor_empty(NB_SHAPE(5));
-    EXPECT_FAIL(nn_init_xavier_uniform_(v, 1, NULL), "nn_init_xavier_uniform_", "[5]");
-    EXPECT_FAIL(nn_init_kaiming_normal_(v, 0, NN_FAN_IN, NN_GAIN_RELU, NULL),
+    NBT_EXPECT_FAIL(nn_init_xavier_uniform_(v, 1, NULL), "nn_init_xavier_uniform_", "[5]");
+    NBT_EXPECT_FAIL(nn_init_kaiming_normal_(v, 0, NN_FAN_IN, NN_GAIN_RELU, NULL),
                 "nn_init_kaiming_normal_", "2 or more dims");
-    EXPECT_FAIL(nn_init_uniform_(v, 1, 0, NULL), "nn_init_uniform_", "above");
-    EXPECT_FAIL(nn_init_normal_(v, 0, -1, NULL), "nn_init_normal_", "negative");
+    NBT_EXPECT_FAIL(nn_init_uniform_(v, 1, 0, NULL), "nn_init_uniform_", "above");
+    NBT_EXPECT_FAIL(nn_init_normal_(v, 0, -1, NULL), "nn_init_normal_", "negative");
     tensor_free(v);
 }
 END_TEST
@@ -272,14 +234,14 @@ static Tensor *linear_fn(Tensor *const *in, void *ctx) {
 }
 
 START_TEST(test_linear_gradcheck) {
-    Tensor *x2 = param(NB_SHAPE(4, 3), -1, 1, 10, true);
-    Tensor *x3 = param(NB_SHAPE(2, 3, 3), -1, 1, 11, true); /* leading dims flattened */
-    Tensor *W = param(NB_SHAPE(5, 3), -1, 1, 12, true);
-    Tensor *b = param(NB_SHAPE(5), -1, 1, 13, true); /* broadcast over rows */
-    gradcheck("linear 2-D", linear_fn, (Tensor *[]){x2, W, b}, 3, NULL);
-    gradcheck("linear 3-D", linear_fn, (Tensor *[]){x3, W, b}, 3, NULL);
+    Tensor *x2 = nbt_tensor(NB_SHAPE(4, 3), -1, 1, 10, true);
+    Tensor *x3 = nbt_tensor(NB_SHAPE(2, 3, 3), -1, 1, 11, true); /* leading dims flattened */
+    Tensor *W = nbt_tensor(NB_SHAPE(5, 3), -1, 1, 12, true);
+    Tensor *b = nbt_tensor(NB_SHAPE(5), -1, 1, 13, true); /* broadcast over rows */
+    nbt_gradcheck("linear 2-D", linear_fn, (Tensor *[]){x2, W, b}, 3, NULL);
+    nbt_gradcheck("linear 3-D", linear_fn, (Tensor *[]){x3, W, b}, 3, NULL);
     /* A non-contiguous input (a transposed view would be copied into rows). */
-    Tensor *xt = param(NB_SHAPE(3, 4), -1, 1, 14, false);
+    Tensor *xt = nbt_tensor(NB_SHAPE(3, 4), -1, 1, 14, false);
     Tensor *xt_rows = tensor_copy(xt);
     nn_linear l = {W, b, 3, 5};
     Tensor v = *xt;
@@ -330,7 +292,7 @@ static void linear_step(nn_linear *l, Tensor *x) {
 }
 
 START_TEST(test_linear_memory) {
-    Tensor *x = param(NB_SHAPE(8, 6), -1, 1, 20, false);
+    Tensor *x = nbt_tensor(NB_SHAPE(8, 6), -1, 1, 20, false);
     nn_linear warm;
     nn_linear_init(&warm, 6, 3, true, NULL);
     tensor_requires_grad(warm.weight, true);
@@ -360,10 +322,10 @@ START_TEST(test_linear_shape_error) {
     nn_linear l;
     nn_linear_init(&l, 3, 2, true, NULL);
     Tensor *x = tensor_zeros(NB_SHAPE(4, 5));
-    EXPECT_FAIL(nn_linear_forward(&l, x), "nn_linear", "[4, 5]", "[2, 3]");
+    NBT_EXPECT_FAIL(nn_linear_forward(&l, x), "nn_linear", "[4, 5]", "[2, 3]");
     Tensor *s = tensor_scalar(1);
-    EXPECT_FAIL(nn_linear_forward(&l, s), "nn_linear", "[]");
-    EXPECT_FAIL(nn_linear_init(&l, 0, 2, true, NULL), "nn_linear_init", "positive");
+    NBT_EXPECT_FAIL(nn_linear_forward(&l, s), "nn_linear", "[]");
+    NBT_EXPECT_FAIL(nn_linear_init(&l, 0, 2, true, NULL), "nn_linear_init", "positive");
     tensor_free(x);
     tensor_free(s);
     nn_linear_free(&l);
@@ -412,9 +374,9 @@ static Tensor *act_fn(Tensor *const *in, void *ctx) {
 
 START_TEST(test_activation_gradcheck) {
     static const char *names[] = {"relu", "leaky_relu", "sigmoid", "tanh", "softplus"};
-    Tensor *x = param(NB_SHAPE(3, 4), -3, 3, 30, true);
+    Tensor *x = nbt_tensor(NB_SHAPE(3, 4), -3, 3, 30, true);
     away_from_zero(x, (real)0.05);
-    for (int k = 0; k < 5; k++) gradcheck(names[k], act_fn, (Tensor *[]){x}, 1, &k);
+    for (int k = 0; k < 5; k++) nbt_gradcheck(names[k], act_fn, (Tensor *[]){x}, 1, &k);
     tensor_free(x);
 }
 END_TEST
@@ -427,10 +389,10 @@ static Tensor *mlp_fn(Tensor *const *in, void *ctx) {
 }
 
 START_TEST(test_mlp_gradcheck) {
-    Tensor *x = param(NB_SHAPE(6, 4), -1, 1, 40, false);
-    Tensor *W1 = param(NB_SHAPE(5, 4), -1, 1, 41, true);
-    Tensor *b1 = param(NB_SHAPE(5), 0.2, 0.5, 42, true);
-    Tensor *W2 = param(NB_SHAPE(2, 5), -1, 1, 43, true);
+    Tensor *x = nbt_tensor(NB_SHAPE(6, 4), -1, 1, 40, false);
+    Tensor *W1 = nbt_tensor(NB_SHAPE(5, 4), -1, 1, 41, true);
+    Tensor *b1 = nbt_tensor(NB_SHAPE(5), 0.2, 0.5, 42, true);
+    Tensor *W2 = nbt_tensor(NB_SHAPE(2, 5), -1, 1, 43, true);
     /* keep the hidden pre-activations off relu's kink */
     ag_set_grad_enabled(false);
     nn_linear a = {W1, b1, 4, 5};
@@ -442,7 +404,7 @@ START_TEST(test_mlp_gradcheck) {
         ag_reset();
     }
     ag_set_grad_enabled(true);
-    gradcheck("mlp", mlp_fn, (Tensor *[]){x, W1, b1, W2}, 4, NULL);
+    nbt_gradcheck("mlp", mlp_fn, (Tensor *[]){x, W1, b1, W2}, 4, NULL);
     tensor_free(x);
     tensor_free(W1);
     tensor_free(b1);

@@ -9,47 +9,10 @@
 #include "nn/layers.h"
 #include "nn/loss.h"
 #include "tests/check_main.h"
+#include "tests/testutil.h"
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-static jmp_buf jump;
-static void jump_handler(const char *message) {
-    (void)message;
-    longjmp(jump, 1);
-}
-
-/* Runs stmt expecting an nb_fail whose message contains every one of the given texts. */
-#define EXPECT_FAIL(stmt, ...)                                                                     \
-    do {                                                                                           \
-        nb_error_handler old_ = nb_set_error_handler(jump_handler);                                \
-        if (setjmp(jump) == 0) {                                                                   \
-            stmt;                                                                                  \
-            nb_set_error_handler(old_);                                                            \
-            ck_abort_msg("expected an error from: %s", #stmt);                                     \
-        }                                                                                          \
-        nb_set_error_handler(old_);                                                                \
-        ag_reset();                                                                                \
-        const char *texts_[] = {__VA_ARGS__};                                                      \
-        for (size_t i_ = 0; i_ < sizeof texts_ / sizeof *texts_; i_++)                             \
-            ck_assert_msg(strstr(nb_last_error(), texts_[i_]), "error \"%s\" lacks \"%s\"",        \
-                          nb_last_error(), texts_[i_]);                                            \
-    } while (0)
-
-static void gradcheck(const char *what, ag_fn f, Tensor *const *in, int n, void *ctx) {
-    ag_gradcheck_result r;
-    bool ok = ag_gradcheck(f, in, n, ctx, NULL, &r);
-    ck_assert_msg(ok, "%s: %s", what, r.message);
-}
-
-static Tensor *param(int ndim, const int64_t *shape, double lo, double hi, uint64_t seed,
-                     bool grad) {
-    nb_rng r;
-    nb_rng_seed(&r, seed);
-    Tensor *t = tensor_empty(ndim, shape);
-    nn_init_uniform_(t, lo, hi, &r);
-    if (grad) tensor_requires_grad(t, true);
-    return t;
-}
 
 #define PI 3.14159265358979323846
 
@@ -123,13 +86,13 @@ static Tensor *bce_views_fn(Tensor *const *in, void *ctx) {
 }
 
 START_TEST(test_bce_gradcheck) {
-    Tensor *p = param(NB_SHAPE(4, 3), 0.1, 0.9, 1, true);
-    Tensor *y = param(NB_SHAPE(4, 3), 0, 1, 2, true);
+    Tensor *p = nbt_tensor(NB_SHAPE(4, 3), 0.1, 0.9, 1, true);
+    Tensor *y = nbt_tensor(NB_SHAPE(4, 3), 0, 1, 2, true);
     nn_reduction reds[] = {NN_SUM, NN_MEAN, NN_NONE};
-    for (int k = 0; k < 3; k++) gradcheck("bce", bce_fn, (Tensor *[]){p, y}, 2, &reds[k]);
-    Tensor *pt = param(NB_SHAPE(3, 4), 0.1, 0.9, 3, true);
-    Tensor *yrow = param(NB_SHAPE(1, 3), 0, 1, 4, true);
-    gradcheck("bce on views", bce_views_fn, (Tensor *[]){pt, yrow}, 2, NULL);
+    for (int k = 0; k < 3; k++) nbt_gradcheck("bce", bce_fn, (Tensor *[]){p, y}, 2, &reds[k]);
+    Tensor *pt = nbt_tensor(NB_SHAPE(3, 4), 0.1, 0.9, 3, true);
+    Tensor *yrow = nbt_tensor(NB_SHAPE(1, 3), 0, 1, 4, true);
+    nbt_gradcheck("bce on views", bce_views_fn, (Tensor *[]){pt, yrow}, 2, NULL);
     tensor_free(p);
     tensor_free(y);
     tensor_free(pt);
@@ -160,8 +123,8 @@ END_TEST
 
 /* On moderate logits, bce_with_logits(x) equals bce(sigmoid(x)). */
 START_TEST(test_bce_logits_matches_bce) {
-    Tensor *x = param(NB_SHAPE(3, 5), -4, 4, 5, false);
-    Tensor *y = param(NB_SHAPE(3, 5), 0, 1, 6, false);
+    Tensor *x = nbt_tensor(NB_SHAPE(3, 5), -4, 4, 5, false);
+    Tensor *y = nbt_tensor(NB_SHAPE(3, 5), 0, 1, 6, false);
     double a = item(nn_bce_with_logits(x, y, NN_SUM)), b = item(nn_bce(nn_sigmoid(x), y, NN_SUM));
     ck_assert_double_eq_tol(a, b, 1e3 * TOL * fabs(b));
     ag_reset();
@@ -175,11 +138,11 @@ static Tensor *bce_logits_fn(Tensor *const *in, void *ctx) {
 }
 
 START_TEST(test_bce_logits_gradcheck) {
-    Tensor *x = param(NB_SHAPE(2, 3, 2), -5, 5, 7, true);
-    Tensor *y = param(NB_SHAPE(2, 3, 2), 0, 1, 8, true);
+    Tensor *x = nbt_tensor(NB_SHAPE(2, 3, 2), -5, 5, 7, true);
+    Tensor *y = nbt_tensor(NB_SHAPE(2, 3, 2), 0, 1, 8, true);
     nn_reduction reds[] = {NN_SUM, NN_MEAN, NN_NONE};
     for (int k = 0; k < 3; k++)
-        gradcheck("bce_with_logits", bce_logits_fn, (Tensor *[]){x, y}, 2, &reds[k]);
+        nbt_gradcheck("bce_with_logits", bce_logits_fn, (Tensor *[]){x, y}, 2, &reds[k]);
     tensor_free(x);
     tensor_free(y);
 }
@@ -197,9 +160,9 @@ START_TEST(test_mse) {
     ck_assert_double_eq_tol(item(nn_mse(a, b, NN_SUM)), 1 + 4 + 0.25, 1e-5);
     ck_assert_double_eq_tol(item(nn_mse(a, b, NN_MEAN)), 5.25 / 3, 1e-5);
     ag_reset();
-    Tensor *p = param(NB_SHAPE(4, 2), -2, 2, 9, true), *q = param(NB_SHAPE(4, 2), -2, 2, 10, true);
+    Tensor *p = nbt_tensor(NB_SHAPE(4, 2), -2, 2, 9, true), *q = nbt_tensor(NB_SHAPE(4, 2), -2, 2, 10, true);
     nn_reduction reds[] = {NN_SUM, NN_MEAN, NN_NONE};
-    for (int k = 0; k < 3; k++) gradcheck("mse", mse_fn, (Tensor *[]){p, q}, 2, &reds[k]);
+    for (int k = 0; k < 3; k++) nbt_gradcheck("mse", mse_fn, (Tensor *[]){p, q}, 2, &reds[k]);
     tensor_free(a);
     tensor_free(b);
     tensor_free(p);
@@ -245,10 +208,10 @@ static Tensor *ce_fn(Tensor *const *in, void *ctx) {
 }
 
 START_TEST(test_cross_entropy_gradcheck) {
-    Tensor *logits = param(NB_SHAPE(5, 4), -3, 3, 11, true);
+    Tensor *logits = nbt_tensor(NB_SHAPE(5, 4), -3, 3, 11, true);
     nn_reduction reds[] = {NN_SUM, NN_MEAN, NN_NONE};
     for (int k = 0; k < 3; k++)
-        gradcheck("cross_entropy", ce_fn, (Tensor *[]){logits}, 1, &reds[k]);
+        nbt_gradcheck("cross_entropy", ce_fn, (Tensor *[]){logits}, 1, &reds[k]);
     tensor_free(logits);
 }
 END_TEST
@@ -282,14 +245,14 @@ static Tensor *gnll_fn(Tensor *const *in, void *ctx) {
 }
 
 START_TEST(test_gaussian_nll_gradcheck) {
-    Tensor *x = param(NB_SHAPE(3, 4), -2, 2, 12, true);
-    Tensor *mu = param(NB_SHAPE(3, 4), -2, 2, 13, true);
-    Tensor *lv = param(NB_SHAPE(3, 4), -1, 1, 14, true);
-    Tensor *lv_dim = param(NB_SHAPE(4), -1, 1, 15, true); /* broadcast over rows */
+    Tensor *x = nbt_tensor(NB_SHAPE(3, 4), -2, 2, 12, true);
+    Tensor *mu = nbt_tensor(NB_SHAPE(3, 4), -2, 2, 13, true);
+    Tensor *lv = nbt_tensor(NB_SHAPE(3, 4), -1, 1, 14, true);
+    Tensor *lv_dim = nbt_tensor(NB_SHAPE(4), -1, 1, 15, true); /* broadcast over rows */
     nn_reduction reds[] = {NN_SUM, NN_MEAN, NN_NONE};
     for (int k = 0; k < 3; k++)
-        gradcheck("gaussian_nll", gnll_fn, (Tensor *[]){x, mu, lv}, 3, &reds[k]);
-    gradcheck("gaussian_nll broadcast", gnll_fn, (Tensor *[]){x, mu, lv_dim}, 3, &reds[0]);
+        nbt_gradcheck("gaussian_nll", gnll_fn, (Tensor *[]){x, mu, lv}, 3, &reds[k]);
+    nbt_gradcheck("gaussian_nll broadcast", gnll_fn, (Tensor *[]){x, mu, lv_dim}, 3, &reds[0]);
     tensor_free(x);
     tensor_free(mu);
     tensor_free(lv);
@@ -301,23 +264,23 @@ END_TEST
 
 START_TEST(test_loss_errors) {
     Tensor *a = tensor_zeros(NB_SHAPE(2, 3)), *b = tensor_zeros(NB_SHAPE(3, 2));
-    EXPECT_FAIL(nn_bce(a, b, NN_SUM), "nn_bce", "[2, 3]", "[3, 2]");
-    EXPECT_FAIL(nn_bce_with_logits(a, b, NN_SUM), "nn_bce_with_logits", "[2, 3]", "[3, 2]");
-    EXPECT_FAIL(nn_mse(a, b, NN_MEAN), "nn_mse", "[2, 3]", "[3, 2]");
-    EXPECT_FAIL(nn_gaussian_nll(a, b, a, NN_SUM), "nn_gaussian_nll", "[2, 3]", "[3, 2]");
+    NBT_EXPECT_FAIL(nn_bce(a, b, NN_SUM), "nn_bce", "[2, 3]", "[3, 2]");
+    NBT_EXPECT_FAIL(nn_bce_with_logits(a, b, NN_SUM), "nn_bce_with_logits", "[2, 3]", "[3, 2]");
+    NBT_EXPECT_FAIL(nn_mse(a, b, NN_MEAN), "nn_mse", "[2, 3]", "[3, 2]");
+    NBT_EXPECT_FAIL(nn_gaussian_nll(a, b, a, NN_SUM), "nn_gaussian_nll", "[2, 3]", "[3, 2]");
     Tensor *lv = tensor_zeros(NB_SHAPE(4, 2, 3)); /* would grow x */
-    EXPECT_FAIL(nn_gaussian_nll(a, a, lv, NN_SUM), "nn_gaussian_nll", "[4, 2, 3]", "[2, 3]");
-    EXPECT_FAIL(nn_cross_entropy(a, (int64_t[]){0, 3}, NN_MEAN), "nn_cross_entropy", "label 3",
+    NBT_EXPECT_FAIL(nn_gaussian_nll(a, a, lv, NN_SUM), "nn_gaussian_nll", "[4, 2, 3]", "[2, 3]");
+    NBT_EXPECT_FAIL(nn_cross_entropy(a, (int64_t[]){0, 3}, NN_MEAN), "nn_cross_entropy", "label 3",
                 "index 1");
-    EXPECT_FAIL(nn_cross_entropy(a, (int64_t[]){-1, 0}, NN_MEAN), "nn_cross_entropy", "label -1");
+    NBT_EXPECT_FAIL(nn_cross_entropy(a, (int64_t[]){-1, 0}, NN_MEAN), "nn_cross_entropy", "label -1");
     Tensor *v = tensor_zeros(NB_SHAPE(3));
-    EXPECT_FAIL(nn_cross_entropy(v, (int64_t[]){0, 0, 0}, NN_MEAN), "nn_cross_entropy", "[3]");
-    EXPECT_FAIL(nn_reduce(a, (nn_reduction)7), "nn_reduce", "7");
+    NBT_EXPECT_FAIL(nn_cross_entropy(v, (int64_t[]){0, 0, 0}, NN_MEAN), "nn_cross_entropy", "[3]");
+    NBT_EXPECT_FAIL(nn_reduce(a, (nn_reduction)7), "nn_reduce", "7");
     Tensor *p = tensor_from_array(NB_SHAPE(3), (real[]){0.5, 1.5, 0}),
            *y = tensor_zeros(NB_SHAPE(3));
-    EXPECT_FAIL(nn_bce(p, y, NN_SUM), "nn_bce", "1.5", "index 1", "outside [0, 1]");
+    NBT_EXPECT_FAIL(nn_bce(p, y, NN_SUM), "nn_bce", "1.5", "index 1", "outside [0, 1]");
     p->data[1] = (real)NAN;
-    EXPECT_FAIL(nn_bce(p, y, NN_SUM), "nn_bce", "nan", "index 1");
+    NBT_EXPECT_FAIL(nn_bce(p, y, NN_SUM), "nn_bce", "nan", "index 1");
     tensor_free(p);
     tensor_free(y);
     tensor_free(a);

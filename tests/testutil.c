@@ -16,13 +16,23 @@ void nbt_gradcheck(const char *what, ag_fn f, Tensor *const *in, int n, void *ct
     ck_assert_msg(ok, "%s: %s", what, r.message);
 }
 
-Tensor *nbt_param(int ndim, const int64_t *shape, double lo, double hi, uint64_t seed) {
+Tensor *nbt_tensor(int ndim, const int64_t *shape, double lo, double hi, uint64_t seed, bool grad) {
     nb_rng rng;
     nb_rng_seed(&rng, seed);
     Tensor *t = tensor_empty(ndim, shape);
     for (int64_t i = 0; i < t->numel; i++) t->data[i] = (real)(lo + (hi - lo) * nb_rng_uniform(&rng));
-    tensor_requires_grad(t, true);
+    if (grad) tensor_requires_grad(t, true);
     return t;
+}
+
+Tensor *nbt_param(int ndim, const int64_t *shape, double lo, double hi, uint64_t seed) {
+    return nbt_tensor(ndim, shape, lo, hi, seed, true);
+}
+
+void nbt_check_error_texts(const char *const *texts) {
+    for (; *texts; texts++)
+        ck_assert_msg(strstr(nb_last_error(), *texts) != NULL, "error \"%s\" lacks \"%s\"",
+                      nb_last_error(), *texts);
 }
 
 void nbt_assert_close(const Tensor *a, const real *expect, double tol) {
