@@ -36,6 +36,9 @@
 
 void tensor_requires_grad(Tensor *t, bool on); /* kept leaves only */
 void tensor_zero_grad(Tensor *t);               /* sets t->grad to zeros (if it has one) */
+/* Sets t->grad to NULL (PyTorch's zero_grad(set_to_none=True)); a kept tensor keeps the buffer,
+ * so the next backward writes into it without zeroing it first and without allocating. */
+void tensor_clear_grad(Tensor *t);
 
 /* Backpropagates from a one-element tensor (its gradient is 1). */
 #define ag_backward(t) ag_backward_at(__FILE__, __LINE__, (t), NULL)

@@ -75,18 +75,36 @@ void tensor_zero_grad(Tensor *t) {
     if (t->grad) tensor_fill(t->grad, 0);
 }
 
+void tensor_clear_grad(Tensor *t) {
+    if (!t->grad) return;
+    if (t->kept && !t->grad_spare) t->grad_spare = t->grad; /* keep the buffer for reuse */
+    else if (t->kept) tensor_free(t->grad);
+    t->grad = NULL;
+}
+
+/* A gradient buffer for t, not initialised: a kept tensor's spare, or new memory. */
+static Tensor *new_grad(Tensor *t) {
+    if (!t->kept) return tensor_step(t->ndim, t->shape);
+    if (t->grad_spare) {
+        Tensor *g = t->grad_spare;
+        t->grad_spare = NULL;
+        return g;
+    }
+    return tensor_empty(t->ndim, t->shape);
+}
+
 Tensor *ag_grad(Tensor *t) {
     if (!t->grad) {
-        t->grad = t->kept ? tensor_zeros(t->ndim, t->shape) : tensor_step(t->ndim, t->shape);
-        if (!t->kept) memset(t->grad->data, 0, (size_t)t->numel * sizeof(real));
+        t->grad = new_grad(t);
+        tensor_fill(t->grad, 0);
     }
     return t->grad;
 }
 
 Tensor *ag_grad_begin(Tensor *t, bool *fresh) {
-    *fresh = !t->kept && !t->grad;
-    if (*fresh) t->grad = tensor_step(t->ndim, t->shape); /* the caller writes every element */
-    return ag_grad(t);
+    *fresh = !t->grad;
+    if (*fresh) t->grad = new_grad(t); /* the caller writes every element */
+    return t->grad;
 }
 
 void ag_accumulate(Tensor *parent, const Tensor *g) {

@@ -287,7 +287,7 @@ void nn_optim_step(nn_optim *opt) {
 }
 
 void nn_optim_zero_grad(nn_optim *opt) {
-    for (int i = 0; i < opt->n; i++) tensor_zero_grad(opt->slots[i].p);
+    for (int i = 0; i < opt->n; i++) tensor_clear_grad(opt->slots[i].p);
 }
 
 void nn_optim_set_lr(nn_optim *opt, double lr) {

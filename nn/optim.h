@@ -92,7 +92,9 @@ void nn_optim_free(nn_optim *opt); /* the state and the list, not the parameters
 
 /* One update of every parameter that has a .grad. Allocates nothing. */
 void nn_optim_step(nn_optim *opt);
-/* Sets every parameter's .grad (those that have one) to zeros. */
+/* Clears every parameter's .grad to NULL, as PyTorch's zero_grad() (set_to_none=True) does:
+ * the next backward writes the gradient afresh into the kept buffer (tensor_clear_grad), and
+ * a parameter that backward doesn't reach keeps a NULL .grad, so nn_optim_step skips it. */
 void nn_optim_zero_grad(nn_optim *opt);
 
 void nn_optim_set_lr(nn_optim *opt, double lr); /* fails on lr < 0 */

@@ -93,6 +93,7 @@ void tensor_free(Tensor *t) {
     if (!t->kept)
         nb_fail("tensor_free", "a step tensor (made by an op) is freed by ag_reset(), not by hand");
     tensor_free(t->grad);
+    tensor_free(t->grad_spare);
     if (t->owns_data) nb_free(t->data);
     nb_free(t);
 }

@@ -68,6 +68,7 @@ struct Tensor {
     /* autograd (autograd/): filled in by ops while grad mode is on */
     bool requires_grad;     /* leaves: set by tensor_requires_grad; ops: any input requires it */
     Tensor *grad;           /* d(loss)/d(this): contiguous, same shape; NULL until backward */
+    Tensor *grad_spare;     /* kept tensors: a cleared gradient's buffer, reused by the next */
     const char *op;         /* the op that made this tensor; NULL for a leaf */
     const char *name;       /* optional label for printing and graph drawing */
     ag_backward_fn backward;

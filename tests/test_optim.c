@@ -121,9 +121,17 @@ START_TEST(test_null_grad_skipped) {
         if (strcmp(s.name, "step.a") == 0) ck_assert_int_eq(*s.count, 2);
         if (strcmp(s.name, "step.b") == 0) ck_assert_int_eq(*s.count, 0);
     }
-    /* zero_grad zeroes a's grad and leaves b without one */
+    /* zero_grad sets grads to none, as PyTorch's default; a keeps its buffer for reuse, and a
+     * step with no grads changes nothing */
     nn_optim_zero_grad(opt);
-    ck_assert(a->grad->data[0] == 0 && b->grad == NULL);
+    ck_assert(a->grad == NULL && b->grad == NULL && a->grad_spare != NULL);
+    real before = a->data[0];
+    nn_optim_step(opt);
+    ck_assert(a->data[0] == before);
+    Tensor *spare = a->grad_spare;
+    ag_backward(ag_sum(ag_mul_scalar(a, 3))); /* the next backward writes into the same buffer */
+    ck_assert(a->grad == spare && a->grad->data[0] == 3);
+    ag_reset();
     nn_optim_free(opt);
     nn_params_free(&ps);
     tensor_free(a);
