@@ -144,7 +144,7 @@ bench: deps bench-deps
 # ---- the main job -----------------------------------------------------------------------------
 run: deps
 	@$(MAKE) --no-print-directory $(VAE)
-	$(VAE) train --epochs 5 --out out
+	$(VAE) train --epochs 30 --out out
 
 data-fashion:
 	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || \
