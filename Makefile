@@ -58,7 +58,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_LIB := $(BUILD)/obj/tests/testutil.o
 
-.PHONY: all lib run test check-run test-float test-double test-san bench bench-deps deps data-fashion clean format
+.PHONY: all lib run test check-run test-float test-double test-san bench bench-deps bench-scaling deps data-fashion clean format
 all: $(LIB) $(IOLIB) $(EXAMPLES) $(VAE)
 
 lib: $(LIB)
@@ -140,6 +140,10 @@ bench: deps bench-deps
 	@$(MAKE) --no-print-directory $(BUILD)/bench/bench_vae
 	@pkg-config --exists openblas && $(MAKE) --no-print-directory $(BUILD)/bench/bench_gemm || true
 	@BUILD=$(BUILD) bash bench/run.sh
+
+bench-scaling: deps bench-deps
+	@$(MAKE) --no-print-directory $(BUILD)/bench/bench_vae
+	@BUILD=$(BUILD) bash bench/scaling.sh
 
 # ---- the main job -----------------------------------------------------------------------------
 run: deps

@@ -72,13 +72,13 @@ def load_images(directory, prefix):
 
 
 class VAE(nn.Module):
-    def __init__(self):
+    def __init__(self, hidden=400):
         super().__init__()
-        self.fc1 = nn.Linear(784, 400)
-        self.fc21 = nn.Linear(400, 20)
-        self.fc22 = nn.Linear(400, 20)
-        self.fc3 = nn.Linear(20, 400)
-        self.fc4 = nn.Linear(400, 784)
+        self.fc1 = nn.Linear(784, hidden)
+        self.fc21 = nn.Linear(hidden, 20)
+        self.fc22 = nn.Linear(hidden, 20)
+        self.fc3 = nn.Linear(20, hidden)
+        self.fc4 = nn.Linear(hidden, 784)
 
     def encode(self, x):
         h1 = F.relu(self.fc1(x))
@@ -152,6 +152,7 @@ def main(argv):
     p.add_argument('--seed', type=int, default=1)
     p.add_argument('--threads', type=int, default=0, help='torch.set_num_threads (0: leave)')
     p.add_argument('--batch-size', type=int, default=128)
+    p.add_argument('--hidden', type=int, default=400, help='hidden width (the reference is 400)')
     p.add_argument('--json', action='store_true')
     args = p.parse_args(argv)
     if args.threads > 0:
@@ -160,7 +161,7 @@ def main(argv):
     torch.manual_seed(args.seed)
     train_x = load_images(args.data, 'train')
     test_x = load_images(args.data, 't10k')
-    model = VAE()
+    model = VAE(args.hidden)
     optimizer = optim.Adam(model.parameters(), lr=1e-3)
 
     for epoch in range(1, args.epochs + 1):
