@@ -31,6 +31,7 @@ typedef struct {
  * operand is contiguous across them, so the inner row is as long as possible. */
 static void iter_init(iter_t *it, int nops, const Tensor *const *ops) {
     const Tensor *t0 = ops[0];
+    memset(it, 0, sizeof *it); /* unused operand slots stay NULL with stride 0 */
     it->nops = nops;
     it->ndim = 0;
     for (int k = 0; k < nops; k++) it->p[k] = ops[k]->data + ops[k]->offset;
@@ -123,8 +124,8 @@ static void iter_run(const iter_t *it, inner_fn inner, const void *ctx, bool par
                 int t = 0, T = 1;
 #endif
                 int64_t a = n * t / T, b = n * (t + 1) / T;
-                real *p[3];
-                for (int k = 0; k < 3; k++) p[k] = one.p[k] + a * st[k];
+                real *p[3] = {NULL, NULL, NULL};
+                for (int k = 0; k < it->nops; k++) p[k] = one.p[k] + a * st[k];
                 if (b > a) inner(b - a, p, st, ctx);
             }
         }
