@@ -24,8 +24,23 @@ static double weighted_sum(const Tensor *y, const real *w) {
     return s;
 }
 
-static void zero_grads(Tensor *const *in, int n) {
-    for (int i = 0; i < n; i++) tensor_zero_grad(in[i]);
+/* Clears the inputs' gradients so the next backward takes its fresh (write, don't add) path,
+ * and fills the buffers it will reuse with NaN: a backward that leaves any element of a fresh
+ * gradient unwritten then shows up as a NaN gradient. */
+static void poison_grads(Tensor *const *in, int n) {
+    for (int i = 0; i < n; i++) {
+        if (!in[i]->requires_grad) continue;
+        ag_grad(in[i]);
+        tensor_clear_grad(in[i]);
+        tensor_fill(in[i]->grad_spare, NAN);
+    }
+}
+
+/* Element-wise equality (so -0 and +0 count as equal, unlike memcmp). */
+static bool same_values(const real *a, const real *b, int64_t n) {
+    for (int64_t k = 0; k < n; k++)
+        if (a[k] != b[k]) return false;
+    return true;
 }
 
 /* Copies every checked input's gradient into one flat buffer. */
@@ -71,20 +86,25 @@ bool ag_gradcheck(ag_fn f, Tensor *const *in, int n, void *ctx, const ag_gradche
         ok = fail(r, "the output does not require grad: no input reaches it");
         goto done;
     }
-    zero_grads(in, n);
+    poison_grads(in, n);
     ag_backward_with(y, w);
     grab_grads(in, n, g1);
+    for (int64_t k = 0; k < total; k++)
+        if (g1[k] != g1[k]) {
+            ok = fail(r, "backward left a gradient element unwritten (or NaN)");
+            goto done;
+        }
 
     /* backward twice gives the same gradients */
-    zero_grads(in, n);
+    poison_grads(in, n);
     ag_backward_with(y, w);
     grab_grads(in, n, g2);
-    if (memcmp(g1, g2, (size_t)total * sizeof(real)) != 0) {
+    if (!same_values(g1, g2, total)) {
         ok = fail(r, "backward run twice gave different gradients");
         goto done;
     }
     /* a zero upstream gradient gives zero gradients */
-    zero_grads(in, n);
+    poison_grads(in, n);
     ag_backward_with(y, zero);
     grab_grads(in, n, g2);
     for (int64_t k = 0; k < total; k++)

@@ -13,15 +13,16 @@
  * L = sum(y * w) with a fixed random w, so every output element matters. The analytic gradient
  * is backward from y with upstream w; the numeric one is (L(x + e) - L(x - e)) / 2e per input
  * element, with L summed in double. An element passes when |analytic - numeric| <= atol +
- * rtol * |numeric|. It also checks that backward run twice gives bitwise identical gradients
- * (no hidden state) and that a zero upstream gradient gives zero gradients.
+ * rtol * |numeric|. It also checks that backward run twice gives identical gradients (no
+ * hidden state), that a zero upstream gradient gives zero gradients, and, by filling the
+ * reused gradient buffers with NaN first, that backward writes every element it owns.
  *
  * float32 central differences are coarse: the defaults are eps 1e-3, atol 5e-3, rtol 1e-2 in a
  * float build and PyTorch's eps 1e-6, atol 1e-5, rtol 1e-3 in a double build (make DOUBLE=1);
  * `make test` runs the suite in both. Keep inputs away from kinks (relu at 0, abs at 0, clamp
  * bounds) by more than eps, as ggml's tests do.
  *
- * Inputs must be kept tensors; those with requires_grad are checked. Their .grad is zeroed.
+ * Inputs must be kept tensors; those with requires_grad are checked. Their .grad is overwritten.
  * The function may make any step tensors; they are released before ag_gradcheck returns. */
 #ifndef NB_GRADCHECK_H
 #define NB_GRADCHECK_H

@@ -101,6 +101,16 @@ Tensor *ag_grad(Tensor *t) {
     return t->grad;
 }
 
+/* True when a's shape broadcasts to b's exactly (NumPy rules), e.g. [N] to [M, N]. */
+static bool broadcasts_to(const Tensor *a, const Tensor *b) {
+    if (a->ndim > b->ndim) return false;
+    for (int i = 1; i <= a->ndim; i++) {
+        int64_t sa = a->shape[a->ndim - i], sb = b->shape[b->ndim - i];
+        if (sa != sb && sa != 1) return false;
+    }
+    return true;
+}
+
 Tensor *ag_grad_begin(Tensor *t, bool *fresh) {
     *fresh = !t->grad;
     if (*fresh) t->grad = new_grad(t); /* the caller writes every element */
@@ -111,8 +121,8 @@ void ag_accumulate(Tensor *parent, const Tensor *g) {
     if (!parent->requires_grad) return;
     bool fresh;
     Tensor *pg = ag_grad_begin(parent, &fresh);
-    if (g->numel <= pg->numel) k_unary(K_COPY, g, pg, 0, 0, !fresh); /* same shape, or g broadcasts */
-    else k_sum_to(g, pg, !fresh);                                    /* the parent was broadcast */
+    if (broadcasts_to(g, pg)) k_unary(K_COPY, g, pg, 0, 0, !fresh); /* same shape, or g repeats */
+    else k_sum_to(g, pg, !fresh);                                   /* the parent was broadcast */
 }
 
 void ag_accumulate_unary(Tensor *parent, k_unary_op op, const Tensor *g, real p0, real p1) {
@@ -171,10 +181,10 @@ void ag_backward_at(const char *file, int line, Tensor *t, const Tensor *grad) {
     if (!t->kept && !t->backward) t->grad = NULL;
 
     Tensor *g = ag_grad(t);
-    if (grad) {
-        Tensor gv = *grad;
-        tensor_layout_reshape(grad, t->ndim, t->shape, &gv);
-        k_unary(K_COPY, &gv, g, 0, 0, true);
+    if (grad) { /* any layout of the right size: read it in row-major order */
+        real *flat = arena_alloc((size_t)grad->numel * sizeof(real));
+        tensor_to_array(grad, flat);
+        for (int64_t i = 0; i < g->numel; i++) g->data[i] += flat[i];
     } else {
         g->data[g->offset] += 1;
     }
@@ -232,7 +242,7 @@ void ag_write_dot(FILE *f, const Tensor *root) {
         for (int64_t i = 0; i < nseen && !dup; i++) dup = seen[i] == t;
         if (dup) continue;
         if (nseen == cap || nstack + t->nparents >= cap) {
-            cap *= 2;
+            while (nseen >= cap || nstack + t->nparents >= cap) cap *= 2;
             const Tensor **s2 = nb_malloc((size_t)cap * sizeof *s2), **k2 = nb_malloc((size_t)cap * sizeof *k2);
             memcpy(s2, seen, (size_t)nseen * sizeof *s2);
             memcpy(k2, stack, (size_t)nstack * sizeof *k2);

@@ -54,12 +54,12 @@ static void matmul_backward(Tensor *c) {
     int64_t ra = a->strides[a->ndim - 2], ca = a->strides[a->ndim - 1];
     int64_t rb = b->strides[b->ndim - 2], cb = b->strides[b->ndim - 1];
     const real *G = c->grad->data + c->grad->offset;
-    /* A fresh gradient is written by the first gemm (beta 0) when one gemm covers it all;
-     * with several batch entries it is zeroed first, since entries may share a block. */
+    /* A fresh gradient is written by the gemm (beta 0) when one gemm covers it all; otherwise
+     * it is zeroed first. */
     bool fresh_a = false, fresh_b = false;
     Tensor *ga = a->requires_grad ? ag_grad_begin(a, &fresh_a) : NULL;
     Tensor *gb = b->requires_grad ? ag_grad_begin(b, &fresh_b) : NULL;
-    if (bt.count > 1) {
+    if (bt.count != 1) { /* several entries may share a block; none leaves it unwritten */
         if (fresh_a) tensor_fill(ga, 0);
         if (fresh_b) tensor_fill(gb, 0);
         fresh_a = fresh_b = false;

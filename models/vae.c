@@ -33,7 +33,8 @@ void vae_config_default(vae_config *c) {
 
 int vae_config_check(const vae_config *c, char *err, size_t n) {
 #define BAD(...) return snprintf(err, n, __VA_ARGS__), -1
-    if (c->rows < 1 || c->cols < 1 || c->rows * c->cols > (1 << 24))
+    if (c->rows < 1 || c->cols < 1 || c->rows > (1 << 24) || c->cols > (1 << 24) ||
+        c->rows * c->cols > (1 << 24))
         BAD("image size %lldx%lld is out of range", (long long)c->rows, (long long)c->cols);
     if (c->nhidden < 1 || c->nhidden > VAE_MAX_HIDDEN)
         BAD("between 1 and %d hidden layers are supported, not %d", VAE_MAX_HIDDEN, c->nhidden);
@@ -49,6 +50,19 @@ int vae_config_check(const vae_config *c, char *err, size_t n) {
     if (c->num_classes < 0 || c->num_classes > 1000) BAD("classes %d must be 0..1000", c->num_classes);
     if (c->iw_samples < 1 || c->iw_samples > 10000) BAD("importance samples %d must be 1..10000", c->iw_samples);
     if (c->likelihood != VAE_BERNOULLI && c->likelihood != VAE_GAUSSIAN) BAD("unknown likelihood");
+    if (c->iw_samples > 1 && (c->beta != 1 || c->gamma > 0 || c->warmup_steps > 0 || c->free_bits > 0))
+        BAD("the IWAE objective (iw %d) does not combine with beta, capacity, warm-up or free bits",
+            c->iw_samples);
+    /* every parameter is allocated by vae_init: bound the total before trusting a config that
+     * came from a file (a 200-byte config must not ask for terabytes) */
+    double params = 0, in = (double)(c->rows * c->cols + c->num_classes);
+    for (int i = 0; i < c->nhidden; i++) {
+        params += 2 * (in + 1) * (double)c->hidden[i]; /* the encoder layer and its mirror */
+        in = (double)c->hidden[i];
+    }
+    params += (in + 1) * 2.0 * (double)c->latent + ((double)(c->latent + c->num_classes) + 1) * in;
+    if (params > (double)(1 << 27))
+        BAD("the model would have %.3g parameters (at most %d)", params, 1 << 27);
     return 0;
 #undef BAD
 }
@@ -66,6 +80,15 @@ void vae_config_format(const vae_config *c, char *buf, size_t len) {
              c->likelihood == VAE_GAUSSIAN ? "gaussian" : "bernoulli", c->beta, c->gamma,
              c->capacity, (long long)c->capacity_steps, (long long)c->warmup_steps, c->free_bits,
              c->num_classes, c->iw_samples);
+}
+
+/* Copies s into buf (size n) with anything but printable ASCII shown as '?', so text from a
+ * file can go into an error message without reaching the terminal raw. */
+static const char *printable(const char *s, char *buf, size_t n) {
+    size_t i = 0;
+    for (; s[i] && i + 1 < n; i++) buf[i] = (s[i] >= 32 && s[i] < 127) ? s[i] : '?';
+    buf[i] = '\0';
+    return buf;
 }
 
 /* Parses one integer or number value, whole-string, into *out. */
@@ -87,7 +110,8 @@ int vae_config_parse(const char *s, vae_config *c, char *err, size_t n) {
     strcpy(buf, s);
     for (char *save = NULL, *kv = strtok_r(buf, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
         char *eq = strchr(kv, '=');
-        if (!eq) return snprintf(err, n, "model config: '%s' is not key=value", kv), -1;
+        char p1[64], p2[64];
+        if (!eq) return snprintf(err, n, "model config: '%s' is not key=value", printable(kv, p1, sizeof p1)), -1;
         *eq = '\0';
         const char *k = kv, *v = eq + 1;
         long long i = 0;
@@ -119,9 +143,11 @@ int vae_config_parse(const char *s, vae_config *c, char *err, size_t n) {
                 if (*end && *end != ',') bad = 1;
             }
         } else {
-            return snprintf(err, n, "model config: unknown key '%s'", k), -1;
+            return snprintf(err, n, "model config: unknown key '%s'", printable(k, p1, sizeof p1)), -1;
         }
-        if (bad) return snprintf(err, n, "model config: bad value '%s' for '%s'", v, k), -1;
+        if (bad)
+            return snprintf(err, n, "model config: bad value '%s' for '%s'", printable(v, p1, sizeof p1),
+                            printable(k, p2, sizeof p2)), -1;
     }
     return vae_config_check(c, err, n);
 }
@@ -309,6 +335,7 @@ void vae_log_likelihood(const vae_model *m, Tensor *x, const int *labels, int sa
         for (int s = 0; s < S; s++)
             for (int64_t b = 0; b < B; b++) {
                 double v = lw->data[lw->offset + s * B + b];
+                if (v == -INFINITY) continue; /* weight 0; exp(-inf - -inf) would be NaN */
                 if (v > mx[b]) {
                     acc[b] = acc[b] * exp(mx[b] - v) + 1;
                     mx[b] = v;

@@ -24,6 +24,7 @@ static int cur;      /* block being filled */
 static size_t used;  /* bytes used in blocks[cur] */
 static size_t total; /* bytes asked for since the last reset (high-water mark of the step) */
 static size_t high;  /* largest `total` seen */
+static unsigned generation; /* counts resets, so a stale mark is caught */
 
 void *arena_alloc(size_t bytes) {
     bytes = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
@@ -51,11 +52,13 @@ void *arena_alloc(size_t bytes) {
 }
 
 arena_mark_t arena_mark(void) {
-    arena_mark_t m = {cur, used};
+    arena_mark_t m = {cur, used, generation};
     return m;
 }
 
 void arena_release(arena_mark_t m) {
+    if (m.generation != generation || m.block > cur || (m.block == cur && m.used > used))
+        nb_fail("ag_release", "the mark was taken before the last ag_reset() or is out of order");
     /* `total` only feeds block sizing, so an estimate is fine: subtract what this release frees. */
     size_t freed = 0;
     for (int b = m.block; b <= cur && b < nblocks; b++)
@@ -70,7 +73,11 @@ void arena_reset(void) {
         size_t need = 0;
         for (int b = 0; b < nblocks; b++) need += blocks[b].size;
         if (need < high) need = high;
-        for (int b = 0; b < nblocks; b++) nb_free(blocks[b].mem);
+        for (int b = 0; b < nblocks; b++) {
+            nb_free(blocks[b].mem);
+            blocks[b].mem = NULL;
+            blocks[b].size = 0;
+        }
         blocks[0].mem = nb_malloc(need);
         blocks[0].size = need;
         nblocks = 1;
@@ -78,6 +85,7 @@ void arena_reset(void) {
     cur = 0;
     used = 0;
     total = 0;
+    generation++;
 }
 
 size_t arena_capacity(void) {
@@ -91,4 +99,5 @@ void arena_free_all(void) {
     memset(blocks, 0, sizeof blocks);
     nblocks = cur = 0;
     used = total = high = 0;
+    generation++;
 }

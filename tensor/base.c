@@ -15,7 +15,7 @@
 static nb_mem_stats_t stats;
 
 void *nb_malloc(size_t bytes) {
-    if (bytes > SIZE_MAX - NB_ALIGN) nb_fail("nb_malloc", "request of %zu bytes is too large", bytes);
+    if (bytes > SIZE_MAX - 2 * NB_ALIGN) nb_fail("nb_malloc", "request of %zu bytes is too large", bytes);
     unsigned char *base = aligned_alloc(NB_ALIGN, (bytes + 2 * NB_ALIGN - 1) / NB_ALIGN * NB_ALIGN);
     if (!base) nb_fail("nb_malloc", "out of memory allocating %zu bytes", bytes);
     memcpy(base, &bytes, sizeof bytes);

@@ -34,6 +34,8 @@ bool tensor_layout_reshape(const Tensor *t, int ndim, const int64_t *shape_in, T
         } else if (shape[i] < 0) {
             nb_fail("reshape", "negative size in %s", nb_shape_str(s1, ndim, shape_in));
         } else {
+            if (shape[i] > 0 && known > INT64_MAX / shape[i])
+                nb_fail("reshape", "shape %s overflows", nb_shape_str(s1, ndim, shape_in));
             known *= shape[i];
         }
     }
@@ -122,7 +124,7 @@ void tensor_layout_transpose(const Tensor *t, int d0, int d1, Tensor *out) {
 void tensor_layout_narrow(const Tensor *t, int dim, int64_t start, int64_t length, Tensor *out) {
     int d = tensor_dim("narrow", t, dim);
     if (start < 0) start += t->shape[d];
-    if (start < 0 || length < 0 || start + length > t->shape[d]) {
+    if (start < 0 || length < 0 || start > t->shape[d] || length > t->shape[d] - start) {
         char s[128];
         nb_fail("narrow", "range [%lld, %lld) is outside dim %d of shape %s", (long long)start,
                 (long long)(start + length), d, nb_shape_str(s, t->ndim, t->shape));
@@ -149,6 +151,8 @@ void tensor_layout_expand(const Tensor *t, int ndim, const int64_t *shape, Tenso
         int src = i - lead;
         int64_t have = src >= 0 ? t->shape[src] : 1;
         if (want == -1) want = have;
+        if (want < 0)
+            nb_fail("expand", "negative size %lld in %s", (long long)want, nb_shape_str(s2, ndim, shape));
         if (have == want) {
             v.shape[i] = want;
             v.strides[i] = src >= 0 ? t->strides[src] : 0;
@@ -160,6 +164,8 @@ void tensor_layout_expand(const Tensor *t, int ndim, const int64_t *shape, Tenso
                     nb_shape_str(s1, t->ndim, t->shape), nb_shape_str(s2, ndim, shape), i,
                     (long long)have, (long long)want);
         }
+        if (v.shape[i] > 0 && v.numel > INT64_MAX / v.shape[i])
+            nb_fail("expand", "shape %s overflows", nb_shape_str(s2, ndim, shape));
         v.numel *= v.shape[i];
     }
     copy_layout(&v, out);

@@ -56,6 +56,7 @@ Tensor *tensor_arange(real start, real stop, real step) {
     if (step == 0 || !isfinite(start) || !isfinite(stop) || !isfinite(step))
         nb_fail("tensor_arange", "step must be non-zero and bounds finite");
     double count = ceil(((double)stop - start) / step);
+    if (count > 1e15) nb_fail("tensor_arange", "%g elements is too many", count);
     int64_t n = count > 0 ? (int64_t)count : 0;
     Tensor *t = tensor_empty(1, &n);
     for (int64_t i = 0; i < n; i++) t->data[i] = (real)(start + (double)i * step);

@@ -142,9 +142,10 @@ void *arena_alloc(size_t bytes); /* 64-byte aligned, released by arena_release/a
 typedef struct {
     int block;
     size_t used;
+    unsigned generation; /* arena_reset() count when the mark was taken */
 } arena_mark_t;
 arena_mark_t arena_mark(void);
-void arena_release(arena_mark_t m);
+void arena_release(arena_mark_t m); /* fails (nb_fail) on a mark from before the last reset */
 void arena_reset(void);         /* release everything; merge blocks so the next step fits */
 size_t arena_capacity(void);    /* bytes held by the arena */
 void arena_free_all(void);      /* give the memory back (end of program, leak checks) */

@@ -63,6 +63,7 @@ static Tensor *f_matmul_batched(Tensor *const *in, void *c) { (void)c; return ag
 static Tensor *f_linear(Tensor *const *in, void *c) { (void)c; return ag_linear(IN0, IN1, IN2); }
 static Tensor *f_linear_nobias(Tensor *const *in, void *c) { (void)c; return ag_linear(IN0, IN1, NULL); }
 static Tensor *f_linearT(Tensor *const *in, void *c) { (void)c; return ag_linear(ag_transpose(IN0, 0, 1), IN1, IN2); }
+static Tensor *f_expand_lead(Tensor *const *in, void *c) { (void)c; return ag_mul(ag_expand(IN0, NB_SHAPE(1, 3)), IN1); }
 static Tensor *f_reshape(Tensor *const *in, void *c) { (void)c; return ag_mul(ag_reshape(IN0, NB_SHAPE(3, -1)), IN1); }
 static Tensor *f_reshapeT(Tensor *const *in, void *c) { (void)c; return ag_mul(ag_reshape(ag_transpose(IN0, 0, 1), NB_SHAPE(2, 6)), IN1); }
 static Tensor *f_permute(Tensor *const *in, void *c) { (void)c; return ag_mul(ag_permute(IN0, (int[]){2, 0, 1}), IN1); }
@@ -88,6 +89,8 @@ static const op_case cases[] = {
     {"add", f_add, 2, {2, 2}, {{3, 4}, {3, 4}}, -1, 1},
     {"add broadcast row", f_add, 2, {2, 1}, {{3, 4}, {4}}, -1, 1},
     {"add broadcast both", f_add, 2, {3, 2}, {{2, 1, 4}, {3, 1}}, -1, 1},
+    {"add broadcast to one row", f_add, 2, {2, 1}, {{1, 4}, {4}}, -1, 1},
+    {"expand adds a leading 1", f_expand_lead, 2, {1, 2}, {{3}, {1, 3}}, -1, 1},
     {"add transposed", f_addT, 2, {2, 2}, {{4, 3}, {3, 4}}, -1, 1},
     {"sub broadcast col", f_sub, 2, {2, 2}, {{3, 4}, {3, 1}}, -1, 1},
     {"mul", f_mul, 2, {2, 2}, {{3, 4}, {3, 4}}, -1, 1},
@@ -308,6 +311,43 @@ START_TEST(linear_equals_its_composite) {
 }
 END_TEST
 
+/* Found in review: an empty batch must still leave a (zero) gradient, not a stale buffer. */
+START_TEST(empty_batched_matmul_gives_zero_gradient) {
+    Tensor *W = nbt_param(NB_SHAPE(3, 2), -1, 1, 31);
+    ag_grad(W);
+    tensor_clear_grad(W);
+    tensor_fill(W->grad_spare, NAN); /* what a stale buffer could hold */
+    Tensor *a = ag_zeros(NB_SHAPE(0, 4, 3));
+    Tensor *y = ag_matmul(a, W); /* [0, 4, 2] */
+    ag_backward(ag_sum(y));
+    for (int i = 0; i < 6; i++) ck_assert(W->grad->data[i] == 0);
+    tensor_free(W);
+    ag_reset();
+}
+END_TEST
+
+START_TEST(marks_and_graph_drawing_are_safe) {
+    /* a mark taken before a reset is refused instead of reusing freed memory */
+    ag_mark_t m = ag_mark();
+    ag_reset();
+    NBT_EXPECT_FAIL(ag_release(m), "ag_release", "before the last ag_reset");
+    /* drawing a node with many parents (a concat of 200) */
+    Tensor *x = nbt_param(NB_SHAPE(1), -1, 1, 32);
+    Tensor *parts[200];
+    for (int i = 0; i < 200; i++) parts[i] = ag_mul_scalar(x, (real)i);
+    Tensor *c = ag_concat(parts, 200, 0);
+    FILE *f = fopen("/dev/null", "w");
+    ag_write_dot(f, c);
+    fclose(f);
+    /* shapes that overflow are refused */
+    NBT_EXPECT_FAIL(ag_reshape(x, NB_SHAPE(3, 6148914691236517206LL)), "reshape", "overflows");
+    NBT_EXPECT_FAIL(ag_narrow(x, 0, 1, INT64_MAX), "narrow", "outside dim 0");
+    NBT_EXPECT_FAIL(ag_expand(x, NB_SHAPE(-5)), "expand", "negative size");
+    tensor_free(x);
+    ag_reset();
+}
+END_TEST
+
 START_TEST(step_memory_is_flat) {
     /* The framework's allocation counters are the same after 10,000 forward/backward loops as
      * after 100: the arena and the tape keep their memory, and nothing else allocates. */
@@ -363,6 +403,8 @@ static Suite *suite(void) {
     tcase_add_test(g, chain_of_100000_ops);
     tcase_add_test(g, error_messages_name_op_shapes_and_call_site);
     tcase_add_test(g, step_memory_is_flat);
+    tcase_add_test(g, empty_batched_matmul_gives_zero_gradient);
+    tcase_add_test(g, marks_and_graph_drawing_are_safe);
     tcase_add_test(g, graph_draws_as_dot);
     suite_add_tcase(s, g);
     return s;

@@ -225,8 +225,12 @@ START_TEST(config_round_trips_and_rejects_bad_values) {
     vae_config c, d;
     vae_config_default(&c);
     c.nhidden = 2, c.hidden[0] = 512, c.hidden[1] = 256, c.latent = 7, c.beta = 0.25;
-    c.likelihood = VAE_GAUSSIAN, c.num_classes = 10, c.iw_samples = 5, c.free_bits = 0.5;
+    c.likelihood = VAE_GAUSSIAN, c.num_classes = 10, c.free_bits = 0.5, c.warmup_steps = 7;
     char buf[512], err[256];
+    vae_config_format(&c, buf, sizeof buf);
+    ck_assert_int_eq(vae_config_parse(buf, &d, err, sizeof err), 0);
+    ck_assert(memcmp(&c, &d, sizeof c) == 0);
+    c.beta = 1, c.free_bits = 0, c.warmup_steps = 0, c.iw_samples = 5; /* an IWAE config */
     vae_config_format(&c, buf, sizeof buf);
     ck_assert_int_eq(vae_config_parse(buf, &d, err, sizeof err), 0);
     ck_assert(memcmp(&c, &d, sizeof c) == 0);
@@ -237,6 +241,18 @@ START_TEST(config_round_trips_and_rejects_bad_values) {
     ck_assert_int_eq(vae_config_parse("hidden=1,2,3,4,5", &d, err, sizeof err), -1);
     ck_assert_int_eq(vae_config_parse("latent=0", &d, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "latent size 0"), "%s", err);
+    /* hostile configs from a checkpoint file: terabytes of parameters, overflowing sizes,
+     * terminal escapes in the echoed text, IWAE mixed with beta */
+    ck_assert_int_eq(vae_config_parse("rows=4096;cols=4096;hidden=100000,100000,100000,100000", &d, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "image size") || strstr(err, "parameters"), "%s", err);
+    ck_assert_int_eq(vae_config_parse("hidden=100000,100000,100000;latent=10000", &d, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "parameters (at most"), "%s", err);
+    ck_assert_int_eq(vae_config_parse("rows=3689348814741910480;cols=5", &d, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "image size"), "%s", err);
+    ck_assert_int_eq(vae_config_parse("\x1b[31m=1", &d, err, sizeof err), -1);
+    ck_assert_msg(strchr(err, '\x1b') == NULL && strstr(err, "'?[31m'"), "%s", err);
+    ck_assert_int_eq(vae_config_parse("iw=5;beta=4", &d, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "IWAE"), "%s", err);
 }
 END_TEST
 
