@@ -127,7 +127,8 @@ void tensor_layout_narrow(const Tensor *t, int dim, int64_t start, int64_t lengt
     if (start < 0 || length < 0 || start > t->shape[d] || length > t->shape[d] - start) {
         char s[128];
         nb_fail("narrow", "range [%lld, %lld) is outside dim %d of shape %s", (long long)start,
-                (long long)(start + length), d, nb_shape_str(s, t->ndim, t->shape));
+                (long long)(length > INT64_MAX - start ? INT64_MAX : start + length), d,
+                nb_shape_str(s, t->ndim, t->shape));
     }
     Tensor v = *t;
     v.offset += start * t->strides[d];
