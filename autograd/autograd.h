@@ -35,7 +35,7 @@
 /* ---- graph and tape -------------------------------------------------------------------------- */
 
 void tensor_requires_grad(Tensor *t, bool on); /* kept leaves only */
-void tensor_zero_grad(Tensor *t);               /* sets t->grad to zeros (if it has one) */
+void tensor_zero_grad(Tensor *t);              /* sets t->grad to zeros (if it has one) */
 /* Sets t->grad to NULL (PyTorch's zero_grad(set_to_none=True)); a kept tensor keeps the buffer,
  * so the next backward writes into it without zeroing it first and without allocating. */
 void tensor_clear_grad(Tensor *t);
@@ -68,7 +68,8 @@ Tensor *ag_tape_at(int64_t i);
 /* Writes the graph that produced t in Graphviz dot form (ops, shapes, which have grads). */
 void ag_write_dot(FILE *f, const Tensor *t);
 
-/* ---- step-tensor constants for forward code --------------------------------------------------- */
+/* ---- step-tensor constants for forward code ---------------------------------------------------
+ */
 
 Tensor *ag_zeros(int ndim, const int64_t *shape);
 Tensor *ag_full(int ndim, const int64_t *shape, real value);
@@ -76,7 +77,8 @@ Tensor *ag_randn(int ndim, const int64_t *shape, nb_rng *rng); /* rng NULL: glob
 Tensor *ag_rand(int ndim, const int64_t *shape, nb_rng *rng);
 Tensor *ag_constant(int ndim, const int64_t *shape, const real *values); /* copies */
 
-/* ---- element-wise (autograd/ops_elementwise.c) ------------------------------------------------ */
+/* ---- element-wise (autograd/ops_elementwise.c) ------------------------------------------------
+ */
 
 Tensor *ag_add(Tensor *a, Tensor *b); /* broadcast */
 Tensor *ag_sub(Tensor *a, Tensor *b);
@@ -108,7 +110,8 @@ Tensor *ag_logsumexp(Tensor *a, int dim, bool keepdim); /* stable */
 Tensor *ag_softmax(Tensor *a, int dim);
 Tensor *ag_log_softmax(Tensor *a, int dim);
 
-/* ---- matmul (autograd/ops_matmul.c) ------------------------------------------------------------ */
+/* ---- matmul (autograd/ops_matmul.c) ------------------------------------------------------------
+ */
 
 /* a [..., M, K] @ b [..., K, N] -> [..., M, N]; batch dims broadcast; 2-D is the common case.
  * Transposed operands (e.g. ag_transpose(W, 0, 1)) are read through their strides, not copied. */
@@ -118,18 +121,21 @@ Tensor *ag_matmul(Tensor *a, Tensor *b);
  * the same values and gradients as the composite, fewer passes over memory. */
 Tensor *ag_linear(Tensor *x, Tensor *W, Tensor *b);
 
-/* ---- views and joins (autograd/ops_view.c) ----------------------------------------------------- */
+/* ---- views and joins (autograd/ops_view.c) -----------------------------------------------------
+ */
 
-Tensor *ag_reshape(Tensor *a, int ndim, const int64_t *shape); /* view if possible, else copy; -1 inferred */
-Tensor *ag_view(Tensor *a, int ndim, const int64_t *shape);    /* view or fail */
+Tensor *ag_reshape(Tensor *a, int ndim,
+                   const int64_t *shape); /* view if possible, else copy; -1 inferred */
+Tensor *ag_view(Tensor *a, int ndim, const int64_t *shape); /* view or fail */
 Tensor *ag_transpose(Tensor *a, int d0, int d1);
 Tensor *ag_permute(Tensor *a, const int *dims); /* dims has a->ndim entries */
 Tensor *ag_narrow(Tensor *a, int dim, int64_t start, int64_t length);
-Tensor *ag_expand(Tensor *a, int ndim, const int64_t *shape); /* size-1 dims to any size; -1 keeps */
+Tensor *ag_expand(Tensor *a, int ndim,
+                  const int64_t *shape); /* size-1 dims to any size; -1 keeps */
 Tensor *ag_squeeze(Tensor *a, int dim);
 Tensor *ag_unsqueeze(Tensor *a, int dim);
-Tensor *ag_contiguous(Tensor *a);       /* a itself if already contiguous */
-Tensor *ag_detach(Tensor *a);           /* same data, no graph, no grad */
+Tensor *ag_contiguous(Tensor *a); /* a itself if already contiguous */
+Tensor *ag_detach(Tensor *a);     /* same data, no graph, no grad */
 Tensor *ag_concat(Tensor *const *ts, int n, int dim);
 /* Splits a along dim into n pieces of the given sizes (summing to the dim's size); views. */
 void ag_split(Tensor *a, const int64_t *sizes, int n, int dim, Tensor **out);

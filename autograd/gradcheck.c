@@ -47,8 +47,10 @@ static bool same_values(const real *a, const real *b, int64_t n) {
 static void grab_grads(Tensor *const *in, int n, real *out) {
     for (int i = 0; i < n; i++) {
         if (!in[i]->requires_grad) continue;
-        if (in[i]->grad) memcpy(out, in[i]->grad->data, (size_t)in[i]->numel * sizeof(real));
-        else memset(out, 0, (size_t)in[i]->numel * sizeof(real));
+        if (in[i]->grad)
+            memcpy(out, in[i]->grad->data, (size_t)in[i]->numel * sizeof(real));
+        else
+            memset(out, 0, (size_t)in[i]->numel * sizeof(real));
         out += in[i]->numel;
     }
 }

@@ -37,11 +37,11 @@ typedef struct {
 
 typedef struct {
     bool ok;
-    double max_abs_err;      /* largest |analytic - numeric| seen */
-    int input;               /* first failing input, or -1 */
-    int64_t index;           /* its flat element index */
+    double max_abs_err; /* largest |analytic - numeric| seen */
+    int input;          /* first failing input, or -1 */
+    int64_t index;      /* its flat element index */
     double analytic, numeric;
-    char message[512];       /* what failed, or a one-line summary */
+    char message[512]; /* what failed, or a one-line summary */
 } ag_gradcheck_result;
 
 ag_gradcheck_opts ag_gradcheck_defaults(void); /* per element type, as above */

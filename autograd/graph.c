@@ -3,7 +3,8 @@
 
 #include <string.h>
 
-/* ---- the tape ------------------------------------------------------------------------------------ */
+/* ---- the tape
+ * ------------------------------------------------------------------------------------ */
 
 /* The tape lists, in creation order, every step tensor that has a backward function. Its array
  * is heap memory kept across resets, so steady-state steps don't allocate. */
@@ -24,15 +25,21 @@ static void tape_push(Tensor *t) {
     tape[tape_len++] = t;
 }
 
-int64_t ag_tape_length(void) { return tape_len; }
-Tensor *ag_tape_at(int64_t i) { return (i >= 0 && i < tape_len) ? tape[i] : NULL; }
+int64_t ag_tape_length(void) {
+    return tape_len;
+}
+Tensor *ag_tape_at(int64_t i) {
+    return (i >= 0 && i < tape_len) ? tape[i] : NULL;
+}
 
 bool ag_set_grad_enabled(bool on) {
     bool prev = grad_enabled;
     grad_enabled = on;
     return prev;
 }
-bool ag_is_grad_enabled(void) { return grad_enabled; }
+bool ag_is_grad_enabled(void) {
+    return grad_enabled;
+}
 
 ag_mark_t ag_mark(void) {
     ag_mark_t m = {arena_mark(), tape_len};
@@ -49,9 +56,11 @@ void ag_reset(void) {
     arena_reset();
 }
 
-/* ---- recording ----------------------------------------------------------------------------------------- */
+/* ---- recording
+ * ----------------------------------------------------------------------------------------- */
 
-void ag_record(Tensor *out, const char *op, ag_backward_fn backward, Tensor *const *parents, int n) {
+void ag_record(Tensor *out, const char *op, ag_backward_fn backward, Tensor *const *parents,
+               int n) {
     out->op = op;
     if (!grad_enabled) return;
     bool needs = false;
@@ -77,8 +86,10 @@ void tensor_zero_grad(Tensor *t) {
 
 void tensor_clear_grad(Tensor *t) {
     if (!t->grad) return;
-    if (t->kept && !t->grad_spare) t->grad_spare = t->grad; /* keep the buffer for reuse */
-    else if (t->kept) tensor_free(t->grad);
+    if (t->kept && !t->grad_spare)
+        t->grad_spare = t->grad; /* keep the buffer for reuse */
+    else if (t->kept)
+        tensor_free(t->grad);
     t->grad = NULL;
 }
 
@@ -121,8 +132,10 @@ void ag_accumulate(Tensor *parent, const Tensor *g) {
     if (!parent->requires_grad) return;
     bool fresh;
     Tensor *pg = ag_grad_begin(parent, &fresh);
-    if (broadcasts_to(g, pg)) k_unary(K_COPY, g, pg, 0, 0, !fresh); /* same shape, or g repeats */
-    else k_sum_to(g, pg, !fresh);                                   /* the parent was broadcast */
+    if (broadcasts_to(g, pg))
+        k_unary(K_COPY, g, pg, 0, 0, !fresh); /* same shape, or g repeats */
+    else
+        k_sum_to(g, pg, !fresh); /* the parent was broadcast */
 }
 
 void ag_accumulate_unary(Tensor *parent, k_unary_op op, const Tensor *g, real p0, real p1) {
@@ -158,7 +171,8 @@ void ag_accumulate_binary(Tensor *parent, k_binary_op op, const Tensor *g, const
     ag_release(m);
 }
 
-/* ---- backward ---------------------------------------------------------------------------------------- */
+/* ---- backward
+ * ---------------------------------------------------------------------------------------- */
 
 void ag_backward_at(const char *file, int line, Tensor *t, const Tensor *grad) {
     char s1[128], s2[128];
@@ -196,7 +210,8 @@ void ag_backward_at(const char *file, int line, Tensor *t, const Tensor *grad) {
     }
 }
 
-/* ---- constants ---------------------------------------------------------------------------------------- */
+/* ---- constants
+ * ---------------------------------------------------------------------------------------- */
 
 Tensor *ag_full(int ndim, const int64_t *shape, real value) {
     Tensor *t = tensor_step(ndim, shape);
@@ -204,7 +219,9 @@ Tensor *ag_full(int ndim, const int64_t *shape, real value) {
     return t;
 }
 
-Tensor *ag_zeros(int ndim, const int64_t *shape) { return ag_full(ndim, shape, 0); }
+Tensor *ag_zeros(int ndim, const int64_t *shape) {
+    return ag_full(ndim, shape, 0);
+}
 
 Tensor *ag_constant(int ndim, const int64_t *shape, const real *values) {
     Tensor *t = tensor_step(ndim, shape);
@@ -226,7 +243,8 @@ Tensor *ag_rand(int ndim, const int64_t *shape, nb_rng *rng) {
     return t;
 }
 
-/* ---- drawing the graph ------------------------------------------------------------------------------ */
+/* ---- drawing the graph
+ * ------------------------------------------------------------------------------ */
 
 void ag_write_dot(FILE *f, const Tensor *root) {
     /* Depth-first over parents with an explicit stack; `seen` is a plain list (graphs worth
@@ -243,7 +261,8 @@ void ag_write_dot(FILE *f, const Tensor *root) {
         if (dup) continue;
         if (nseen == cap || nstack + t->nparents >= cap) {
             while (nseen >= cap || nstack + t->nparents >= cap) cap *= 2;
-            const Tensor **s2 = nb_malloc((size_t)cap * sizeof *s2), **k2 = nb_malloc((size_t)cap * sizeof *k2);
+            const Tensor **s2 = nb_malloc((size_t)cap * sizeof *s2),
+                         **k2 = nb_malloc((size_t)cap * sizeof *k2);
             memcpy(s2, seen, (size_t)nseen * sizeof *s2);
             memcpy(k2, stack, (size_t)nstack * sizeof *k2);
             nb_free(seen);

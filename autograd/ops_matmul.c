@@ -10,9 +10,9 @@
 #include "tensor/gemm.h"
 
 typedef struct {
-    int nb;                        /* number of batch dims of the output */
-    int64_t shape[NB_MAX_DIMS];    /* batch shape */
-    int64_t count;                 /* product of the batch shape */
+    int nb;                     /* number of batch dims of the output */
+    int64_t shape[NB_MAX_DIMS]; /* batch shape */
+    int64_t count;              /* product of the batch shape */
 } batch_t;
 
 /* Element offset of batch entry `k` in a tensor whose batch dims (its leading ndim-2 dims,
@@ -70,8 +70,8 @@ static void matmul_backward(Tensor *c) {
             nb_gemm(M, K, N, Gk, N, 1, b->data + b->offset + batch_offset(&bt, b, b->strides, k),
                     cb, rb, fresh_a ? 0 : 1, ga->data + batch_offset(&bt, a, ga->strides, k), K);
         if (gb) /* dB = A^T @ G: A^T(k, m) = A(m, k) */
-            nb_gemm(K, N, M, a->data + a->offset + batch_offset(&bt, a, a->strides, k), ca, ra,
-                    Gk, N, 1, fresh_b ? 0 : 1, gb->data + batch_offset(&bt, b, gb->strides, k), N);
+            nb_gemm(K, N, M, a->data + a->offset + batch_offset(&bt, a, a->strides, k), ca, ra, Gk,
+                    N, 1, fresh_b ? 0 : 1, gb->data + batch_offset(&bt, b, gb->strides, k), N);
     }
 }
 
@@ -87,8 +87,8 @@ Tensor *ag_matmul(Tensor *a, Tensor *b) {
     for (int64_t k = 0; k < bt.count; k++)
         nb_gemm(M, N, K, a->data + a->offset + batch_offset(&bt, a, a->strides, k),
                 a->strides[a->ndim - 2], a->strides[a->ndim - 1],
-                b->data + b->offset + batch_offset(&bt, b, b->strides, k),
-                b->strides[b->ndim - 2], b->strides[b->ndim - 1], 0, c->data + k * M * N, N);
+                b->data + b->offset + batch_offset(&bt, b, b->strides, k), b->strides[b->ndim - 2],
+                b->strides[b->ndim - 1], 0, c->data + k * M * N, N);
     ag_record(c, "matmul", matmul_backward, (Tensor *[]){a, b}, 2);
     return c;
 }
@@ -106,13 +106,13 @@ static void linear_backward(Tensor *y) {
     bool fresh;
     if (x->requires_grad) {
         Tensor *gx = ag_grad_begin(x, &fresh);
-        nb_gemm(R, I, O, G, O, 1, W->data + W->offset, W->strides[0], W->strides[1],
-                fresh ? 0 : 1, gx->data, I);
+        nb_gemm(R, I, O, G, O, 1, W->data + W->offset, W->strides[0], W->strides[1], fresh ? 0 : 1,
+                gx->data, I);
     }
     if (W->requires_grad) {
         Tensor *gw = ag_grad_begin(W, &fresh);
-        nb_gemm(O, I, R, G, 1, O, x->data + x->offset, x->strides[0], x->strides[1],
-                fresh ? 0 : 1, gw->data, I);
+        nb_gemm(O, I, R, G, 1, O, x->data + x->offset, x->strides[0], x->strides[1], fresh ? 0 : 1,
+                gw->data, I);
     }
     if (b && b->requires_grad) {
         Tensor *gb = ag_grad_begin(b, &fresh);
@@ -137,7 +137,9 @@ Tensor *ag_linear(Tensor *x, Tensor *W, Tensor *b) {
     }
     nb_gemm(R, O, I, x->data + x->offset, x->strides[0], x->strides[1], W->data + W->offset,
             W->strides[1], W->strides[0], b ? 1 : 0, y->data, O);
-    if (b) ag_record(y, "linear", linear_backward, (Tensor *[]){x, W, b}, 3);
-    else ag_record(y, "linear", linear_backward, (Tensor *[]){x, W}, 2);
+    if (b)
+        ag_record(y, "linear", linear_backward, (Tensor *[]){x, W, b}, 3);
+    else
+        ag_record(y, "linear", linear_backward, (Tensor *[]){x, W}, 2);
     return y;
 }

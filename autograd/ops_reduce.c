@@ -38,7 +38,8 @@ static unsigned dims_mask(const char *op, const Tensor *a, const int *dims, int 
     return mask;
 }
 
-/* ---- c = sum of a over dims:  da += g broadcast back over the summed dims --------------------- */
+/* ---- c = sum of a over dims:  da += g broadcast back over the summed dims ---------------------
+ */
 static void sum_backward(Tensor *c) {
     Tensor *a = c->parents[0];
     Tensor g = keepdim_view(c->grad, a, (unsigned)c->iarg[0]);
@@ -56,7 +57,9 @@ static Tensor *sum_mask(Tensor *a, unsigned mask, bool keepdim) {
     return c;
 }
 
-Tensor *ag_sum(Tensor *a) { return sum_mask(a, (1u << a->ndim) - 1, false); }
+Tensor *ag_sum(Tensor *a) {
+    return sum_mask(a, (1u << a->ndim) - 1, false);
+}
 
 Tensor *ag_sum_dims(Tensor *a, const int *dims, int n, bool keepdim) {
     return sum_mask(a, dims_mask("sum", a, dims, n), keepdim);
@@ -145,5 +148,9 @@ Tensor *ag_logsumexp(Tensor *a, int dim, bool keepdim) {
 }
 
 /* log_softmax(a) = a - logsumexp(a) and softmax = exp(log_softmax): composites of primitives. */
-Tensor *ag_log_softmax(Tensor *a, int dim) { return ag_sub(a, ag_logsumexp(a, dim, true)); }
-Tensor *ag_softmax(Tensor *a, int dim) { return ag_exp(ag_log_softmax(a, dim)); }
+Tensor *ag_log_softmax(Tensor *a, int dim) {
+    return ag_sub(a, ag_logsumexp(a, dim, true));
+}
+Tensor *ag_softmax(Tensor *a, int dim) {
+    return ag_exp(ag_log_softmax(a, dim));
+}

@@ -20,8 +20,10 @@ static Tensor *new_view(Tensor *a, const Tensor *v, const char *op, ag_backward_
     for (int d = 0; d < t->ndim; d++) t->numel *= t->shape[d];
     t->data = a->data;
     t->tape_index = -1;
-    if (backward) ag_record(t, op, backward, (Tensor *[]){a}, 1);
-    else t->op = op;
+    if (backward)
+        ag_record(t, op, backward, (Tensor *[]){a}, 1);
+    else
+        t->op = op;
     return t;
 }
 
@@ -49,7 +51,8 @@ Tensor *ag_view(Tensor *a, int ndim, const int64_t *shape) {
 
 Tensor *ag_reshape(Tensor *a, int ndim, const int64_t *shape) {
     Tensor v;
-    if (tensor_layout_reshape(a, ndim, shape, &v)) return new_view(a, &v, "reshape", same_order_backward);
+    if (tensor_layout_reshape(a, ndim, shape, &v))
+        return new_view(a, &v, "reshape", same_order_backward);
     return ag_view(ag_contiguous(a), ndim, shape);
 }
 
@@ -126,7 +129,9 @@ Tensor *ag_narrow(Tensor *a, int dim, int64_t start, int64_t length) {
 
 /* ---- expand: stride-0 broadcast; the gradient sums over the broadcast dims ------------------- */
 
-static void expand_backward(Tensor *c) { ag_accumulate(c->parents[0], c->grad); }
+static void expand_backward(Tensor *c) {
+    ag_accumulate(c->parents[0], c->grad);
+}
 
 Tensor *ag_expand(Tensor *a, int ndim, const int64_t *shape) {
     Tensor v;
@@ -136,7 +141,9 @@ Tensor *ag_expand(Tensor *a, int ndim, const int64_t *shape) {
 
 /* ---- contiguous, detach --------------------------------------------------------------------- */
 
-static void copy_backward(Tensor *c) { ag_accumulate(c->parents[0], c->grad); }
+static void copy_backward(Tensor *c) {
+    ag_accumulate(c->parents[0], c->grad);
+}
 
 Tensor *ag_contiguous(Tensor *a) {
     if (tensor_is_contiguous(a)) return a;
@@ -146,7 +153,9 @@ Tensor *ag_contiguous(Tensor *a) {
     return c;
 }
 
-Tensor *ag_detach(Tensor *a) { return new_view(a, a, "detach", NULL); }
+Tensor *ag_detach(Tensor *a) {
+    return new_view(a, a, "detach", NULL);
+}
 
 /* ---- concat / split / chunk ------------------------------------------------------------------ */
 
@@ -171,7 +180,8 @@ Tensor *ag_concat(Tensor *const *ts, int n, int dim) {
     shape[d] = 0;
     for (int i = 0; i < n; i++) {
         bool ok = ts[i]->ndim == ts[0]->ndim;
-        for (int k = 0; ok && k < ts[0]->ndim; k++) ok = k == d || ts[i]->shape[k] == ts[0]->shape[k];
+        for (int k = 0; ok && k < ts[0]->ndim; k++)
+            ok = k == d || ts[i]->shape[k] == ts[0]->shape[k];
         if (!ok)
             nb_fail("concat", "tensor %d has shape %s, which doesn't match %s outside dim %d", i,
                     nb_shape_str(s1, ts[i]->ndim, ts[i]->shape),
@@ -197,8 +207,8 @@ void ag_split(Tensor *a, const int64_t *sizes, int n, int dim, Tensor **out) {
     for (int i = 0; i < n; i++) total += sizes[i];
     if (total != a->shape[d]) {
         char s[128];
-        nb_fail("split", "sizes add up to %lld but dim %d of shape %s has %lld", (long long)total, d,
-                nb_shape_str(s, a->ndim, a->shape), (long long)a->shape[d]);
+        nb_fail("split", "sizes add up to %lld but dim %d of shape %s has %lld", (long long)total,
+                d, nb_shape_str(s, a->ndim, a->shape), (long long)a->shape[d]);
     }
     int64_t start = 0;
     for (int i = 0; i < n; i++) {

@@ -18,7 +18,8 @@
 
 #define LOG_2PI 1.8378770664093453
 
-/* ---- config ------------------------------------------------------------------------------------ */
+/* ---- config ------------------------------------------------------------------------------------
+ */
 
 void vae_config_default(vae_config *c) {
     memset(c, 0, sizeof *c);
@@ -40,17 +41,24 @@ int vae_config_check(const vae_config *c, char *err, size_t n) {
         BAD("between 1 and %d hidden layers are supported, not %d", VAE_MAX_HIDDEN, c->nhidden);
     for (int i = 0; i < c->nhidden; i++)
         if (c->hidden[i] < 1 || c->hidden[i] > 100000)
-            BAD("hidden layer %d has size %lld (must be 1..100000)", i + 1, (long long)c->hidden[i]);
-    if (c->latent < 1 || c->latent > 10000) BAD("latent size %lld must be 1..10000", (long long)c->latent);
+            BAD("hidden layer %d has size %lld (must be 1..100000)", i + 1,
+                (long long)c->hidden[i]);
+    if (c->latent < 1 || c->latent > 10000)
+        BAD("latent size %lld must be 1..10000", (long long)c->latent);
     if (!(c->beta >= 0) || !isfinite(c->beta)) BAD("beta %g must be a finite number >= 0", c->beta);
-    if (!(c->gamma >= 0) || !isfinite(c->gamma)) BAD("gamma %g must be a finite number >= 0", c->gamma);
+    if (!(c->gamma >= 0) || !isfinite(c->gamma))
+        BAD("gamma %g must be a finite number >= 0", c->gamma);
     if (!(c->capacity >= 0) || !isfinite(c->capacity)) BAD("capacity %g must be >= 0", c->capacity);
     if (c->capacity_steps < 0 || c->warmup_steps < 0) BAD("step counts must be >= 0");
-    if (!(c->free_bits >= 0) || !isfinite(c->free_bits)) BAD("free bits %g must be >= 0", c->free_bits);
-    if (c->num_classes < 0 || c->num_classes > 1000) BAD("classes %d must be 0..1000", c->num_classes);
-    if (c->iw_samples < 1 || c->iw_samples > 10000) BAD("importance samples %d must be 1..10000", c->iw_samples);
+    if (!(c->free_bits >= 0) || !isfinite(c->free_bits))
+        BAD("free bits %g must be >= 0", c->free_bits);
+    if (c->num_classes < 0 || c->num_classes > 1000)
+        BAD("classes %d must be 0..1000", c->num_classes);
+    if (c->iw_samples < 1 || c->iw_samples > 10000)
+        BAD("importance samples %d must be 1..10000", c->iw_samples);
     if (c->likelihood != VAE_BERNOULLI && c->likelihood != VAE_GAUSSIAN) BAD("unknown likelihood");
-    if (c->iw_samples > 1 && (c->beta != 1 || c->gamma > 0 || c->warmup_steps > 0 || c->free_bits > 0))
+    if (c->iw_samples > 1 &&
+        (c->beta != 1 || c->gamma > 0 || c->warmup_steps > 0 || c->free_bits > 0))
         BAD("the IWAE objective (iw %d) does not combine with beta, capacity, warm-up or free bits",
             c->iw_samples);
     /* every parameter is allocated by vae_init: bound the total before trusting a config that
@@ -111,48 +119,70 @@ int vae_config_parse(const char *s, vae_config *c, char *err, size_t n) {
     for (char *save = NULL, *kv = strtok_r(buf, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
         char *eq = strchr(kv, '=');
         char p1[64], p2[64];
-        if (!eq) return snprintf(err, n, "model config: '%s' is not key=value", printable(kv, p1, sizeof p1)), -1;
+        if (!eq)
+            return snprintf(err, n, "model config: '%s' is not key=value",
+                            printable(kv, p1, sizeof p1)),
+                   -1;
         *eq = '\0';
         const char *k = kv, *v = eq + 1;
         long long i = 0;
         int bad = 0;
-        if (!strcmp(k, "rows")) bad = parse_ll(v, &i), c->rows = i;
-        else if (!strcmp(k, "cols")) bad = parse_ll(v, &i), c->cols = i;
-        else if (!strcmp(k, "latent")) bad = parse_ll(v, &i), c->latent = i;
-        else if (!strcmp(k, "capacity_steps")) bad = parse_ll(v, &i), c->capacity_steps = i;
-        else if (!strcmp(k, "warmup")) bad = parse_ll(v, &i), c->warmup_steps = i;
-        else if (!strcmp(k, "classes")) bad = parse_ll(v, &i) || i < 0 || i > 1000, c->num_classes = (int)i;
-        else if (!strcmp(k, "iw")) bad = parse_ll(v, &i) || i < 1 || i > 10000, c->iw_samples = (int)i;
-        else if (!strcmp(k, "beta")) bad = parse_d(v, &c->beta);
-        else if (!strcmp(k, "gamma")) bad = parse_d(v, &c->gamma);
-        else if (!strcmp(k, "capacity")) bad = parse_d(v, &c->capacity);
-        else if (!strcmp(k, "free_bits")) bad = parse_d(v, &c->free_bits);
+        if (!strcmp(k, "rows"))
+            bad = parse_ll(v, &i), c->rows = i;
+        else if (!strcmp(k, "cols"))
+            bad = parse_ll(v, &i), c->cols = i;
+        else if (!strcmp(k, "latent"))
+            bad = parse_ll(v, &i), c->latent = i;
+        else if (!strcmp(k, "capacity_steps"))
+            bad = parse_ll(v, &i), c->capacity_steps = i;
+        else if (!strcmp(k, "warmup"))
+            bad = parse_ll(v, &i), c->warmup_steps = i;
+        else if (!strcmp(k, "classes"))
+            bad = parse_ll(v, &i) || i < 0 || i > 1000, c->num_classes = (int)i;
+        else if (!strcmp(k, "iw"))
+            bad = parse_ll(v, &i) || i < 1 || i > 10000, c->iw_samples = (int)i;
+        else if (!strcmp(k, "beta"))
+            bad = parse_d(v, &c->beta);
+        else if (!strcmp(k, "gamma"))
+            bad = parse_d(v, &c->gamma);
+        else if (!strcmp(k, "capacity"))
+            bad = parse_d(v, &c->capacity);
+        else if (!strcmp(k, "free_bits"))
+            bad = parse_d(v, &c->free_bits);
         else if (!strcmp(k, "likelihood")) {
-            if (!strcmp(v, "bernoulli")) c->likelihood = VAE_BERNOULLI;
-            else if (!strcmp(v, "gaussian")) c->likelihood = VAE_GAUSSIAN;
-            else bad = 1;
+            if (!strcmp(v, "bernoulli"))
+                c->likelihood = VAE_BERNOULLI;
+            else if (!strcmp(v, "gaussian"))
+                c->likelihood = VAE_GAUSSIAN;
+            else
+                bad = 1;
         } else if (!strcmp(k, "hidden")) {
             c->nhidden = 0;
             const char *p = v;
             while (*p && !bad) {
                 char *end;
                 long long h = strtoll(p, &end, 10);
-                if (end == p || c->nhidden == VAE_MAX_HIDDEN) bad = 1;
-                else c->hidden[c->nhidden++] = h;
+                if (end == p || c->nhidden == VAE_MAX_HIDDEN)
+                    bad = 1;
+                else
+                    c->hidden[c->nhidden++] = h;
                 p = *end == ',' ? end + 1 : end;
                 if (*end && *end != ',') bad = 1;
             }
         } else {
-            return snprintf(err, n, "model config: unknown key '%s'", printable(k, p1, sizeof p1)), -1;
+            return snprintf(err, n, "model config: unknown key '%s'", printable(k, p1, sizeof p1)),
+                   -1;
         }
         if (bad)
-            return snprintf(err, n, "model config: bad value '%s' for '%s'", printable(v, p1, sizeof p1),
-                            printable(k, p2, sizeof p2)), -1;
+            return snprintf(err, n, "model config: bad value '%s' for '%s'",
+                            printable(v, p1, sizeof p1), printable(k, p2, sizeof p2)),
+                   -1;
     }
     return vae_config_check(c, err, n);
 }
 
-/* ---- model ------------------------------------------------------------------------------------- */
+/* ---- model -------------------------------------------------------------------------------------
+ */
 
 void vae_init(vae_model *m, const vae_config *c, nb_rng *rng) {
     char err[256];
@@ -206,7 +236,8 @@ static Tensor *with_labels(const vae_model *m, Tensor *h, const int *labels) {
     int64_t B = h->shape[0];
     Tensor *y = ag_zeros(NB_SHAPE(B, K));
     for (int64_t b = 0; b < B; b++) {
-        if (labels[b] < 0 || labels[b] >= K) nb_fail("vae", "label %d is outside 0..%d", labels[b], K - 1);
+        if (labels[b] < 0 || labels[b] >= K)
+            nb_fail("vae", "label %d is outside 0..%d", labels[b], K - 1);
         y->data[b * K + labels[b]] = 1;
     }
     return ag_concat((Tensor *[]){h, y}, 2, 1);
@@ -237,7 +268,8 @@ static Tensor *neg_log_lik(const vae_model *m, Tensor *out, Tensor *x) {
     return nn_gaussian_nll(x, out, m->dec_logvar, NN_NONE);
 }
 
-/* ---- the objective ------------------------------------------------------------------------------- */
+/* ---- the objective
+ * ------------------------------------------------------------------------------- */
 
 /* log importance weights (S, B): log p(x|z_s) + log p(z_s) - log q(z_s|x) for S samples each. */
 static Tensor *log_weights(const vae_model *m, Tensor *x, Tensor *mu, Tensor *logvar,
@@ -256,8 +288,8 @@ static Tensor *log_weights(const vae_model *m, Tensor *x, Tensor *mu, Tensor *lo
     Tensor *logpx = ag_neg(ag_sum_dims(neg_log_lik(m, out, xs), (int[]){1}, 1, false));
     Tensor *std = ag_full(NB_SHAPE(1), 0);
     nn_normal p = nn_normal_from_logvar(std, std);
-    Tensor *logpz = ag_sum_dims(nn_normal_log_prob(&p, z), (int[]){2}, 1, false);  /* (S, B) */
-    Tensor *logqz = ag_sum_dims(nn_normal_log_prob(&q, z), (int[]){2}, 1, false);  /* (S, B) */
+    Tensor *logpz = ag_sum_dims(nn_normal_log_prob(&p, z), (int[]){2}, 1, false); /* (S, B) */
+    Tensor *logqz = ag_sum_dims(nn_normal_log_prob(&q, z), (int[]){2}, 1, false); /* (S, B) */
     return ag_add(ag_reshape(logpx, NB_SHAPE(S, B)), ag_sub(logpz, logqz));
 }
 
@@ -276,7 +308,8 @@ static vae_terms loss_with(const vae_model *m, Tensor *x, const int *labels, int
 
     if (c->iw_samples > 1) { /* IWAE: -mean_b (logsumexp_s log w - log S) */
         Tensor *lw = log_weights(m, x, mu, logvar, labels, c->iw_samples, rng);
-        Tensor *bound = ag_add_scalar(ag_logsumexp(lw, 0, false), (real)-log((double)c->iw_samples));
+        Tensor *bound =
+            ag_add_scalar(ag_logsumexp(lw, 0, false), (real)-log((double)c->iw_samples));
         t.objective = ag_neg(ag_mean(bound));
         t.elbo_loss = -tensor_item(ag_mean(lw)); /* mean log w is the ELBO estimate */
         t.recon = t.elbo_loss - t.kl;
@@ -291,15 +324,20 @@ static vae_terms loss_with(const vae_model *m, Tensor *x, const int *labels, int
 
     Tensor *kl_term = kl;
     if (c->free_bits > 0) /* floor each dim's batch-mean KL at free_bits */
-        kl_term = ag_sum(ag_clamp(ag_mean_dims(kl_elem, (int[]){0}, 1, false), (real)c->free_bits, INFINITY));
+        kl_term = ag_sum(
+            ag_clamp(ag_mean_dims(kl_elem, (int[]){0}, 1, false), (real)c->free_bits, INFINITY));
     if (c->gamma > 0) { /* B form: gamma |KL - C(t)| */
-        double C = c->capacity_steps > 0 ? c->capacity * fmin(1.0, (double)step / (double)c->capacity_steps)
-                                         : c->capacity;
-        t.objective = ag_add(recon, ag_mul_scalar(ag_abs(ag_add_scalar(kl_term, (real)-C)), (real)c->gamma));
+        double C = c->capacity_steps > 0
+                       ? c->capacity * fmin(1.0, (double)step / (double)c->capacity_steps)
+                       : c->capacity;
+        t.objective =
+            ag_add(recon, ag_mul_scalar(ag_abs(ag_add_scalar(kl_term, (real)-C)), (real)c->gamma));
     } else {
-        double w = c->warmup_steps > 0 ? fmin(1.0, (double)(step + 1) / (double)c->warmup_steps) : 1.0;
-        t.objective = (c->beta * w == 1.0) ? ag_add(recon, kl_term)
-                                           : ag_add(recon, ag_mul_scalar(kl_term, (real)(c->beta * w)));
+        double w =
+            c->warmup_steps > 0 ? fmin(1.0, (double)(step + 1) / (double)c->warmup_steps) : 1.0;
+        t.objective = (c->beta * w == 1.0)
+                          ? ag_add(recon, kl_term)
+                          : ag_add(recon, ag_mul_scalar(kl_term, (real)(c->beta * w)));
     }
     return t;
 }
@@ -308,12 +346,15 @@ vae_terms vae_loss(const vae_model *m, Tensor *x, const int *labels, int64_t ste
     return loss_with(m, x, labels, step, rng, NULL);
 }
 
-vae_terms vae_loss_eps(const vae_model *m, Tensor *x, const int *labels, int64_t step, Tensor *eps) {
-    if (m->cfg.iw_samples > 1) nb_fail("vae_loss_eps", "takes one eps per example; the model uses IWAE");
+vae_terms vae_loss_eps(const vae_model *m, Tensor *x, const int *labels, int64_t step,
+                       Tensor *eps) {
+    if (m->cfg.iw_samples > 1)
+        nb_fail("vae_loss_eps", "takes one eps per example; the model uses IWAE");
     return loss_with(m, x, labels, step, NULL, eps);
 }
 
-/* ---- evaluation and pictures ----------------------------------------------------------------------- */
+/* ---- evaluation and pictures
+ * ----------------------------------------------------------------------- */
 
 void vae_log_likelihood(const vae_model *m, Tensor *x, const int *labels, int samples, nb_rng *rng,
                         double *out) {

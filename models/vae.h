@@ -44,19 +44,19 @@
 typedef enum { VAE_BERNOULLI, VAE_GAUSSIAN } vae_likelihood;
 
 typedef struct {
-    int64_t rows, cols;              /* image size; D = rows * cols */
-    int nhidden;                     /* hidden layers in the encoder (the decoder mirrors them) */
-    int64_t hidden[VAE_MAX_HIDDEN];  /* H sizes, encoder order: e.g. {512, 256} */
-    int64_t latent;                  /* Z */
-    vae_likelihood likelihood;       /* Bernoulli from logits, or Gaussian with a learned var */
-    double beta;                     /* H form KL weight (1: plain VAE) */
-    double gamma;                    /* B form weight; 0 turns the B form off */
-    double capacity;                 /* B form C_max in nats */
-    int64_t capacity_steps;          /* steps over which C ramps from 0 to C_max */
-    int64_t warmup_steps;            /* KL warm-up steps (0: none) */
-    double free_bits;                /* per-dim KL floor in nats (0: none) */
-    int num_classes;                 /* K: 0 unconditional */
-    int iw_samples;                  /* S: 1 is the ELBO */
+    int64_t rows, cols;             /* image size; D = rows * cols */
+    int nhidden;                    /* hidden layers in the encoder (the decoder mirrors them) */
+    int64_t hidden[VAE_MAX_HIDDEN]; /* H sizes, encoder order: e.g. {512, 256} */
+    int64_t latent;                 /* Z */
+    vae_likelihood likelihood;      /* Bernoulli from logits, or Gaussian with a learned var */
+    double beta;                    /* H form KL weight (1: plain VAE) */
+    double gamma;                   /* B form weight; 0 turns the B form off */
+    double capacity;                /* B form C_max in nats */
+    int64_t capacity_steps;         /* steps over which C ramps from 0 to C_max */
+    int64_t warmup_steps;           /* KL warm-up steps (0: none) */
+    double free_bits;               /* per-dim KL floor in nats (0: none) */
+    int num_classes;                /* K: 0 unconditional */
+    int iw_samples;                 /* S: 1 is the ELBO */
 } vae_config;
 
 typedef struct {

@@ -104,7 +104,8 @@ static void bce_logits_backward(Tensor *l) {
     int64_t n = l->numel;
     if (dx) {
         NB_PARALLEL_FOR(n)
-        for (int64_t i = 0; i < n; i++) dx[i] += g[i] * ((xv[i] >= 0 ? 1 : e[i]) / (1 + e[i]) - yv[i]);
+        for (int64_t i = 0; i < n; i++)
+            dx[i] += g[i] * ((xv[i] >= 0 ? 1 : e[i]) / (1 + e[i]) - yv[i]);
     }
     if (dy) {
         NB_PARALLEL_FOR(n)

@@ -13,7 +13,8 @@ void nn_params_add(nn_params *ps, const char *prefix, const char *name, Tensor *
     if (len < 0 || len >= NN_NAME_MAX)
         nb_fail("nn_params_add", "parameter name '%s.%s' is longer than %d characters",
                 prefix ? prefix : "", name, NN_NAME_MAX - 1);
-    if (nn_params_find(ps, full)) nb_fail("nn_params_add", "parameter '%s' is already listed", full);
+    if (nn_params_find(ps, full))
+        nb_fail("nn_params_add", "parameter '%s' is already listed", full);
     if (ps->n == ps->cap) {
         int cap = ps->cap ? 2 * ps->cap : 16;
         nn_param *items = nb_malloc((size_t)cap * sizeof *items);

@@ -29,7 +29,7 @@ typedef struct {
  * duplicate or too-long name. Marks t as requiring grad. */
 void nn_params_add(nn_params *ps, const char *prefix, const char *name, Tensor *t);
 Tensor *nn_params_find(const nn_params *ps, const char *name); /* NULL if absent */
-int64_t nn_params_count(const nn_params *ps);                   /* total elements */
+int64_t nn_params_count(const nn_params *ps);                  /* total elements */
 void nn_params_zero_grad(const nn_params *ps);
 void nn_params_free(nn_params *ps); /* frees the list, not the tensors; NULL-safe */
 

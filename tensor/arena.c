@@ -9,8 +9,8 @@
 
 #include <string.h>
 
-#define ARENA_ALIGN 64
-#define ARENA_MIN_BLOCK ((size_t)1 << 20)
+#define ARENA_ALIGN      64
+#define ARENA_MIN_BLOCK  ((size_t)1 << 20)
 #define ARENA_MAX_BLOCKS 64
 
 typedef struct {
@@ -20,10 +20,10 @@ typedef struct {
 
 static block_t blocks[ARENA_MAX_BLOCKS];
 static int nblocks;
-static int cur;      /* block being filled */
-static size_t used;  /* bytes used in blocks[cur] */
-static size_t total; /* bytes asked for since the last reset (high-water mark of the step) */
-static size_t high;  /* largest `total` seen */
+static int cur;             /* block being filled */
+static size_t used;         /* bytes used in blocks[cur] */
+static size_t total;        /* bytes asked for since the last reset (high-water mark of the step) */
+static size_t high;         /* largest `total` seen */
 static unsigned generation; /* counts resets, so a stale mark is caught */
 
 void *arena_alloc(size_t bytes) {

@@ -15,7 +15,8 @@
 static nb_mem_stats_t stats;
 
 void *nb_malloc(size_t bytes) {
-    if (bytes > SIZE_MAX - 2 * NB_ALIGN) nb_fail("nb_malloc", "request of %zu bytes is too large", bytes);
+    if (bytes > SIZE_MAX - 2 * NB_ALIGN)
+        nb_fail("nb_malloc", "request of %zu bytes is too large", bytes);
     unsigned char *base = aligned_alloc(NB_ALIGN, (bytes + 2 * NB_ALIGN - 1) / NB_ALIGN * NB_ALIGN);
     if (!base) nb_fail("nb_malloc", "out of memory allocating %zu bytes", bytes);
     memcpy(base, &bytes, sizeof bytes);
@@ -53,13 +54,17 @@ void nb_free(void *p) {
     free(base);
 }
 
-nb_mem_stats_t nb_mem_stats(void) { return stats; }
+nb_mem_stats_t nb_mem_stats(void) {
+    return stats;
+}
 
 /* ---- errors -------------------------------------------------------------------------------- */
 
 static char last_error[1024];
 
-static void default_handler(const char *message) { fprintf(stderr, "%s\n", message); }
+static void default_handler(const char *message) {
+    fprintf(stderr, "%s\n", message);
+}
 
 static nb_error_handler handler = default_handler;
 
@@ -80,7 +85,9 @@ void nb_fail_at(const char *file, int line, const char *op, const char *fmt, ...
     abort();
 }
 
-const char *nb_last_error(void) { return last_error; }
+const char *nb_last_error(void) {
+    return last_error;
+}
 
 char *nb_shape_str(char *buf, int ndim, const int64_t *shape) {
     int n = snprintf(buf, 128, "[");

@@ -19,9 +19,15 @@
 #include "tensor/base.h"
 
 #ifdef NB_DOUBLE
-static inline real nb_exp(real x) { return exp(x); }
-static inline real nb_log(real x) { return log(x); }
-static inline real nb_log1p(real x) { return log1p(x); }
+static inline real nb_exp(real x) {
+    return exp(x);
+}
+static inline real nb_log(real x) {
+    return log(x);
+}
+static inline real nb_log1p(real x) {
+    return log1p(x);
+}
 #else
 
 static inline float nb_bits_to_float(uint32_t u) {

@@ -149,7 +149,8 @@ static Tensor broadcast_to(const char *op, const Tensor *a, const Tensor *out) {
     return v;
 }
 
-/* ---- scalar functions ---------------------------------------------------------------------------- */
+/* ---- scalar functions
+ * ---------------------------------------------------------------------------- */
 
 /* Written without branches on x's sign so loops over them vectorize. */
 static inline real sigmoid(real x) {
@@ -157,51 +158,84 @@ static inline real sigmoid(real x) {
     return (x >= 0 ? 1 : e) / (1 + e);
 }
 
-static inline real softplus(real x) { return (x > 0 ? x : 0) + nb_log1p(nb_exp(-RF(fabs)(x))); }
+static inline real softplus(real x) {
+    return (x > 0 ? x : 0) + nb_log1p(nb_exp(-RF(fabs)(x)));
+}
 
 static inline real unary1(k_unary_op op, real x, real p0, real p1) {
     switch (op) {
-    case K_COPY: return x;
-    case K_NEG: return -x;
-    case K_EXP: return nb_exp(x);
-    case K_LOG: return nb_log(x);
-    case K_SQRT: return RF(sqrt)(x);
-    case K_ABS: return RF(fabs)(x);
-    case K_SIGN: return (real)((x > 0) - (x < 0));
-    case K_RELU: return x > 0 ? x : 0;
-    case K_SIGMOID: return sigmoid(x);
-    case K_TANH: return RF(tanh)(x);
-    case K_SOFTPLUS: return softplus(x);
-    case K_POW: return p0 == 2 ? x * x : RF(pow)(x, p0);
-    case K_CLAMP: return x < p0 ? p0 : (x > p1 ? p1 : x);
-    case K_AFFINE: return x * p0 + p1;
+    case K_COPY:
+        return x;
+    case K_NEG:
+        return -x;
+    case K_EXP:
+        return nb_exp(x);
+    case K_LOG:
+        return nb_log(x);
+    case K_SQRT:
+        return RF(sqrt)(x);
+    case K_ABS:
+        return RF(fabs)(x);
+    case K_SIGN:
+        return (real)((x > 0) - (x < 0));
+    case K_RELU:
+        return x > 0 ? x : 0;
+    case K_SIGMOID:
+        return sigmoid(x);
+    case K_TANH:
+        return RF(tanh)(x);
+    case K_SOFTPLUS:
+        return softplus(x);
+    case K_POW:
+        return p0 == 2 ? x * x : RF(pow)(x, p0);
+    case K_CLAMP:
+        return x < p0 ? p0 : (x > p1 ? p1 : x);
+    case K_AFFINE:
+        return x * p0 + p1;
     }
     return 0;
 }
 
 static inline real binary1(k_binary_op op, real a, real b, real p0, real p1) {
     switch (op) {
-    case K_ADD: return a + b;
-    case K_SUB: return a - b;
-    case K_MUL: return a * b;
-    case K_DIV: return a / b;
-    case K_NEG_DIV: return -(a / b);
-    case K_MAX: return a > b ? a : b;
-    case K_RELU_BWD: return b > 0 ? a : 0;
-    case K_SIGMOID_BWD: return a * b * (1 - b);
-    case K_TANH_BWD: return a * (1 - b * b);
-    case K_SOFTPLUS_BWD: return a * sigmoid(b);
-    case K_POW_BWD: return p0 == 2 ? a * 2 * b : a * p0 * RF(pow)(b, p0 - 1);
-    case K_CLAMP_BWD: return (b >= p0 && b <= p1) ? a : 0;
-    case K_ABS_BWD: return a * (real)((b > 0) - (b < 0));
-    case K_SQRT_BWD: return a * (real)0.5 / b;
-    case K_EXP_SUB: return nb_exp(a - b);
-    case K_EQ_MASK: return b == p0 ? a : 0;
+    case K_ADD:
+        return a + b;
+    case K_SUB:
+        return a - b;
+    case K_MUL:
+        return a * b;
+    case K_DIV:
+        return a / b;
+    case K_NEG_DIV:
+        return -(a / b);
+    case K_MAX:
+        return a > b ? a : b;
+    case K_RELU_BWD:
+        return b > 0 ? a : 0;
+    case K_SIGMOID_BWD:
+        return a * b * (1 - b);
+    case K_TANH_BWD:
+        return a * (1 - b * b);
+    case K_SOFTPLUS_BWD:
+        return a * sigmoid(b);
+    case K_POW_BWD:
+        return p0 == 2 ? a * 2 * b : a * p0 * RF(pow)(b, p0 - 1);
+    case K_CLAMP_BWD:
+        return (b >= p0 && b <= p1) ? a : 0;
+    case K_ABS_BWD:
+        return a * (real)((b > 0) - (b < 0));
+    case K_SQRT_BWD:
+        return a * (real)0.5 / b;
+    case K_EXP_SUB:
+        return nb_exp(a - b);
+    case K_EQ_MASK:
+        return b == p0 ? a : 0;
     }
     return 0;
 }
 
-/* ---- element-wise ------------------------------------------------------------------------------------ */
+/* ---- element-wise
+ * ------------------------------------------------------------------------------------ */
 
 typedef struct {
     int op;
@@ -224,20 +258,48 @@ static void unary_inner(int64_t n, real *const *p, const int64_t *st, const void
     k_unary_op op = (k_unary_op)c->op;
     if (st[0] == 1 && st[1] == 1) {
         switch (op) { /* a literal op per case: each loop is specialised and vectorized */
-        case K_COPY: unary_row(K_COPY, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
-        case K_NEG: unary_row(K_NEG, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
-        case K_EXP: unary_row(K_EXP, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
-        case K_LOG: unary_row(K_LOG, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
-        case K_SQRT: unary_row(K_SQRT, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
-        case K_ABS: unary_row(K_ABS, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
-        case K_SIGN: unary_row(K_SIGN, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
-        case K_RELU: unary_row(K_RELU, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
-        case K_SIGMOID: unary_row(K_SIGMOID, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
-        case K_TANH: unary_row(K_TANH, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
-        case K_SOFTPLUS: unary_row(K_SOFTPLUS, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
-        case K_POW: unary_row(K_POW, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
-        case K_CLAMP: unary_row(K_CLAMP, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
-        case K_AFFINE: unary_row(K_AFFINE, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc); return;
+        case K_COPY:
+            unary_row(K_COPY, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_NEG:
+            unary_row(K_NEG, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_EXP:
+            unary_row(K_EXP, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_LOG:
+            unary_row(K_LOG, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_SQRT:
+            unary_row(K_SQRT, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_ABS:
+            unary_row(K_ABS, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_SIGN:
+            unary_row(K_SIGN, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_RELU:
+            unary_row(K_RELU, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_SIGMOID:
+            unary_row(K_SIGMOID, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_TANH:
+            unary_row(K_TANH, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_SOFTPLUS:
+            unary_row(K_SOFTPLUS, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_POW:
+            unary_row(K_POW, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_CLAMP:
+            unary_row(K_CLAMP, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_AFFINE:
+            unary_row(K_AFFINE, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
+            return;
         }
     }
     unary_row(op, n, p[0], st[0], p[1], st[1], c->p0, c->p1, c->acc);
@@ -265,22 +327,54 @@ static void binary_inner(int64_t n, real *const *p, const int64_t *st, const voi
     k_binary_op op = (k_binary_op)c->op;
     if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
         switch (op) { /* a literal op per case, as above */
-        case K_ADD: binary_row(K_ADD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
-        case K_SUB: binary_row(K_SUB, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
-        case K_MUL: binary_row(K_MUL, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
-        case K_DIV: binary_row(K_DIV, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
-        case K_NEG_DIV: binary_row(K_NEG_DIV, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
-        case K_MAX: binary_row(K_MAX, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
-        case K_RELU_BWD: binary_row(K_RELU_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
-        case K_SIGMOID_BWD: binary_row(K_SIGMOID_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
-        case K_TANH_BWD: binary_row(K_TANH_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
-        case K_SOFTPLUS_BWD: binary_row(K_SOFTPLUS_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
-        case K_POW_BWD: binary_row(K_POW_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
-        case K_CLAMP_BWD: binary_row(K_CLAMP_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
-        case K_ABS_BWD: binary_row(K_ABS_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
-        case K_SQRT_BWD: binary_row(K_SQRT_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
-        case K_EXP_SUB: binary_row(K_EXP_SUB, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
-        case K_EQ_MASK: binary_row(K_EQ_MASK, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc); return;
+        case K_ADD:
+            binary_row(K_ADD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_SUB:
+            binary_row(K_SUB, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_MUL:
+            binary_row(K_MUL, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_DIV:
+            binary_row(K_DIV, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_NEG_DIV:
+            binary_row(K_NEG_DIV, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_MAX:
+            binary_row(K_MAX, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_RELU_BWD:
+            binary_row(K_RELU_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_SIGMOID_BWD:
+            binary_row(K_SIGMOID_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_TANH_BWD:
+            binary_row(K_TANH_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_SOFTPLUS_BWD:
+            binary_row(K_SOFTPLUS_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_POW_BWD:
+            binary_row(K_POW_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_CLAMP_BWD:
+            binary_row(K_CLAMP_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_ABS_BWD:
+            binary_row(K_ABS_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_SQRT_BWD:
+            binary_row(K_SQRT_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_EXP_SUB:
+            binary_row(K_EXP_SUB, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
+            return;
+        case K_EQ_MASK:
+            binary_row(K_EQ_MASK, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
+            return;
         }
     }
     if (st[0] == 1 && st[1] == 1 && st[2] == 0) { /* a row and a broadcast scalar: bias add */
@@ -300,7 +394,8 @@ void k_binary(k_binary_op op, const Tensor *a, const Tensor *b, Tensor *out, rea
     iter_run(&it, binary_inner, &c, true, true);
 }
 
-/* ---- reductions ---------------------------------------------------------------------------------------- */
+/* ---- reductions
+ * ---------------------------------------------------------------------------------------- */
 
 static void sum_inner(int64_t n, real *const *p, const int64_t *st, const void *ctx) {
     (void)ctx;

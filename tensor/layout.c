@@ -22,7 +22,8 @@ int tensor_dim(const char *op, const Tensor *t, int dim) {
  * inferred. */
 bool tensor_layout_reshape(const Tensor *t, int ndim, const int64_t *shape_in, Tensor *out) {
     char s1[128], s2[128];
-    if (ndim < 0 || ndim > NB_MAX_DIMS) nb_fail("reshape", "ndim %d is outside 0..%d", ndim, NB_MAX_DIMS);
+    if (ndim < 0 || ndim > NB_MAX_DIMS)
+        nb_fail("reshape", "ndim %d is outside 0..%d", ndim, NB_MAX_DIMS);
     int64_t shape[NB_MAX_DIMS];
     int infer = -1;
     int64_t known = 1;
@@ -73,8 +74,10 @@ bool tensor_layout_reshape(const Tensor *t, int ndim, const int64_t *shape_in, T
         int i0 = i, j0 = j;
         int64_t a = t->shape[i++], b = shape[j++];
         while (a != b) {
-            if (a < b) a *= t->shape[i++];
-            else b *= shape[j++];
+            if (a < b)
+                a *= t->shape[i++];
+            else
+                b *= shape[j++];
         }
         /* old dims i0..i-1 must be contiguous among themselves (size-1 dims don't matter) */
         int last = i - 1;
@@ -153,7 +156,8 @@ void tensor_layout_expand(const Tensor *t, int ndim, const int64_t *shape, Tenso
         int64_t have = src >= 0 ? t->shape[src] : 1;
         if (want == -1) want = have;
         if (want < 0)
-            nb_fail("expand", "negative size %lld in %s", (long long)want, nb_shape_str(s2, ndim, shape));
+            nb_fail("expand", "negative size %lld in %s", (long long)want,
+                    nb_shape_str(s2, ndim, shape));
         if (have == want) {
             v.shape[i] = want;
             v.strides[i] = src >= 0 ? t->strides[src] : 0;

@@ -10,7 +10,9 @@ static uint64_t splitmix64(uint64_t *x) {
     return z ^ (z >> 31);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 void nb_rng_seed(nb_rng *r, uint64_t seed) {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
@@ -31,7 +33,9 @@ uint64_t nb_rng_next(nb_rng *r) {
     return result;
 }
 
-double nb_rng_uniform(nb_rng *r) { return (double)(nb_rng_next(r) >> 11) * 0x1.0p-53; }
+double nb_rng_uniform(nb_rng *r) {
+    return (double)(nb_rng_next(r) >> 11) * 0x1.0p-53;
+}
 
 double nb_rng_normal(nb_rng *r) {
     if (r->has_cached) {
@@ -59,11 +63,15 @@ uint64_t nb_rng_below(nb_rng *r, uint64_t n) {
     return x % n;
 }
 
-static nb_rng global_rng = {{0x9E3779B97F4A7C15ull, 0xBF58476D1CE4E5B9ull, 0x94D049BB133111EBull,
-                             0x2545F4914F6CDD1Dull},
-                            0.0,
-                            0};
+static nb_rng global_rng = {
+    {0x9E3779B97F4A7C15ull, 0xBF58476D1CE4E5B9ull, 0x94D049BB133111EBull, 0x2545F4914F6CDD1Dull},
+    0.0,
+    0};
 
-nb_rng *nb_rng_global(void) { return &global_rng; }
+nb_rng *nb_rng_global(void) {
+    return &global_rng;
+}
 
-void nb_manual_seed(uint64_t seed) { nb_rng_seed(&global_rng, seed); }
+void nb_manual_seed(uint64_t seed) {
+    nb_rng_seed(&global_rng, seed);
+}

@@ -26,9 +26,9 @@ typedef struct {
 } nb_rng;
 
 void nb_rng_seed(nb_rng *r, uint64_t seed);
-uint64_t nb_rng_next(nb_rng *r);             /* 64 random bits */
-double nb_rng_uniform(nb_rng *r);            /* [0, 1) */
-double nb_rng_normal(nb_rng *r);             /* standard normal */
+uint64_t nb_rng_next(nb_rng *r);              /* 64 random bits */
+double nb_rng_uniform(nb_rng *r);             /* [0, 1) */
+double nb_rng_normal(nb_rng *r);              /* standard normal */
 uint64_t nb_rng_below(nb_rng *r, uint64_t n); /* uniform in [0, n), unbiased; n > 0 */
 
 nb_rng *nb_rng_global(void);

@@ -39,8 +39,12 @@ static Tensor *alloc_tensor(int ndim, const int64_t *shape, bool kept) {
     return t;
 }
 
-Tensor *tensor_empty(int ndim, const int64_t *shape) { return alloc_tensor(ndim, shape, true); }
-Tensor *tensor_step(int ndim, const int64_t *shape) { return alloc_tensor(ndim, shape, false); }
+Tensor *tensor_empty(int ndim, const int64_t *shape) {
+    return alloc_tensor(ndim, shape, true);
+}
+Tensor *tensor_step(int ndim, const int64_t *shape) {
+    return alloc_tensor(ndim, shape, false);
+}
 
 Tensor *tensor_full(int ndim, const int64_t *shape, real value) {
     Tensor *t = tensor_empty(ndim, shape);
@@ -48,9 +52,15 @@ Tensor *tensor_full(int ndim, const int64_t *shape, real value) {
     return t;
 }
 
-Tensor *tensor_zeros(int ndim, const int64_t *shape) { return tensor_full(ndim, shape, 0); }
-Tensor *tensor_ones(int ndim, const int64_t *shape) { return tensor_full(ndim, shape, 1); }
-Tensor *tensor_scalar(real value) { return tensor_full(0, NULL, value); }
+Tensor *tensor_zeros(int ndim, const int64_t *shape) {
+    return tensor_full(ndim, shape, 0);
+}
+Tensor *tensor_ones(int ndim, const int64_t *shape) {
+    return tensor_full(ndim, shape, 1);
+}
+Tensor *tensor_scalar(real value) {
+    return tensor_full(0, NULL, value);
+}
 
 Tensor *tensor_arange(real start, real stop, real step) {
     if (step == 0 || !isfinite(start) || !isfinite(stop) || !isfinite(step))
@@ -114,8 +124,12 @@ real *tensor_ptr(const Tensor *t, const int64_t *index) {
     return t->data + off;
 }
 
-real tensor_get(const Tensor *t, const int64_t *index) { return *tensor_ptr(t, index); }
-void tensor_set(Tensor *t, const int64_t *index, real v) { *tensor_ptr(t, index) = v; }
+real tensor_get(const Tensor *t, const int64_t *index) {
+    return *tensor_ptr(t, index);
+}
+void tensor_set(Tensor *t, const int64_t *index, real v) {
+    *tensor_ptr(t, index) = v;
+}
 
 real tensor_item(const Tensor *t) {
     if (t->numel != 1) {
@@ -169,12 +183,15 @@ void tensor_fill(Tensor *t, real value) {
         return;
     }
     real *p = t->data + t->offset;
-    if (value == 0 && !signbit(value)) memset(p, 0, (size_t)t->numel * sizeof(real));
+    if (value == 0 && !signbit(value))
+        memset(p, 0, (size_t)t->numel * sizeof(real));
     else
         for (int64_t i = 0; i < t->numel; i++) p[i] = value;
 }
 
-static void read_one(real *p, int64_t k, void *ctx) { ((real *)ctx)[k] = *p; }
+static void read_one(real *p, int64_t k, void *ctx) {
+    ((real *)ctx)[k] = *p;
+}
 void tensor_to_array(const Tensor *t, real *out) {
     if (tensor_is_contiguous(t)) {
         if (t->numel) memcpy(out, t->data + t->offset, (size_t)t->numel * sizeof(real));
@@ -183,7 +200,9 @@ void tensor_to_array(const Tensor *t, real *out) {
     }
 }
 
-static void write_one(real *p, int64_t k, void *ctx) { *p = ((real *)ctx)[k]; }
+static void write_one(real *p, int64_t k, void *ctx) {
+    *p = ((real *)ctx)[k];
+}
 void tensor_copy_into(Tensor *dst, const Tensor *src) {
     Tensor view = *src;
     if (!tensor_same_shape(dst, src)) tensor_layout_expand(src, dst->ndim, dst->shape, &view);
@@ -199,7 +218,7 @@ void tensor_copy_into(Tensor *dst, const Tensor *src) {
 
 /* ---- printing -------------------------------------------------------------------------------- */
 
-#define PRINT_MAX 1000
+#define PRINT_MAX  1000
 #define PRINT_EDGE 3
 
 static void print_rec(FILE *f, const Tensor *t, int d, int64_t off, bool summarize, int indent,
@@ -212,12 +231,14 @@ static void print_rec(FILE *f, const Tensor *t, int d, int64_t off, bool summari
     int64_t n = t->shape[d];
     for (int64_t i = 0; i < n; i++) {
         if (summarize && n > 2 * PRINT_EDGE && i == PRINT_EDGE) {
-            fprintf(f, d == t->ndim - 1 ? "..., " : "...,\n%*s", d == t->ndim - 1 ? 0 : indent + d + 1, "");
+            fprintf(f, d == t->ndim - 1 ? "..., " : "...,\n%*s",
+                    d == t->ndim - 1 ? 0 : indent + d + 1, "");
             i = n - PRINT_EDGE;
         }
         print_rec(f, t, d + 1, off + i * t->strides[d], summarize, indent, width, prec);
         if (i + 1 < n) {
-            if (d == t->ndim - 1) fputs(", ", f);
+            if (d == t->ndim - 1)
+                fputs(", ", f);
             else {
                 fputc(',', f);
                 for (int k = d; k < t->ndim - 1; k++) fputc('\n', f);
@@ -245,7 +266,8 @@ void tensor_fprint(FILE *f, const Tensor *t, const char *label) {
     }
     nb_free(vals);
     int prec = all_int ? 0 : 4;
-    int width = (int)(maxabs >= 1 ? floor(log10(maxabs)) + 1 : 1) + (prec ? prec + 1 : 0) + negative;
+    int width =
+        (int)(maxabs >= 1 ? floor(log10(maxabs)) + 1 : 1) + (prec ? prec + 1 : 0) + negative;
     if (label) fprintf(f, "%s = ", label);
     fputs("tensor(", f);
     int indent = (label ? (int)strlen(label) + 3 : 0) + 7;
@@ -255,4 +277,6 @@ void tensor_fprint(FILE *f, const Tensor *t, const char *label) {
             t->requires_grad ? ", requires_grad" : "");
 }
 
-void tensor_print(const Tensor *t, const char *label) { tensor_fprint(stdout, t, label); }
+void tensor_print(const Tensor *t, const char *label) {
+    tensor_fprint(stdout, t, label);
+}

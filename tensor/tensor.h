@@ -45,7 +45,9 @@
 
 /* NB_SHAPE(2, 3) expands to the (ndim, shape) argument pair `2, (int64_t[]){2, 3}`. */
 #define NB_SHAPE(...)                                                                              \
-    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]) { __VA_ARGS__ }
+    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]) {                       \
+        __VA_ARGS__                                                                                \
+    }
 
 typedef struct Tensor Tensor;
 
@@ -66,16 +68,16 @@ struct Tensor {
     bool owns_data; /* kept tensors: data is freed with the tensor */
 
     /* autograd (autograd/): filled in by ops while grad mode is on */
-    bool requires_grad;     /* leaves: set by tensor_requires_grad; ops: any input requires it */
-    Tensor *grad;           /* d(loss)/d(this): contiguous, same shape; NULL until backward */
-    Tensor *grad_spare;     /* kept tensors: a cleared gradient's buffer, reused by the next */
-    const char *op;         /* the op that made this tensor; NULL for a leaf */
-    const char *name;       /* optional label for printing and graph drawing */
+    bool requires_grad; /* leaves: set by tensor_requires_grad; ops: any input requires it */
+    Tensor *grad;       /* d(loss)/d(this): contiguous, same shape; NULL until backward */
+    Tensor *grad_spare; /* kept tensors: a cleared gradient's buffer, reused by the next */
+    const char *op;     /* the op that made this tensor; NULL for a leaf */
+    const char *name;   /* optional label for printing and graph drawing */
     ag_backward_fn backward;
     Tensor **parents; /* [nparents] the op's inputs */
     int nparents;
-    int64_t tape_index; /* position on the tape (step tensors), -1 for kept tensors */
-    real sarg[2];       /* the op's scalar arguments (pow exponent, clamp bounds, ...) */
+    int64_t tape_index;            /* position on the tape (step tensors), -1 for kept tensors */
+    real sarg[2];                  /* the op's scalar arguments (pow exponent, clamp bounds, ...) */
     int64_t iarg[NB_MAX_DIMS + 2]; /* the op's integer arguments (dims, sizes, ...) */
     void *saved;                   /* anything else backward needs (arena memory) */
 };
@@ -88,7 +90,7 @@ Tensor *tensor_ones(int ndim, const int64_t *shape);
 Tensor *tensor_full(int ndim, const int64_t *shape, real value);
 Tensor *tensor_arange(real start, real stop, real step); /* 1-D, like numpy.arange */
 Tensor *tensor_from_array(int ndim, const int64_t *shape, const real *values); /* copies */
-Tensor *tensor_scalar(real value);                                              /* ndim 0 */
+Tensor *tensor_scalar(real value);                                             /* ndim 0 */
 Tensor *tensor_copy(const Tensor *t); /* contiguous copy of data only: no grad, no graph */
 Tensor *tensor_rand(int ndim, const int64_t *shape, nb_rng *rng);  /* U[0,1); rng NULL: global */
 Tensor *tensor_randn(int ndim, const int64_t *shape, nb_rng *rng); /* N(0,1); rng NULL: global */
@@ -100,7 +102,8 @@ void tensor_free(Tensor *t); /* kept tensors only; NULL is a no-op; frees .grad 
  * ag_zeros/ag_full/ag_randn (autograd/autograd.h) instead. */
 Tensor *tensor_step(int ndim, const int64_t *shape);
 
-/* ---- element access --------------------------------------------------------------------------- */
+/* ---- element access ---------------------------------------------------------------------------
+ */
 
 real *tensor_ptr(const Tensor *t, const int64_t *index); /* address of element `index` */
 real tensor_get(const Tensor *t, const int64_t *index);
@@ -108,11 +111,12 @@ void tensor_set(Tensor *t, const int64_t *index, real value);
 real tensor_item(const Tensor *t); /* the value of a one-element tensor; fails otherwise */
 bool tensor_is_contiguous(const Tensor *t);
 bool tensor_same_shape(const Tensor *a, const Tensor *b);
-void tensor_fill(Tensor *t, real value);            /* every element, through strides */
+void tensor_fill(Tensor *t, real value);               /* every element, through strides */
 void tensor_copy_into(Tensor *dst, const Tensor *src); /* same shape (src may broadcast) */
-void tensor_to_array(const Tensor *t, real *out);   /* row-major copy of numel values */
+void tensor_to_array(const Tensor *t, real *out);      /* row-major copy of numel values */
 
-/* ---- printing ----------------------------------------------------------------------------------- */
+/* ---- printing -----------------------------------------------------------------------------------
+ */
 
 /* NumPy-like nested brackets; tensors over 1000 elements show 3 items at each edge and "...". */
 void tensor_fprint(FILE *f, const Tensor *t, const char *label);
@@ -146,8 +150,8 @@ typedef struct {
 } arena_mark_t;
 arena_mark_t arena_mark(void);
 void arena_release(arena_mark_t m); /* fails (nb_fail) on a mark from before the last reset */
-void arena_reset(void);         /* release everything; merge blocks so the next step fits */
-size_t arena_capacity(void);    /* bytes held by the arena */
-void arena_free_all(void);      /* give the memory back (end of program, leak checks) */
+void arena_reset(void);             /* release everything; merge blocks so the next step fits */
+size_t arena_capacity(void);        /* bytes held by the arena */
+void arena_free_all(void);          /* give the memory back (end of program, leak checks) */
 
 #endif

@@ -6,72 +6,226 @@
 
 #include <math.h>
 
-/* ---- one table row per op case ------------------------------------------------------------------ */
+/* ---- one table row per op case ------------------------------------------------------------------
+ */
 
 typedef struct {
     const char *name;
     ag_fn f;
-    int n;                       /* inputs */
+    int n; /* inputs */
     int ndim[3];
     int64_t shape[3][4];
-    double lo, hi;               /* input values drawn from [lo, hi) */
+    double lo, hi; /* input values drawn from [lo, hi) */
 } op_case;
 
 #define IN0 in[0]
 #define IN1 in[1]
 #define IN2 in[2]
 /* Each f takes the inputs; "T" variants read a transposed (non-contiguous) view. */
-static Tensor *f_add(Tensor *const *in, void *c) { (void)c; return ag_add(IN0, IN1); }
-static Tensor *f_sub(Tensor *const *in, void *c) { (void)c; return ag_sub(IN0, IN1); }
-static Tensor *f_mul(Tensor *const *in, void *c) { (void)c; return ag_mul(IN0, IN1); }
-static Tensor *f_div(Tensor *const *in, void *c) { (void)c; return ag_div(IN0, IN1); }
-static Tensor *f_addT(Tensor *const *in, void *c) { (void)c; return ag_add(ag_transpose(IN0, 0, 1), IN1); }
-static Tensor *f_mulT(Tensor *const *in, void *c) { (void)c; return ag_mul(ag_transpose(IN0, 0, 1), IN1); }
-static Tensor *f_divT(Tensor *const *in, void *c) { (void)c; return ag_div(IN1, ag_transpose(IN0, 0, 1)); }
-static Tensor *f_neg(Tensor *const *in, void *c) { (void)c; return ag_neg(IN0); }
-static Tensor *f_add_scalar(Tensor *const *in, void *c) { (void)c; return ag_add_scalar(IN0, 2.5); }
-static Tensor *f_mul_scalar(Tensor *const *in, void *c) { (void)c; return ag_mul_scalar(IN0, -1.5); }
-static Tensor *f_exp(Tensor *const *in, void *c) { (void)c; return ag_exp(IN0); }
-static Tensor *f_expT(Tensor *const *in, void *c) { (void)c; return ag_exp(ag_transpose(IN0, 0, 1)); }
-static Tensor *f_log(Tensor *const *in, void *c) { (void)c; return ag_log(IN0); }
-static Tensor *f_pow3(Tensor *const *in, void *c) { (void)c; return ag_pow(IN0, 3); }
-static Tensor *f_pow_half(Tensor *const *in, void *c) { (void)c; return ag_pow(IN0, 0.5); }
-static Tensor *f_sqrt(Tensor *const *in, void *c) { (void)c; return ag_sqrt(IN0); }
-static Tensor *f_abs(Tensor *const *in, void *c) { (void)c; return ag_abs(IN0); }
-static Tensor *f_clamp(Tensor *const *in, void *c) { (void)c; return ag_clamp(IN0, -0.5, 0.5); }
-static Tensor *f_relu(Tensor *const *in, void *c) { (void)c; return ag_relu(IN0); }
-static Tensor *f_reluT(Tensor *const *in, void *c) { (void)c; return ag_relu(ag_transpose(IN0, 0, 1)); }
-static Tensor *f_sigmoid(Tensor *const *in, void *c) { (void)c; return ag_sigmoid(IN0); }
-static Tensor *f_tanh(Tensor *const *in, void *c) { (void)c; return ag_tanh(IN0); }
-static Tensor *f_softplus(Tensor *const *in, void *c) { (void)c; return ag_softplus(IN0); }
-static Tensor *f_sum(Tensor *const *in, void *c) { (void)c; return ag_sum(IN0); }
-static Tensor *f_sumT(Tensor *const *in, void *c) { (void)c; return ag_sum(ag_transpose(IN0, 0, 2)); }
-static Tensor *f_mean(Tensor *const *in, void *c) { (void)c; return ag_mean(IN0); }
-static Tensor *f_sum_dim1(Tensor *const *in, void *c) { (void)c; return ag_sum_dims(IN0, (int[]){1}, 1, false); }
-static Tensor *f_sum_dims_keep(Tensor *const *in, void *c) { (void)c; return ag_sum_dims(IN0, (int[]){0, -1}, 2, true); }
-static Tensor *f_mean_dim0(Tensor *const *in, void *c) { (void)c; return ag_mean_dims(IN0, (int[]){0}, 1, false); }
-static Tensor *f_max1(Tensor *const *in, void *c) { (void)c; return ag_max(IN0, 1, false); }
-static Tensor *f_max0k(Tensor *const *in, void *c) { (void)c; return ag_max(IN0, 0, true); }
-static Tensor *f_lse(Tensor *const *in, void *c) { (void)c; return ag_logsumexp(IN0, -1, false); }
-static Tensor *f_lse0(Tensor *const *in, void *c) { (void)c; return ag_logsumexp(IN0, 0, true); }
-static Tensor *f_softmax(Tensor *const *in, void *c) { (void)c; return ag_softmax(IN0, -1); }
-static Tensor *f_log_softmax(Tensor *const *in, void *c) { (void)c; return ag_log_softmax(IN0, 1); }
-static Tensor *f_matmul(Tensor *const *in, void *c) { (void)c; return ag_matmul(IN0, IN1); }
-static Tensor *f_matmul_bt(Tensor *const *in, void *c) { (void)c; return ag_matmul(IN0, ag_transpose(IN1, 0, 1)); }
-static Tensor *f_matmul_at(Tensor *const *in, void *c) { (void)c; return ag_matmul(ag_transpose(IN0, 0, 1), IN1); }
-static Tensor *f_matmul_batched(Tensor *const *in, void *c) { (void)c; return ag_matmul(IN0, IN1); }
-static Tensor *f_linear(Tensor *const *in, void *c) { (void)c; return ag_linear(IN0, IN1, IN2); }
-static Tensor *f_linear_nobias(Tensor *const *in, void *c) { (void)c; return ag_linear(IN0, IN1, NULL); }
-static Tensor *f_linearT(Tensor *const *in, void *c) { (void)c; return ag_linear(ag_transpose(IN0, 0, 1), IN1, IN2); }
-static Tensor *f_expand_lead(Tensor *const *in, void *c) { (void)c; return ag_mul(ag_expand(IN0, NB_SHAPE(1, 3)), IN1); }
-static Tensor *f_reshape(Tensor *const *in, void *c) { (void)c; return ag_mul(ag_reshape(IN0, NB_SHAPE(3, -1)), IN1); }
-static Tensor *f_reshapeT(Tensor *const *in, void *c) { (void)c; return ag_mul(ag_reshape(ag_transpose(IN0, 0, 1), NB_SHAPE(2, 6)), IN1); }
-static Tensor *f_permute(Tensor *const *in, void *c) { (void)c; return ag_mul(ag_permute(IN0, (int[]){2, 0, 1}), IN1); }
-static Tensor *f_narrow(Tensor *const *in, void *c) { (void)c; return ag_mul(ag_narrow(IN0, 1, 1, 2), IN1); }
-static Tensor *f_expand(Tensor *const *in, void *c) { (void)c; return ag_mul(ag_expand(IN0, NB_SHAPE(2, 3, 4)), IN1); }
-static Tensor *f_squeeze(Tensor *const *in, void *c) { (void)c; return ag_mul(ag_unsqueeze(ag_squeeze(IN0, 1), 0), IN1); }
-static Tensor *f_contiguous(Tensor *const *in, void *c) { (void)c; return ag_mul(ag_contiguous(ag_transpose(IN0, 0, 1)), IN1); }
-static Tensor *f_concat(Tensor *const *in, void *c) { (void)c; return ag_mul(ag_concat((Tensor *[]){IN0, IN1}, 2, 1), IN2); }
+static Tensor *f_add(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_add(IN0, IN1);
+}
+static Tensor *f_sub(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_sub(IN0, IN1);
+}
+static Tensor *f_mul(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_mul(IN0, IN1);
+}
+static Tensor *f_div(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_div(IN0, IN1);
+}
+static Tensor *f_addT(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_add(ag_transpose(IN0, 0, 1), IN1);
+}
+static Tensor *f_mulT(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_mul(ag_transpose(IN0, 0, 1), IN1);
+}
+static Tensor *f_divT(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_div(IN1, ag_transpose(IN0, 0, 1));
+}
+static Tensor *f_neg(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_neg(IN0);
+}
+static Tensor *f_add_scalar(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_add_scalar(IN0, 2.5);
+}
+static Tensor *f_mul_scalar(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_mul_scalar(IN0, -1.5);
+}
+static Tensor *f_exp(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_exp(IN0);
+}
+static Tensor *f_expT(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_exp(ag_transpose(IN0, 0, 1));
+}
+static Tensor *f_log(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_log(IN0);
+}
+static Tensor *f_pow3(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_pow(IN0, 3);
+}
+static Tensor *f_pow_half(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_pow(IN0, 0.5);
+}
+static Tensor *f_sqrt(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_sqrt(IN0);
+}
+static Tensor *f_abs(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_abs(IN0);
+}
+static Tensor *f_clamp(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_clamp(IN0, -0.5, 0.5);
+}
+static Tensor *f_relu(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_relu(IN0);
+}
+static Tensor *f_reluT(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_relu(ag_transpose(IN0, 0, 1));
+}
+static Tensor *f_sigmoid(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_sigmoid(IN0);
+}
+static Tensor *f_tanh(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_tanh(IN0);
+}
+static Tensor *f_softplus(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_softplus(IN0);
+}
+static Tensor *f_sum(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_sum(IN0);
+}
+static Tensor *f_sumT(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_sum(ag_transpose(IN0, 0, 2));
+}
+static Tensor *f_mean(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_mean(IN0);
+}
+static Tensor *f_sum_dim1(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_sum_dims(IN0, (int[]){1}, 1, false);
+}
+static Tensor *f_sum_dims_keep(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_sum_dims(IN0, (int[]){0, -1}, 2, true);
+}
+static Tensor *f_mean_dim0(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_mean_dims(IN0, (int[]){0}, 1, false);
+}
+static Tensor *f_max1(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_max(IN0, 1, false);
+}
+static Tensor *f_max0k(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_max(IN0, 0, true);
+}
+static Tensor *f_lse(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_logsumexp(IN0, -1, false);
+}
+static Tensor *f_lse0(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_logsumexp(IN0, 0, true);
+}
+static Tensor *f_softmax(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_softmax(IN0, -1);
+}
+static Tensor *f_log_softmax(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_log_softmax(IN0, 1);
+}
+static Tensor *f_matmul(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_matmul(IN0, IN1);
+}
+static Tensor *f_matmul_bt(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_matmul(IN0, ag_transpose(IN1, 0, 1));
+}
+static Tensor *f_matmul_at(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_matmul(ag_transpose(IN0, 0, 1), IN1);
+}
+static Tensor *f_matmul_batched(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_matmul(IN0, IN1);
+}
+static Tensor *f_linear(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_linear(IN0, IN1, IN2);
+}
+static Tensor *f_linear_nobias(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_linear(IN0, IN1, NULL);
+}
+static Tensor *f_linearT(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_linear(ag_transpose(IN0, 0, 1), IN1, IN2);
+}
+static Tensor *f_expand_lead(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_mul(ag_expand(IN0, NB_SHAPE(1, 3)), IN1);
+}
+static Tensor *f_reshape(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_mul(ag_reshape(IN0, NB_SHAPE(3, -1)), IN1);
+}
+static Tensor *f_reshapeT(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_mul(ag_reshape(ag_transpose(IN0, 0, 1), NB_SHAPE(2, 6)), IN1);
+}
+static Tensor *f_permute(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_mul(ag_permute(IN0, (int[]){2, 0, 1}), IN1);
+}
+static Tensor *f_narrow(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_mul(ag_narrow(IN0, 1, 1, 2), IN1);
+}
+static Tensor *f_expand(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_mul(ag_expand(IN0, NB_SHAPE(2, 3, 4)), IN1);
+}
+static Tensor *f_squeeze(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_mul(ag_unsqueeze(ag_squeeze(IN0, 1), 0), IN1);
+}
+static Tensor *f_contiguous(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_mul(ag_contiguous(ag_transpose(IN0, 0, 1)), IN1);
+}
+static Tensor *f_concat(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_mul(ag_concat((Tensor *[]){IN0, IN1}, 2, 1), IN2);
+}
 static Tensor *f_split(Tensor *const *in, void *c) {
     (void)c;
     Tensor *p[3];
@@ -151,7 +305,8 @@ static const op_case cases[] = {
 START_TEST(gradcheck_every_op) {
     const op_case *c = &cases[_i];
     Tensor *in[3] = {NULL, NULL, NULL};
-    for (int k = 0; k < c->n; k++) in[k] = nbt_param(c->ndim[k], c->shape[k], c->lo, c->hi, 100 + (uint64_t)k);
+    for (int k = 0; k < c->n; k++)
+        in[k] = nbt_param(c->ndim[k], c->shape[k], c->lo, c->hi, 100 + (uint64_t)k);
     if (c->f == f_abs) /* both signs, away from 0 */
         for (int64_t i = 0; i < in[0]->numel; i += 2) in[0]->data[i] = -in[0]->data[i];
     ag_gradcheck_result r;
@@ -163,7 +318,9 @@ START_TEST(gradcheck_every_op) {
 END_TEST
 
 /* A gradient check must be able to fail: a deliberately wrong backward is caught. */
-static void wrong_backward(Tensor *c) { ag_accumulate_unary(c->parents[0], K_AFFINE, c->grad, 3, 0); }
+static void wrong_backward(Tensor *c) {
+    ag_accumulate_unary(c->parents[0], K_AFFINE, c->grad, 3, 0);
+}
 static Tensor *f_wrong(Tensor *const *in, void *ctx) {
     (void)ctx;
     Tensor *c = tensor_step(in[0]->ndim, in[0]->shape);
@@ -176,13 +333,15 @@ START_TEST(gradcheck_catches_a_wrong_backward) {
     ag_gradcheck_result r;
     ck_assert(!ag_gradcheck(f_wrong, &x, 1, NULL, NULL, &r));
     ck_assert_int_eq(r.input, 0);
-    ck_assert_msg(fabs(r.analytic - 1.5 * r.numeric) < 1e-3 * fabs(r.numeric) + 1e-6, "%s", r.message);
+    ck_assert_msg(fabs(r.analytic - 1.5 * r.numeric) < 1e-3 * fabs(r.numeric) + 1e-6, "%s",
+                  r.message);
     tensor_free(x);
     ag_reset();
 }
 END_TEST
 
-/* ---- graph semantics --------------------------------------------------------------------------------- */
+/* ---- graph semantics
+ * --------------------------------------------------------------------------------- */
 
 START_TEST(gradients_accumulate_until_zeroed) {
     Tensor *x = nbt_param(NB_SHAPE(3), 1, 2, 1);
@@ -225,7 +384,8 @@ START_TEST(no_grad_and_detach_record_nothing) {
     /* gradient stops at the detached branch */
     Tensor *f = ag_sum(ag_add(ag_mul(d, x), x)); /* df/dx = d + 1, with d constant */
     ag_backward(f);
-    for (int i = 0; i < 2; i++) ck_assert_double_eq_tol(x->grad->data[i], exp(x->data[i]) + 1, 1e-4);
+    for (int i = 0; i < 2; i++)
+        ck_assert_double_eq_tol(x->grad->data[i], exp(x->data[i]) + 1, 1e-4);
     NBT_EXPECT_FAIL(ag_backward(y), "does not require grad");
     tensor_free(x);
     ag_reset();
@@ -379,7 +539,8 @@ START_TEST(graph_draws_as_dot) {
     FILE *f = fmemopen(buf, sizeof buf - 1, "w");
     ag_write_dot(f, y);
     fclose(f);
-    ck_assert(strstr(buf, "digraph") && strstr(buf, "x: leaf") && strstr(buf, "exp") && strstr(buf, "sum"));
+    ck_assert(strstr(buf, "digraph") && strstr(buf, "x: leaf") && strstr(buf, "exp") &&
+              strstr(buf, "sum"));
     tensor_free(x);
     ag_reset();
 }

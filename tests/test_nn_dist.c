@@ -13,7 +13,6 @@
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-
 #define LOG_2PI 1.8378770664093453
 
 /* Element i of t read in row-major order (any layout). */
@@ -164,7 +163,8 @@ static Tensor *entropy_fn(Tensor *const *in, void *ctx) {
 }
 
 START_TEST(test_log_prob_entropy_gradcheck) {
-    Tensor *x = nbt_tensor(NB_SHAPE(3, 2, 4), -2, 2, 10, true); /* samples broadcast against params */
+    Tensor *x =
+        nbt_tensor(NB_SHAPE(3, 2, 4), -2, 2, 10, true); /* samples broadcast against params */
     Tensor *mu = nbt_tensor(NB_SHAPE(2, 4), -1, 1, 11, true);
     Tensor *lv = nbt_tensor(NB_SHAPE(4), -1.5, 1.5, 12, true);
     Tensor *sigma = nbt_tensor(NB_SHAPE(2, 4), 0.5, 2, 13, true);
@@ -286,7 +286,8 @@ START_TEST(test_kl_gradcheck) {
     Tensor *mu = nbt_tensor(NB_SHAPE(4, 3), -2, 2, 40, true);
     Tensor *lv = nbt_tensor(NB_SHAPE(4, 3), -2, 2, 41, true);
     Tensor *lv_dim = nbt_tensor(NB_SHAPE(3), -2, 2, 42, true);
-    Tensor *mu2 = nbt_tensor(NB_SHAPE(3), -1, 1, 43, true); /* a learned prior, broadcast over rows */
+    Tensor *mu2 =
+        nbt_tensor(NB_SHAPE(3), -1, 1, 43, true); /* a learned prior, broadcast over rows */
     Tensor *lv2 = nbt_tensor(NB_SHAPE(3), -1, 1, 44, true);
     Tensor *mu2_full = nbt_tensor(NB_SHAPE(4, 3), -1, 1, 45, true); /* a conditional prior */
     int sum = 1;
@@ -385,7 +386,7 @@ START_TEST(test_dist_errors) {
     NBT_EXPECT_FAIL(nn_kl_normal_std(a, c), "nn_kl_normal_std", "[2, 3]", "[3, 2]");
     NBT_EXPECT_FAIL(nn_kl_normal_normal(a, a, c, c), "nn_kl_normal_normal", "[2, 3]", "[3, 2]");
     NBT_EXPECT_FAIL(nn_bernoulli_log_prob_logits(a, c), "nn_bernoulli_log_prob_logits", "[2, 3]",
-                "[3, 2]");
+                    "[3, 2]");
     tensor_free(a);
     tensor_free(b);
     tensor_free(c);

@@ -11,7 +11,6 @@
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-
 /* Moves every element at least `gap` away from 0 (keeps inputs off the relu kink). */
 static void away_from_zero(Tensor *t, real gap) {
     for (int64_t i = 0; i < t->numel; i++)
@@ -148,7 +147,7 @@ START_TEST(test_init_errors) {
     Tensor *v = tensor_empty(NB_SHAPE(5));
     NBT_EXPECT_FAIL(nn_init_xavier_uniform_(v, 1, NULL), "nn_init_xavier_uniform_", "[5]");
     NBT_EXPECT_FAIL(nn_init_kaiming_normal_(v, 0, NN_FAN_IN, NN_GAIN_RELU, NULL),
-                "nn_init_kaiming_normal_", "2 or more dims");
+                    "nn_init_kaiming_normal_", "2 or more dims");
     NBT_EXPECT_FAIL(nn_init_uniform_(v, 1, 0, NULL), "nn_init_uniform_", "above");
     NBT_EXPECT_FAIL(nn_init_normal_(v, 0, -1, NULL), "nn_init_normal_", "negative");
     tensor_free(v);

@@ -13,7 +13,6 @@
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-
 #define PI 3.14159265358979323846
 
 /* The scalar a loss returned, as a double. */
@@ -160,7 +159,8 @@ START_TEST(test_mse) {
     ck_assert_double_eq_tol(item(nn_mse(a, b, NN_SUM)), 1 + 4 + 0.25, 1e-5);
     ck_assert_double_eq_tol(item(nn_mse(a, b, NN_MEAN)), 5.25 / 3, 1e-5);
     ag_reset();
-    Tensor *p = nbt_tensor(NB_SHAPE(4, 2), -2, 2, 9, true), *q = nbt_tensor(NB_SHAPE(4, 2), -2, 2, 10, true);
+    Tensor *p = nbt_tensor(NB_SHAPE(4, 2), -2, 2, 9, true),
+           *q = nbt_tensor(NB_SHAPE(4, 2), -2, 2, 10, true);
     nn_reduction reds[] = {NN_SUM, NN_MEAN, NN_NONE};
     for (int k = 0; k < 3; k++) nbt_gradcheck("mse", mse_fn, (Tensor *[]){p, q}, 2, &reds[k]);
     tensor_free(a);
@@ -271,8 +271,9 @@ START_TEST(test_loss_errors) {
     Tensor *lv = tensor_zeros(NB_SHAPE(4, 2, 3)); /* would grow x */
     NBT_EXPECT_FAIL(nn_gaussian_nll(a, a, lv, NN_SUM), "nn_gaussian_nll", "[4, 2, 3]", "[2, 3]");
     NBT_EXPECT_FAIL(nn_cross_entropy(a, (int64_t[]){0, 3}, NN_MEAN), "nn_cross_entropy", "label 3",
-                "index 1");
-    NBT_EXPECT_FAIL(nn_cross_entropy(a, (int64_t[]){-1, 0}, NN_MEAN), "nn_cross_entropy", "label -1");
+                    "index 1");
+    NBT_EXPECT_FAIL(nn_cross_entropy(a, (int64_t[]){-1, 0}, NN_MEAN), "nn_cross_entropy",
+                    "label -1");
     Tensor *v = tensor_zeros(NB_SHAPE(3));
     NBT_EXPECT_FAIL(nn_cross_entropy(v, (int64_t[]){0, 0, 0}, NN_MEAN), "nn_cross_entropy", "[3]");
     NBT_EXPECT_FAIL(nn_reduce(a, (nn_reduction)7), "nn_reduce", "7");

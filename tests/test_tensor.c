@@ -9,7 +9,8 @@
 #include "tensor/fastmath.h"
 
 START_TEST(creation) {
-    Tensor *z = tensor_zeros(NB_SHAPE(2, 3)), *o = tensor_ones(NB_SHAPE(4)), *f = tensor_full(NB_SHAPE(2), 7);
+    Tensor *z = tensor_zeros(NB_SHAPE(2, 3)), *o = tensor_ones(NB_SHAPE(4)),
+           *f = tensor_full(NB_SHAPE(2), 7);
     ck_assert_int_eq(z->numel, 6);
     ck_assert(z->data[5] == 0 && o->data[3] == 1 && f->data[1] == 7);
     Tensor *a = tensor_arange(0, 1, 0.25);
@@ -23,8 +24,8 @@ START_TEST(creation) {
     ck_assert_int_eq(six->strides[0], 12);
     Tensor *c = tensor_copy(a);
     ck_assert(c->data != a->data && c->data[2] == a->data[2]);
-    tensor_free(z), tensor_free(o), tensor_free(f), tensor_free(a), tensor_free(s), tensor_free(six),
-        tensor_free(c);
+    tensor_free(z), tensor_free(o), tensor_free(f), tensor_free(a), tensor_free(s),
+        tensor_free(six), tensor_free(c);
     tensor_free(NULL); /* a no-op */
 }
 END_TEST
@@ -143,7 +144,8 @@ static char *print_to_string(const Tensor *t, const char *label) {
 
 START_TEST(printing_is_numpy_like_and_truncated) {
     Tensor *m = tensor_from_array(NB_SHAPE(2, 3), (real[]){1, 2, 3, 4, 5, 6});
-    ck_assert_str_eq(print_to_string(m, "m"), "m = tensor([[1, 2, 3],\n            [4, 5, 6]], shape=[2, 3])\n");
+    ck_assert_str_eq(print_to_string(m, "m"),
+                     "m = tensor([[1, 2, 3],\n            [4, 5, 6]], shape=[2, 3])\n");
     Tensor *h = tensor_from_array(NB_SHAPE(2), (real[]){0.5, -1.25});
     ck_assert_str_eq(print_to_string(h, NULL), "tensor([ 0.5000, -1.2500], shape=[2])\n");
     Tensor *big = tensor_arange(0, 5000, 1);
@@ -156,7 +158,8 @@ END_TEST
 
 START_TEST(layout_errors) {
     Tensor *x = tensor_zeros(NB_SHAPE(2, 3));
-    NBT_EXPECT_FAIL(ag_reshape(x, NB_SHAPE(4, 2)), "shape [4, 2] has 8 elements but the tensor of shape [2, 3] has 6");
+    NBT_EXPECT_FAIL(ag_reshape(x, NB_SHAPE(4, 2)),
+                    "shape [4, 2] has 8 elements but the tensor of shape [2, 3] has 6");
     NBT_EXPECT_FAIL(ag_narrow(x, 1, 2, 2), "range [2, 4) is outside dim 1");
     NBT_EXPECT_FAIL(ag_expand(x, NB_SHAPE(4, 3)), "cannot expand shape [2, 3] to [4, 3]");
     NBT_EXPECT_FAIL(ag_squeeze(x, 0), "has size 2, not 1");
@@ -189,7 +192,8 @@ START_TEST(fast_exp_and_log_are_within_2_ulp) {
     ck_assert_msg(worst_exp <= 2, "nb_exp is %.2f ulp off", worst_exp);
     ck_assert_msg(worst_log <= 2, "nb_log is %.2f ulp off", worst_log);
     ck_assert(nb_exp(-INFINITY) == 0 && isinf(nb_exp(1000)) && isnan(nb_exp(NAN)));
-    ck_assert(nb_log(0) == -INFINITY && isnan(nb_log(-1)) && isinf(nb_log(INFINITY)) && isnan(nb_log(NAN)));
+    ck_assert(nb_log(0) == -INFINITY && isnan(nb_log(-1)) && isinf(nb_log(INFINITY)) &&
+              isnan(nb_log(NAN)));
     ck_assert_double_eq_tol(nb_log1p((real)1e-10), 1e-10, 1e-16); /* accurate for tiny arguments */
 }
 END_TEST

@@ -52,14 +52,17 @@ START_TEST(one_step_matches_pytorch) {
     vae_model m;
     vae_init(&m, &c, NULL);
     /* our names -> the reference's (single hidden layer: out is its fc2) */
-    const char *ours[] = {"encoder.fc1.weight", "encoder.fc1.bias", "encoder.out.weight", "encoder.out.bias",
-                          "decoder.fc1.weight", "decoder.fc1.bias", "decoder.out.weight", "decoder.out.bias"};
-    const char *theirs[] = {"encoder.fc1.weight", "encoder.fc1.bias", "encoder.fc2.weight", "encoder.fc2.bias",
-                            "decoder.fc1.weight", "decoder.fc1.bias", "decoder.fc2.weight", "decoder.fc2.bias"};
+    const char *ours[] = {"encoder.fc1.weight", "encoder.fc1.bias",   "encoder.out.weight",
+                          "encoder.out.bias",   "decoder.fc1.weight", "decoder.fc1.bias",
+                          "decoder.out.weight", "decoder.out.bias"};
+    const char *theirs[] = {"encoder.fc1.weight", "encoder.fc1.bias",   "encoder.fc2.weight",
+                            "encoder.fc2.bias",   "decoder.fc1.weight", "decoder.fc1.bias",
+                            "decoder.fc2.weight", "decoder.fc2.bias"};
     for (int i = 0; i < 8; i++) {
         Tensor *p = nn_params_find(&m.params, ours[i]);
         ck_assert_msg(p != NULL, "%s", ours[i]);
-        ck_assert_msg(st_read_real(f, theirs[i], p->data, p->ndim, p->shape, &err) == ST_OK, "%s", err.message);
+        ck_assert_msg(st_read_real(f, theirs[i], p->data, p->ndim, p->shape, &err) == ST_OK, "%s",
+                      err.message);
     }
     Tensor *x = ref_tensor(f, "x", NB_SHAPE(4, 12)), *eps = ref_tensor(f, "eps", NB_SHAPE(4, 3));
     real loss, recon, kl;
@@ -98,7 +101,8 @@ START_TEST(one_step_matches_pytorch) {
 }
 END_TEST
 
-/* ---- a small model trained briefly on the shipped digits ------------------------------------------ */
+/* ---- a small model trained briefly on the shipped digits
+ * ------------------------------------------ */
 
 static idx_dataset digits;
 static void load_digits(void) {
@@ -181,11 +185,15 @@ START_TEST(variant_objectives) {
     double R = base.recon, K = base.kl;
     ck_assert_double_eq_tol(tensor_item(base.objective), R + K, 1e-4);
     m.cfg.beta = 4; /* H form */
-    ck_assert_double_eq_tol(tensor_item(vae_loss_eps(&m, x, NULL, 0, eps).objective), R + 4 * K, 1e-4);
+    ck_assert_double_eq_tol(tensor_item(vae_loss_eps(&m, x, NULL, 0, eps).objective), R + 4 * K,
+                            1e-4);
     m.cfg.beta = 1, m.cfg.warmup_steps = 10; /* warm-up: weight (step + 1) / 10 */
-    ck_assert_double_eq_tol(tensor_item(vae_loss_eps(&m, x, NULL, 4, eps).objective), R + 0.5 * K, 1e-4);
-    m.cfg.warmup_steps = 0, m.cfg.gamma = 100, m.cfg.capacity = 5, m.cfg.capacity_steps = 100; /* B form */
-    ck_assert_double_eq_tol(tensor_item(vae_loss_eps(&m, x, NULL, 50, eps).objective), R + 100 * fabs(K - 2.5), 1e-3);
+    ck_assert_double_eq_tol(tensor_item(vae_loss_eps(&m, x, NULL, 4, eps).objective), R + 0.5 * K,
+                            1e-4);
+    m.cfg.warmup_steps = 0, m.cfg.gamma = 100, m.cfg.capacity = 5,
+    m.cfg.capacity_steps = 100; /* B form */
+    ck_assert_double_eq_tol(tensor_item(vae_loss_eps(&m, x, NULL, 50, eps).objective),
+                            R + 100 * fabs(K - 2.5), 1e-3);
     m.cfg.gamma = 0, m.cfg.free_bits = 1000; /* every dim below the floor: KL term = Z * floor */
     vae_terms fb = vae_loss_eps(&m, x, NULL, 0, eps);
     ck_assert_double_eq_tol(tensor_item(fb.objective), R + 2 * 1000, 1e-2);
@@ -212,9 +220,11 @@ START_TEST(whole_model_gradcheck) {
         c.likelihood = lik ? VAE_GAUSSIAN : VAE_BERNOULLI;
         vae_model m;
         vae_init(&m, &c, NULL);
-        Tensor *x = nbt_param(NB_SHAPE(3, 5), 0.05, 0.95, 3), *eps = nbt_param(NB_SHAPE(3, 2), -1, 1, 4);
+        Tensor *x = nbt_param(NB_SHAPE(3, 5), 0.05, 0.95, 3),
+               *eps = nbt_param(NB_SHAPE(3, 2), -1, 1, 4);
         tensor_requires_grad(eps, false);
-        nbt_gradcheck(lik ? "gaussian vae wrt x" : "bernoulli vae wrt x", f_vae, (Tensor *[]){x, eps}, 2, &m);
+        nbt_gradcheck(lik ? "gaussian vae wrt x" : "bernoulli vae wrt x", f_vae,
+                      (Tensor *[]){x, eps}, 2, &m);
         tensor_free(x), tensor_free(eps);
         vae_free(&m);
     }
@@ -243,9 +253,12 @@ START_TEST(config_round_trips_and_rejects_bad_values) {
     ck_assert_msg(strstr(err, "latent size 0"), "%s", err);
     /* hostile configs from a checkpoint file: terabytes of parameters, overflowing sizes,
      * terminal escapes in the echoed text, IWAE mixed with beta */
-    ck_assert_int_eq(vae_config_parse("rows=4096;cols=4096;hidden=100000,100000,100000,100000", &d, err, sizeof err), -1);
+    ck_assert_int_eq(vae_config_parse("rows=4096;cols=4096;hidden=100000,100000,100000,100000", &d,
+                                      err, sizeof err),
+                     -1);
     ck_assert_msg(strstr(err, "image size") || strstr(err, "parameters"), "%s", err);
-    ck_assert_int_eq(vae_config_parse("hidden=100000,100000,100000;latent=10000", &d, err, sizeof err), -1);
+    ck_assert_int_eq(
+        vae_config_parse("hidden=100000,100000,100000;latent=10000", &d, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "parameters (at most"), "%s", err);
     ck_assert_int_eq(vae_config_parse("rows=3689348814741910480;cols=5", &d, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "image size"), "%s", err);
@@ -327,7 +340,8 @@ static void train_with_threads(int threads, real *params_out, double *losses) {
         ag_reset();
     }
     for (int i = 0, k = 0; i < m.params.n; i++) {
-        memcpy(params_out + k, m.params.items[i].t->data, (size_t)m.params.items[i].t->numel * sizeof(real));
+        memcpy(params_out + k, m.params.items[i].t->data,
+               (size_t)m.params.items[i].t->numel * sizeof(real));
         k += (int)m.params.items[i].t->numel;
     }
     nn_optim_free(opt);
@@ -343,7 +357,8 @@ START_TEST(one_and_two_threads_give_identical_bits) {
     train_with_threads(1, p1, l1);
     train_with_threads(2, p2, l2);
     ck_assert(memcmp(l1, l2, sizeof l1) == 0);
-    ck_assert_msg(memcmp(p1, p2, (size_t)n * sizeof(real)) == 0, "parameters differ between 1 and 2 threads");
+    ck_assert_msg(memcmp(p1, p2, (size_t)n * sizeof(real)) == 0,
+                  "parameters differ between 1 and 2 threads");
     nb_free(p1);
     nb_free(p2);
 }

@@ -45,7 +45,9 @@ typedef struct {
     nn_linear l1, l2;
     nn_optim *opt;
 } mlp_ctx;
-static Tensor *mlp(mlp_ctx *c, Tensor *x) { return nn_linear_forward(&c->l2, nn_relu(nn_linear_forward(&c->l1, x))); }
+static Tensor *mlp(mlp_ctx *c, Tensor *x) {
+    return nn_linear_forward(&c->l2, nn_relu(nn_linear_forward(&c->l1, x)));
+}
 static void mlp_step(void *vctx, Tensor *x, const int *labels) {
     mlp_ctx *c = vctx;
     int64_t y[B];
@@ -65,7 +67,8 @@ START_TEST(samples_show_the_requested_class) {
 
     vae_config cfg;
     vae_config_default(&cfg);
-    cfg.hidden[0] = 256, cfg.latent = 2, cfg.num_classes = 10; /* a small z leaves the class to the label */
+    cfg.hidden[0] = 256, cfg.latent = 2,
+    cfg.num_classes = 10; /* a small z leaves the class to the label */
     vae_model m;
     vae_init(&m, &cfg, NULL);
     vae_ctx vc = {&m, nn_optim_adam(&m.params, nn_adam_defaults(2e-3)), 0};

@@ -20,7 +20,8 @@ Tensor *nbt_tensor(int ndim, const int64_t *shape, double lo, double hi, uint64_
     nb_rng rng;
     nb_rng_seed(&rng, seed);
     Tensor *t = tensor_empty(ndim, shape);
-    for (int64_t i = 0; i < t->numel; i++) t->data[i] = (real)(lo + (hi - lo) * nb_rng_uniform(&rng));
+    for (int64_t i = 0; i < t->numel; i++)
+        t->data[i] = (real)(lo + (hi - lo) * nb_rng_uniform(&rng));
     if (grad) tensor_requires_grad(t, true);
     return t;
 }
@@ -43,7 +44,8 @@ void nbt_assert_close(const Tensor *a, const real *expect, double tol) {
         if (!(d <= tol)) {
             double got = v[i];
             nb_free(v);
-            ck_abort_msg("element %lld: got %.9g, expected %.9g", (long long)i, got, (double)expect[i]);
+            ck_abort_msg("element %lld: got %.9g, expected %.9g", (long long)i, got,
+                         (double)expect[i]);
         }
     }
     nb_free(v);

@@ -23,7 +23,7 @@ void nbt_jump_handler(const char *message);
         if (setjmp(nbt_jump) == 0) {                                                               \
             stmt;                                                                                  \
             nb_set_error_handler(nbt_old_);                                                        \
-            ck_abort_msg("expected an error from: %s", #stmt);                                    \
+            ck_abort_msg("expected an error from: %s", #stmt);                                     \
         }                                                                                          \
         nb_set_error_handler(nbt_old_);                                                            \
         nbt_check_error_texts((const char *[]){__VA_ARGS__, NULL});                                \
