@@ -1,8 +1,10 @@
 /* examples/grad_basics.c: build f(x, W, b) = sum(sigmoid(x W + b)^2) with a broadcast bias,
  * print its gradients, and check them against finite differences.
  *
- *   make && ./build/grad_basics */
+ *   make && ./build/grad_basics
+ *   ./build/grad_basics --dot | dot -Tpng > graph.png     # draw the graph (Graphviz) */
 #include <stdio.h>
+#include <string.h>
 
 #include "autograd/gradcheck.h"
 
@@ -13,7 +15,12 @@ static Tensor *f(Tensor *const *in, void *ctx) {
     return ag_sum(ag_pow(y, 2));
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    bool dot = argc > 1 && strcmp(argv[1], "--dot") == 0;
+    if (argc > 1 && !dot) {
+        fprintf(stderr, "usage: grad_basics [--dot]\n");
+        return 2;
+    }
     nb_manual_seed(0);
     Tensor *x = tensor_randn(NB_SHAPE(4, 3), NULL);
     Tensor *W = tensor_randn(NB_SHAPE(3, 2), NULL);
@@ -22,7 +29,14 @@ int main(void) {
     tensor_requires_grad(b, true);
 
     Tensor *in[3] = {x, W, b};
+    x->name = "x", W->name = "W", b->name = "b";
     Tensor *loss = f(in, NULL);
+    if (dot) { /* the graph that backward will walk, as Graphviz input */
+        ag_write_dot(stdout, loss);
+        ag_reset();
+        tensor_free(x), tensor_free(W), tensor_free(b);
+        return 0;
+    }
     ag_backward(loss);
     printf("f = %.6f\n", (double)tensor_item(loss));
     tensor_print(W->grad, "df/dW");
