@@ -88,12 +88,6 @@ void arena_reset(void) {
     generation++;
 }
 
-size_t arena_capacity(void) {
-    size_t s = 0;
-    for (int b = 0; b < nblocks; b++) s += blocks[b].size;
-    return s;
-}
-
 void arena_free_all(void) {
     for (int b = 0; b < nblocks; b++) nb_free(blocks[b].mem);
     memset(blocks, 0, sizeof blocks);

@@ -176,8 +176,6 @@ static inline real unary1(k_unary_op op, real x, real p0, real p1) {
         return RF(sqrt)(x);
     case K_ABS:
         return RF(fabs)(x);
-    case K_SIGN:
-        return (real)((x > 0) - (x < 0));
     case K_RELU:
         return x > 0 ? x : 0;
     case K_SIGMOID:
@@ -208,8 +206,6 @@ static inline real binary1(k_binary_op op, real a, real b, real p0, real p1) {
         return a / b;
     case K_NEG_DIV:
         return -(a / b);
-    case K_MAX:
-        return a > b ? a : b;
     case K_RELU_BWD:
         return b > 0 ? a : 0;
     case K_SIGMOID_BWD:
@@ -228,8 +224,6 @@ static inline real binary1(k_binary_op op, real a, real b, real p0, real p1) {
         return a * (real)0.5 / b;
     case K_EXP_SUB:
         return nb_exp(a - b);
-    case K_EQ_MASK:
-        return b == p0 ? a : 0;
     }
     return 0;
 }
@@ -275,9 +269,6 @@ static void unary_inner(int64_t n, real *const *p, const int64_t *st, const void
             return;
         case K_ABS:
             unary_row(K_ABS, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_SIGN:
-            unary_row(K_SIGN, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
             return;
         case K_RELU:
             unary_row(K_RELU, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
@@ -342,9 +333,6 @@ static void binary_inner(int64_t n, real *const *p, const int64_t *st, const voi
         case K_NEG_DIV:
             binary_row(K_NEG_DIV, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
             return;
-        case K_MAX:
-            binary_row(K_MAX, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
-            return;
         case K_RELU_BWD:
             binary_row(K_RELU_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
             return;
@@ -371,9 +359,6 @@ static void binary_inner(int64_t n, real *const *p, const int64_t *st, const voi
             return;
         case K_EXP_SUB:
             binary_row(K_EXP_SUB, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_EQ_MASK:
-            binary_row(K_EQ_MASK, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
             return;
         }
     }

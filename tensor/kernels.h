@@ -20,7 +20,6 @@ typedef enum {
     K_LOG,      /* log(a) */
     K_SQRT,     /* sqrt(a) */
     K_ABS,      /* |a| */
-    K_SIGN,     /* -1, 0 or 1 */
     K_RELU,     /* max(a, 0) */
     K_SIGMOID,  /* 1 / (1 + exp(-a)), stable for large |a| */
     K_TANH,     /* tanh(a) */
@@ -36,7 +35,6 @@ typedef enum {
     K_MUL,          /* a * b */
     K_DIV,          /* a / b */
     K_NEG_DIV,      /* -(a / b) */
-    K_MAX,          /* max(a, b) */
     K_RELU_BWD,     /* a * (b > 0) */
     K_SIGMOID_BWD,  /* a * b * (1 - b), b = sigmoid output */
     K_TANH_BWD,     /* a * (1 - b * b), b = tanh output */
@@ -46,7 +44,6 @@ typedef enum {
     K_ABS_BWD,      /* a * sign(b) */
     K_SQRT_BWD,     /* a * 0.5 / b, b = sqrt output */
     K_EXP_SUB,      /* exp(a - b) */
-    K_EQ_MASK,      /* a * (b == p0) : routes a gradient to the argmax */
 } k_binary_op;
 
 /* out (op)= f(a). a broadcasts to out's shape. */

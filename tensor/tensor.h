@@ -151,7 +151,6 @@ typedef struct {
 arena_mark_t arena_mark(void);
 void arena_release(arena_mark_t m); /* fails (nb_fail) on a mark from before the last reset */
 void arena_reset(void);             /* release everything; merge blocks so the next step fits */
-size_t arena_capacity(void);        /* bytes held by the arena */
 void arena_free_all(void);          /* give the memory back (end of program, leak checks) */
 
 #endif

@@ -375,7 +375,9 @@ START_TEST(no_grad_and_detach_record_nothing) {
     int64_t before = ag_tape_length();
     bool prev = ag_set_grad_enabled(false);
     Tensor *y = ag_exp(x);
+    ck_assert(!ag_is_grad_enabled());
     ag_set_grad_enabled(prev);
+    ck_assert(ag_is_grad_enabled());
     ck_assert(!y->requires_grad);
     ck_assert_int_eq(ag_tape_length(), before);
     Tensor *d = ag_detach(ag_exp(x));

@@ -272,6 +272,15 @@ START_TEST(test_linear_params) {
     ck_assert_ptr_eq(nn_params_find(&ps, "encoder.fc1.bias"), l.bias);
     ck_assert(l.weight->requires_grad && l.bias->requires_grad);
     ck_assert_int_eq(nn_params_count(&ps), 10);
+    /* zero_grad zeroes every listed gradient; names are unique */
+    Tensor *one = tensor_ones(NB_SHAPE(1, 4));
+    ag_backward(ag_sum(nn_linear_forward(&l, one)));
+    tensor_free(one);
+    ck_assert(l.bias->grad->data[0] == 1);
+    nn_params_zero_grad(&ps);
+    ck_assert(l.bias->grad->data[0] == 0 && l.weight->grad->data[3] == 0);
+    NBT_EXPECT_FAIL(nn_params_add(&ps, "encoder.fc1", "bias", l.bias), "already listed");
+    ag_reset();
     nn_params_free(&ps);
     nn_linear_free(&l);
 

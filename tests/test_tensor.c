@@ -156,6 +156,35 @@ START_TEST(printing_is_numpy_like_and_truncated) {
 }
 END_TEST
 
+START_TEST(element_access_and_copies) {
+    Tensor *x = tensor_zeros(NB_SHAPE(2, 3));
+    tensor_set(x, (int64_t[]){1, 2}, 7);
+    ck_assert(x->data[5] == 7 && tensor_get(x, (int64_t[]){1, 2}) == 7);
+    NBT_EXPECT_FAIL(tensor_set(x, (int64_t[]){2, 0}, 1), "index 2 out of range for dim 0");
+    /* copy into a strided destination, with a broadcast source */
+    Tensor *row = tensor_from_array(NB_SHAPE(2), (real[]){1, 2});
+    Tensor xt;
+    tensor_layout_transpose(x, 0, 1, &xt); /* [3, 2] view of x */
+    tensor_copy_into(&xt, row);            /* every row of the view becomes [1, 2] */
+    real want[6] = {1, 1, 1, 2, 2, 2};
+    nbt_assert_close(x, want, 0);
+    /* step-tensor constants */
+    nb_rng r;
+    nb_rng_seed(&r, 3);
+    Tensor *u = ag_rand(NB_SHAPE(1000), &r);
+    double mean = 0;
+    for (int i = 0; i < 1000; i++) {
+        ck_assert(u->data[i] >= 0 && u->data[i] < 1);
+        mean += u->data[i] / 1000;
+    }
+    ck_assert_double_eq_tol(mean, 0.5, 0.05);
+    ck_assert(!u->kept && ag_full(NB_SHAPE(2), 4)->data[1] == 4);
+    tensor_free(x);
+    tensor_free(row);
+    ag_reset();
+}
+END_TEST
+
 START_TEST(layout_errors) {
     Tensor *x = tensor_zeros(NB_SHAPE(2, 3));
     NBT_EXPECT_FAIL(ag_reshape(x, NB_SHAPE(4, 2)),
@@ -207,6 +236,7 @@ static Suite *suite(void) {
     tcase_add_test(t, generator_is_seeded_and_pinned);
     tcase_add_test(t, printing_is_numpy_like_and_truncated);
     tcase_add_test(t, layout_errors);
+    tcase_add_test(t, element_access_and_copies);
     tcase_add_test(t, fast_exp_and_log_are_within_2_ulp);
     suite_add_tcase(s, t);
     return s;
