@@ -152,9 +152,11 @@ static inline vec vadd(vec a, vec b) {
 #define KC_MAX        512
 #define A_BLOCK_BYTES (512 * 1024)
 
-/* Below this many flops (about 30 us on one core) a product runs on one thread: a second thread
- * would save at most ~10 us, and on a busy machine waking it can cost a scheduler time slice. */
-#define GEMM_MIN_PARALLEL_FLOPS 3e6
+/* Below this many flops (about 10 us on one core) a product runs on one thread: waking a second
+ * thread costs a few us, and on a busy machine can cost a scheduler time slice. The VAE's
+ * smallest products (2 MFLOP) still go parallel: an A/B of whole training runs measured 5%
+ * faster epochs with this at 1 MFLOP than at 3 (docs/PERFORMANCE.md). */
+#define GEMM_MIN_PARALLEL_FLOPS 1e6
 
 /* ---- microkernel --------------------------------------------------------------------------- */
 
