@@ -67,6 +67,9 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
+# The library's own calls skip the call-site macros meant for user code (tensor/base.h).
+$(CORE_OBJ): CPPFLAGS += -DNB_INTERNAL
+
 $(LIB): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^

@@ -163,4 +163,32 @@ void ag_accumulate_unary(Tensor *parent, k_unary_op op, const Tensor *g, real p0
 void ag_accumulate_binary(Tensor *parent, k_binary_op op, const Tensor *g, const Tensor *other,
                           real p0, real p1);
 
+/* ---- call sites: outside the library, the ops that can fail on shapes report the caller's
+ * file and line (tensor/base.h, NB_AT). Variadic, so arguments such as NB_SHAPE(2, 3) or a
+ * compound literal (int[]){0, 1} pass through whole. ---------------------------------------- */
+#ifndef NB_INTERNAL
+#define ag_add(...)         NB_AT(Tensor *, ag_add(__VA_ARGS__))
+#define ag_sub(...)         NB_AT(Tensor *, ag_sub(__VA_ARGS__))
+#define ag_mul(...)         NB_AT(Tensor *, ag_mul(__VA_ARGS__))
+#define ag_div(...)         NB_AT(Tensor *, ag_div(__VA_ARGS__))
+#define ag_clamp(...)       NB_AT(Tensor *, ag_clamp(__VA_ARGS__))
+#define ag_sum_dims(...)    NB_AT(Tensor *, ag_sum_dims(__VA_ARGS__))
+#define ag_mean_dims(...)   NB_AT(Tensor *, ag_mean_dims(__VA_ARGS__))
+#define ag_max(...)         NB_AT(Tensor *, ag_max(__VA_ARGS__))
+#define ag_logsumexp(...)   NB_AT(Tensor *, ag_logsumexp(__VA_ARGS__))
+#define ag_softmax(...)     NB_AT(Tensor *, ag_softmax(__VA_ARGS__))
+#define ag_log_softmax(...) NB_AT(Tensor *, ag_log_softmax(__VA_ARGS__))
+#define ag_matmul(...)      NB_AT(Tensor *, ag_matmul(__VA_ARGS__))
+#define ag_linear(...)      NB_AT(Tensor *, ag_linear(__VA_ARGS__))
+#define ag_reshape(...)     NB_AT(Tensor *, ag_reshape(__VA_ARGS__))
+#define ag_view(...)        NB_AT(Tensor *, ag_view(__VA_ARGS__))
+#define ag_transpose(...)   NB_AT(Tensor *, ag_transpose(__VA_ARGS__))
+#define ag_permute(...)     NB_AT(Tensor *, ag_permute(__VA_ARGS__))
+#define ag_narrow(...)      NB_AT(Tensor *, ag_narrow(__VA_ARGS__))
+#define ag_expand(...)      NB_AT(Tensor *, ag_expand(__VA_ARGS__))
+#define ag_squeeze(...)     NB_AT(Tensor *, ag_squeeze(__VA_ARGS__))
+#define ag_unsqueeze(...)   NB_AT(Tensor *, ag_unsqueeze(__VA_ARGS__))
+#define ag_concat(...)      NB_AT(Tensor *, ag_concat(__VA_ARGS__))
+#endif
+
 #endif

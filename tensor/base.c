@@ -74,13 +74,38 @@ nb_error_handler nb_set_error_handler(nb_error_handler h) {
     return old;
 }
 
+/* The call sites of the wrapped public ops under way, innermost last. */
+#define MAX_SITES 64
+static struct {
+    const char *file;
+    int line;
+} sites[MAX_SITES];
+static int nsites;
+
+void nb_site_push(const char *file, int line) {
+    if (nsites < MAX_SITES) sites[nsites].file = file, sites[nsites].line = line;
+    nsites++;
+}
+
+void *nb_site_pop(void *result) {
+    if (nsites > 0) nsites--;
+    return result;
+}
+
 void nb_fail_at(const char *file, int line, const char *op, const char *fmt, ...) {
     char msg[768];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    snprintf(last_error, sizeof last_error, "nabla: %s: %s (at %s:%d)", op, msg, file, line);
+    if (nsites > 0) { /* the user's call of a wrapped op, then where the library found it */
+        int k = (nsites < MAX_SITES ? nsites : MAX_SITES) - 1;
+        snprintf(last_error, sizeof last_error, "nabla: %s: %s (at %s:%d; found in %s:%d)", op, msg,
+                 sites[k].file, sites[k].line, file, line);
+    } else {
+        snprintf(last_error, sizeof last_error, "nabla: %s: %s (at %s:%d)", op, msg, file, line);
+    }
+    nsites = 0; /* the failed computation is abandoned, whatever the handler does next */
     handler(last_error);
     abort();
 }

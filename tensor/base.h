@@ -9,7 +9,8 @@
  *
  * Errors come in two tiers (see docs/DESIGN.md):
  *  - programmer errors (a shape mismatch, backward on a non-scalar) call nb_fail(), which
- *    formats "nabla: <op>: <message> (at file:line)" and hands it to the error handler; the
+ *    formats "nabla: <op>: <message> (at file:line)" (the user's call site when known, see
+ *    NB_AT below, then the library's) and hands it to the error handler; the
  *    default handler prints it to stderr and aborts. A program (or a test) may install its own
  *    handler with nb_set_error_handler(); if the handler returns, nb_fail longjmps nowhere: it
  *    aborts, so a replacement handler that wants to carry on must longjmp out itself.
@@ -64,6 +65,19 @@ void nb_fail_at(const char *file, int line, const char *op, const char *fmt, ...
 
 /* The text of the last programmer error (handy in tests whose handler longjmps). */
 const char *nb_last_error(void);
+
+/* ---- call sites ------------------------------------------------------------------------------
+ * The public ops that can fail on bad shapes are wrapped, in code outside the library, by
+ * macros that record the caller's file and line around the call:
+ *   #define ag_matmul(a, b) NB_AT(Tensor *, ag_matmul(a, b))
+ * so an error names the line of the user's code ("at model.c:42") as well as the place in the
+ * library that found it. The library itself is built with NB_INTERNAL, which turns the macros
+ * off, so its own calls never cover the user's site. */
+void nb_site_push(const char *file, int line);
+void *nb_site_pop(void *result); /* returns result */
+#ifndef NB_INTERNAL
+#define NB_AT(T, call) ((T)nb_site_pop((nb_site_push(__FILE__, __LINE__), (call))))
+#endif
 
 /* Formats a shape as "[2, 3, 4]" into buf (at least 128 bytes); returns buf. */
 char *nb_shape_str(char *buf, int ndim, const int64_t *shape);

@@ -436,6 +436,16 @@ END_TEST
 START_TEST(error_messages_name_op_shapes_and_call_site) {
     Tensor *a = nbt_param(NB_SHAPE(2, 3), -1, 1, 9), *b = nbt_param(NB_SHAPE(4, 5), -1, 1, 10);
     NBT_EXPECT_FAIL(ag_matmul(a, b), "matmul: inner dims differ: [2, 3] @ [4, 5]");
+    /* the message names the caller's line, then the place in the library that found it */
+    char where[64];
+    snprintf(where, sizeof where, "(at tests/test_autograd.c:%d;", __LINE__ + 1);
+    NBT_EXPECT_FAIL(ag_add(ag_exp(a), ag_matmul(a, b)), where, "found in autograd/ops_matmul.c");
+    snprintf(where, sizeof where, "(at tests/test_autograd.c:%d;", __LINE__ + 1);
+    NBT_EXPECT_FAIL(ag_reshape(a, NB_SHAPE(5, -1)), where, "cannot infer -1");
+    /* a failure outside the wrapped ops does not borrow an earlier, finished call's line */
+    Tensor *ok = ag_add(a, a);
+    NBT_EXPECT_FAIL(tensor_item(ok), "tensor_item");
+    ck_assert_msg(strstr(nb_last_error(), "test_autograd.c") == NULL, "%s", nb_last_error());
     NBT_EXPECT_FAIL(ag_add(a, b), "shapes [2, 3] and [4, 5] cannot be broadcast");
     NBT_EXPECT_FAIL(ag_backward(ag_exp(a)), "test_autograd.c:");
     NBT_EXPECT_FAIL(ag_view(ag_transpose(a, 0, 1), NB_SHAPE(6)), "without a copy");
