@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "tensor/fastmath.h"
+#include "tensor/gemm.h"
 
 START_TEST(creation) {
     Tensor *z = tensor_zeros(NB_SHAPE(2, 3)), *o = tensor_ones(NB_SHAPE(4)),
@@ -185,6 +186,36 @@ START_TEST(element_access_and_copies) {
 }
 END_TEST
 
+/* Large kernels split across threads (by rows, or by columns for a sum over rows) give the same
+ * bits with 1 and 2 threads. */
+START_TEST(kernels_give_the_same_bits_on_any_thread_count) {
+    Tensor *a = tensor_randn(NB_SHAPE(300, 700), NULL), *b = tensor_randn(NB_SHAPE(700), NULL);
+    Tensor *out[2][3];
+    for (int t = 0; t < 2; t++) {
+        nb_set_num_threads(t + 1);
+        out[t][0] = tensor_zeros(NB_SHAPE(700));    /* sum over rows: split by columns */
+        out[t][1] = tensor_zeros(NB_SHAPE(300, 1)); /* sum over columns: split by rows */
+        out[t][2] = tensor_zeros(NB_SHAPE(300, 700));
+        k_sum_to(a, out[t][0], false);
+        k_sum_to(a, out[t][1], false);
+        k_binary(K_SOFTPLUS_BWD, a, b, out[t][2], 0, 0, false);
+    }
+    nb_set_num_threads(0);
+    for (int k = 0; k < 3; k++) {
+        ck_assert(
+            memcmp(out[0][k]->data, out[1][k]->data, (size_t)out[0][k]->numel * sizeof(real)) == 0);
+        tensor_free(out[0][k]), tensor_free(out[1][k]);
+    }
+    /* and the column-split sum is right */
+    double want = 0;
+    for (int i = 0; i < 300; i++) want += a->data[i * 700 + 5];
+    Tensor *s = tensor_zeros(NB_SHAPE(700));
+    k_sum_to(a, s, false);
+    ck_assert_double_eq_tol(s->data[5], want, 1e-3);
+    tensor_free(s), tensor_free(a), tensor_free(b);
+}
+END_TEST
+
 START_TEST(layout_errors) {
     Tensor *x = tensor_zeros(NB_SHAPE(2, 3));
     NBT_EXPECT_FAIL(ag_reshape(x, NB_SHAPE(4, 2)),
@@ -237,6 +268,7 @@ static Suite *suite(void) {
     tcase_add_test(t, printing_is_numpy_like_and_truncated);
     tcase_add_test(t, layout_errors);
     tcase_add_test(t, element_access_and_copies);
+    tcase_add_test(t, kernels_give_the_same_bits_on_any_thread_count);
     tcase_add_test(t, fast_exp_and_log_are_within_2_ulp);
     suite_add_tcase(s, t);
     return s;
