@@ -59,15 +59,12 @@ static void iter_init(iter_t *it, int nops, const Tensor *const *ops) {
 
 typedef void (*inner_fn)(int64_t n, real *const *p, const int64_t *st, const void *ctx);
 
-/* Runs rows [r0, r1) of the innermost dim, each as one inner() call over its columns
- * [c0, c1). */
-static void run_rows(const iter_t *it, inner_fn inner, const void *ctx, int64_t r0, int64_t r1,
-                     int64_t c0, int64_t c1) {
+/* Runs rows [r0, r1) of the innermost dim, each as one inner() call. */
+static void run_rows(const iter_t *it, inner_fn inner, const void *ctx, int64_t r0, int64_t r1) {
     int last = it->ndim - 1;
     int64_t idx[NB_MAX_DIMS] = {0};
-    real *p[3] = {NULL, NULL, NULL};
+    real *p[3] = {it->p[0], it->p[1], it->p[2]};
     int64_t st[3] = {it->st[0][last], it->st[1][last], it->st[2][last]};
-    for (int k = 0; k < it->nops; k++) p[k] = it->p[k] + c0 * st[k];
     for (int d = last - 1; d >= 0; d--) { /* the position of row r0 */
         int64_t below = 1;
         for (int k = d + 1; k < last; k++) below *= it->shape[k];
@@ -75,7 +72,7 @@ static void run_rows(const iter_t *it, inner_fn inner, const void *ctx, int64_t 
         for (int k = 0; k < it->nops; k++) p[k] += idx[d] * it->st[k][d];
     }
     for (int64_t r = r0; r < r1; r++) {
-        inner(c1 - c0, p, st, ctx);
+        inner(it->shape[last], p, st, ctx);
         for (int d = last - 1; d >= 0; d--) {
             if (++idx[d] < it->shape[d]) {
                 for (int k = 0; k < it->nops; k++) p[k] += it->st[k][d];
@@ -88,36 +85,53 @@ static void run_rows(const iter_t *it, inner_fn inner, const void *ctx, int64_t 
 }
 
 /* Calls inner() over every row of the innermost dim. Large jobs are split across threads: by
- * rows when `by_rows` allows it (no two rows write the same output) and there are enough, else
- * by columns when `by_cols` allows it (no two columns of a row write the same output): each
- * thread then walks all rows, in order, over its own columns. Every output element is computed
- * by the same operations in the same order whatever the split, so results don't depend on the
- * number of threads. */
-static void iter_run(const iter_t *it, inner_fn inner, const void *ctx, bool by_rows,
-                     bool by_cols) {
+ * rows, or, when there are too few rows, by pieces of the row (only if `split_inner`). Every
+ * element is computed the same way whatever the split, so results don't depend on threads. */
+static void iter_run(const iter_t *it, inner_fn inner, const void *ctx, bool parallel_ok,
+                     bool split_inner) {
     int last = it->ndim - 1;
     int64_t rows = 1, n = it->shape[last];
     for (int d = 0; d < last; d++) rows *= it->shape[d];
     if (rows == 0 || n == 0) return;
-    int nt = rows * n >= NB_PAR_MIN ? nb_get_num_threads() : 1;
-    bool split_rows = nt > 1 && by_rows && rows >= nt;
-    bool split_cols = nt > 1 && !split_rows && by_cols && n >= 64 * nt;
-    if (!split_rows && !split_cols) {
-        run_rows(it, inner, ctx, 0, rows, 0, n);
-        return;
-    }
+    int nt = (parallel_ok && rows * n >= NB_PAR_MIN) ? nb_get_num_threads() : 1;
+    if (nt > 1 && rows >= nt) {
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
-    {
-        int t = omp_get_thread_num(), T = omp_get_num_threads();
-        if (split_rows)
-            run_rows(it, inner, ctx, rows * t / T, rows * (t + 1) / T, 0, n);
-        else
-            run_rows(it, inner, ctx, 0, rows, n * t / T, n * (t + 1) / T);
-    }
-#else
-    run_rows(it, inner, ctx, 0, rows, 0, n);
+        {
+            int t = omp_get_thread_num(), T = omp_get_num_threads();
+            run_rows(it, inner, ctx, rows * t / T, rows * (t + 1) / T);
+        }
+        return;
 #endif
+    }
+    if (nt > 1 && split_inner) {
+        for (int64_t r = 0; r < rows; r++) {
+            iter_t one = *it;
+            int64_t idx = r;
+            for (int d = last - 1; d >= 0; d--) {
+                int64_t i = idx % it->shape[d];
+                idx /= it->shape[d];
+                for (int k = 0; k < it->nops; k++) one.p[k] += i * it->st[k][d];
+            }
+            int64_t st[3] = {it->st[0][last], it->st[1][last], it->st[2][last]};
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+            {
+#ifdef _OPENMP
+                int t = omp_get_thread_num(), T = omp_get_num_threads();
+#else
+                int t = 0, T = 1;
+#endif
+                int64_t a = n * t / T, b = n * (t + 1) / T;
+                real *p[3] = {NULL, NULL, NULL};
+                for (int k = 0; k < it->nops; k++) p[k] = one.p[k] + a * st[k];
+                if (b > a) inner(b - a, p, st, ctx);
+            }
+        }
+        return;
+    }
+    run_rows(it, inner, ctx, 0, rows);
 }
 
 /* Views `a` broadcast to `out`'s shape, failing with `op` when it can't. */
@@ -392,9 +406,9 @@ void k_sum_to(const Tensor *a, Tensor *out, bool acc) {
     const Tensor *ops[2] = {&vo, a};
     iter_t it;
     iter_init(&it, 2, ops);
-    /* Threads may take rows only if no two rows add into the same output (every outer dim
-     * moves the output), and columns only if a row's elements don't fold into one output (the
-     * bias gradient: rows fold, columns don't). */
+    /* Threads may share the work only if no two rows add into the same output: every outer
+     * dim must move the output. Splitting a row is safe only if its elements don't fold into
+     * one output either. */
     bool distinct = true;
     for (int d = 0; d + 1 < it.ndim; d++) distinct = distinct && it.st[0][d] != 0;
     iter_run(&it, sum_inner, NULL, distinct, it.st[0][it.ndim - 1] != 0);
