@@ -146,11 +146,10 @@ void ag_accumulate_unary(Tensor *parent, k_unary_op op, const Tensor *g, real p0
         k_unary(op, g, pg, p0, p1, !fresh);
         return;
     }
-    if (fresh) tensor_fill(pg, 0);
     ag_mark_t m = ag_mark();
     Tensor *tmp = tensor_step(g->ndim, g->shape);
     k_unary(op, g, tmp, p0, p1, false);
-    k_sum_to(tmp, pg, true);
+    k_sum_to(tmp, pg, !fresh); /* the parent was broadcast: sum back over those dims */
     ag_release(m);
 }
 
@@ -163,11 +162,10 @@ void ag_accumulate_binary(Tensor *parent, k_binary_op op, const Tensor *g, const
         k_binary(op, g, other, pg, p0, p1, !fresh);
         return;
     }
-    if (fresh) tensor_fill(pg, 0);
     ag_mark_t m = ag_mark();
     Tensor *tmp = tensor_step(g->ndim, g->shape);
     k_binary(op, g, other, tmp, p0, p1, false);
-    k_sum_to(tmp, pg, true);
+    k_sum_to(tmp, pg, !fresh); /* the parent was broadcast: sum back over those dims */
     ag_release(m);
 }
 

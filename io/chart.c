@@ -26,20 +26,6 @@ static const uint8_t PALETTE[8][3] = {
     {148, 103, 189}, {140, 86, 75},  {227, 119, 194}, {127, 127, 127},
 };
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static int
-fail(int status, char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
 /* ---- drawing primitives -------------------------------------------------------------------- */
 
 typedef struct {
@@ -224,17 +210,17 @@ static int legend(const canvas *c, const chart_series *s, int nseries, int x, in
 int chart_render(uint8_t *rgb, int width, int height, const char *title, const char *xlabel,
                  const char *ylabel, const chart_series *s, int nseries, chart_frame *frame,
                  char *err, size_t errlen) {
-    if (!rgb) return fail(PNG_EARG, err, errlen, "chart: the pixel buffer is NULL");
+    if (!rgb) return png_fail(PNG_EARG, err, errlen, "chart: the pixel buffer is NULL");
     if (width < CHART_MIN_SIZE || height < CHART_MIN_SIZE || width > CHART_MAX_SIZE ||
         height > CHART_MAX_SIZE)
-        return fail(PNG_EARG, err, errlen, "chart: size %d x %d is not in %d..%d a side", width,
-                    height, CHART_MIN_SIZE, CHART_MAX_SIZE);
+        return png_fail(PNG_EARG, err, errlen, "chart: size %d x %d is not in %d..%d a side", width,
+                        height, CHART_MIN_SIZE, CHART_MAX_SIZE);
     if (nseries < 0 || (nseries > 0 && !s))
-        return fail(PNG_EARG, err, errlen, "chart: %d series at %p", nseries, (const void *)s);
+        return png_fail(PNG_EARG, err, errlen, "chart: %d series at %p", nseries, (const void *)s);
     for (int k = 0; k < nseries; k++)
         if (s[k].n < 0 || (s[k].n > 0 && !s[k].y))
-            return fail(PNG_EARG, err, errlen, "chart: series %d has n = %d and y = %p", k, s[k].n,
-                        (const void *)s[k].y);
+            return png_fail(PNG_EARG, err, errlen, "chart: series %d has n = %d and y = %p", k,
+                            s[k].n, (const void *)s[k].y);
 
     /* Data ranges: x from the longest series, y from every finite value. */
     int npoints = 0;
@@ -281,8 +267,8 @@ int chart_render(uint8_t *rgb, int width, int height, const char *title, const c
     f.ymin = ya.lo;
     f.ymax = ya.hi;
     if (f.right - f.left < 16 || f.bottom - f.top < 16)
-        return fail(PNG_EARG, err, errlen, "chart: %d x %d is too small for the labels", width,
-                    height);
+        return png_fail(PNG_EARG, err, errlen, "chart: %d x %d is too small for the labels", width,
+                        height);
     if (frame) *frame = f;
 
     fill_rect(&cv, 0, 0, width - 1, height - 1, WHITE);
@@ -351,8 +337,8 @@ int chart_write_png(const char *path, const char *title, const char *xlabel, con
                     size_t errlen) {
     if (width < CHART_MIN_SIZE || height < CHART_MIN_SIZE || width > CHART_MAX_SIZE ||
         height > CHART_MAX_SIZE)
-        return fail(PNG_EARG, err, errlen, "chart: %s: size %d x %d is not in %d..%d a side",
-                    path ? path : "(null)", width, height, CHART_MIN_SIZE, CHART_MAX_SIZE);
+        return png_fail(PNG_EARG, err, errlen, "chart: %s: size %d x %d is not in %d..%d a side",
+                        path ? path : "(null)", width, height, CHART_MIN_SIZE, CHART_MAX_SIZE);
     uint8_t *rgb = nb_malloc((size_t)width * (size_t)height * 3);
     int status =
         chart_render(rgb, width, height, title, xlabel, ylabel, s, nseries, NULL, err, errlen);

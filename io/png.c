@@ -33,12 +33,7 @@ const char *png_status_str(int status) {
     }
 }
 
-/* Formats a message into err (if there is room) and returns status. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static int
-fail(int status, char *err, size_t errlen, const char *fmt, ...) {
+int png_fail(int status, char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen > 0) {
         va_list ap;
         va_start(ap, fmt);
@@ -191,16 +186,16 @@ static int write_stream(FILE *f, const uint8_t *pixels, int width, int height, i
 int png_write(const char *path, const uint8_t *pixels, int width, int height, int channels,
               char *err, size_t errlen) {
     if (!path || !pixels)
-        return fail(PNG_EARG, err, errlen, "png: %s is NULL", path ? "pixels" : "path");
+        return png_fail(PNG_EARG, err, errlen, "png: %s is NULL", path ? "pixels" : "path");
     if (channels != 1 && channels != 3)
-        return fail(PNG_EARG, err, errlen, "png: %s: channels is %d, want 1 (gray) or 3 (RGB)",
-                    path, channels);
+        return png_fail(PNG_EARG, err, errlen, "png: %s: channels is %d, want 1 (gray) or 3 (RGB)",
+                        path, channels);
     if (width <= 0 || height <= 0 || width > PNG_MAX_DIM || height > PNG_MAX_DIM ||
         (size_t)width * (size_t)height * (size_t)channels > PNG_MAX_BYTES)
-        return fail(PNG_EARG, err, errlen,
-                    "png: %s: size %d x %d x %d is not in 1..%d a side, "
-                    "%zu bytes at most",
-                    path, width, height, channels, PNG_MAX_DIM, PNG_MAX_BYTES);
+        return png_fail(PNG_EARG, err, errlen,
+                        "png: %s: size %d x %d x %d is not in 1..%d a side, "
+                        "%zu bytes at most",
+                        path, width, height, channels, PNG_MAX_DIM, PNG_MAX_BYTES);
 
     size_t rowbytes = (size_t)width * (size_t)channels;
     size_t plen = strlen(path);
@@ -212,8 +207,8 @@ int png_write(const char *path, const uint8_t *pixels, int width, int height, in
     uint8_t *work = NULL;
     FILE *f = fopen(tmp, "wb");
     if (!f) {
-        status = fail(PNG_EOPEN, err, errlen, "png: cannot create %s (writing %s): %s", path, tmp,
-                      strerror(errno));
+        status = png_fail(PNG_EOPEN, err, errlen, "png: cannot create %s (writing %s): %s", path,
+                          tmp, strerror(errno));
         goto done;
     }
     work = nb_malloc(rowbytes + 2 * (1 + rowbytes) + OUT_CHUNK);
@@ -228,18 +223,18 @@ int png_write(const char *path, const uint8_t *pixels, int width, int height, in
         write_errno = errno;
     }
     if (status == PNG_OK && rename(tmp, path) != 0) {
-        fail(PNG_EWRITE, err, errlen, "png: cannot rename %s to %s: %s", tmp, path,
-             strerror(errno));
+        png_fail(PNG_EWRITE, err, errlen, "png: cannot rename %s to %s: %s", tmp, path,
+                 strerror(errno));
         remove(tmp);
         status = PNG_EWRITE;
         goto done;
     }
     if (status != PNG_OK) {
         if (status == PNG_EZLIB)
-            fail(status, err, errlen, "png: %s: zlib failed while compressing", path);
+            png_fail(status, err, errlen, "png: %s: zlib failed while compressing", path);
         else
-            fail(status, err, errlen, "png: cannot write %s (writing %s): %s", path, tmp,
-                 strerror(write_errno));
+            png_fail(status, err, errlen, "png: cannot write %s (writing %s): %s", path, tmp,
+                     strerror(write_errno));
         remove(tmp);
     }
 done:
@@ -267,14 +262,14 @@ int png_grid_size(int n, int h, int w, int cols, int *grid_h, int *grid_w) {
 static uint8_t *grid_canvas(const char *path, const void *imgs, int n, int h, int w, int cols,
                             int *grid_h, int *grid_w, char *err, size_t errlen) {
     if (!path || !imgs) {
-        fail(PNG_EARG, err, errlen, "png: grid: %s is NULL", path ? "imgs" : "path");
+        png_fail(PNG_EARG, err, errlen, "png: grid: %s is NULL", path ? "imgs" : "path");
         return NULL;
     }
     if (png_grid_size(n, h, w, cols, grid_h, grid_w) != PNG_OK) {
-        fail(PNG_EARG, err, errlen,
-             "png: %s: cannot tile %d images of %d x %d in %d columns "
-             "(all must be > 0 and the grid at most %d pixels a side)",
-             path, n, h, w, cols, PNG_MAX_DIM);
+        png_fail(PNG_EARG, err, errlen,
+                 "png: %s: cannot tile %d images of %d x %d in %d columns "
+                 "(all must be > 0 and the grid at most %d pixels a side)",
+                 path, n, h, w, cols, PNG_MAX_DIM);
         return NULL;
     }
     size_t bytes = (size_t)*grid_h * (size_t)*grid_w;

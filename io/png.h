@@ -42,6 +42,13 @@ typedef enum {
 /* A short name for a status ("ok", "bad argument", ...); never NULL. */
 const char *png_status_str(int status);
 
+/* Formats a message into err (when err is not NULL and errlen > 0, truncated to fit) and
+ * returns status: the error path of every writer in io/ (PNG and chart). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+int png_fail(int status, char *err, size_t errlen, const char *fmt, ...);
+
 /* Writes `pixels` (height rows of width * channels bytes, top row first) to `path`.
  * channels is 1 (gray) or 3 (RGB). Returns PNG_OK or an error status (see above). */
 int png_write(const char *path, const uint8_t *pixels, int width, int height, int channels,

@@ -11,6 +11,7 @@
 #ifndef NABLA_TESTS_OPTIM_REF_H
 #define NABLA_TESTS_OPTIM_REF_H
 
+/* clang-format off */
 #define OPTIM_REF_N 5
 #define OPTIM_REF_STEPS 5
 
@@ -207,5 +208,6 @@ static const optim_ref_case optim_ref_cases[] = {
 };
 
 #define OPTIM_REF_NCASES ((int)(sizeof optim_ref_cases / sizeof optim_ref_cases[0]))
+/* clang-format on */
 
 #endif

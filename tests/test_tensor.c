@@ -186,14 +186,14 @@ START_TEST(element_access_and_copies) {
 }
 END_TEST
 
-/* Large kernels split across threads (by rows, or by columns for a sum over rows) give the same
- * bits with 1 and 2 threads. */
+/* Large kernels split across threads give the same bits with 1 and 2 threads (a sum over rows,
+ * whose rows fold into the same outputs, stays on one thread). */
 START_TEST(kernels_give_the_same_bits_on_any_thread_count) {
     Tensor *a = tensor_randn(NB_SHAPE(300, 700), NULL), *b = tensor_randn(NB_SHAPE(700), NULL);
     Tensor *out[2][3];
     for (int t = 0; t < 2; t++) {
         nb_set_num_threads(t + 1);
-        out[t][0] = tensor_zeros(NB_SHAPE(700));    /* sum over rows: split by columns */
+        out[t][0] = tensor_zeros(NB_SHAPE(700));    /* sum over rows: one thread */
         out[t][1] = tensor_zeros(NB_SHAPE(300, 1)); /* sum over columns: split by rows */
         out[t][2] = tensor_zeros(NB_SHAPE(300, 700));
         k_sum_to(a, out[t][0], false);
@@ -206,7 +206,7 @@ START_TEST(kernels_give_the_same_bits_on_any_thread_count) {
             memcmp(out[0][k]->data, out[1][k]->data, (size_t)out[0][k]->numel * sizeof(real)) == 0);
         tensor_free(out[0][k]), tensor_free(out[1][k]);
     }
-    /* and the column-split sum is right */
+    /* and the sum over rows is right */
     double want = 0;
     for (int i = 0; i < 300; i++) want += a->data[i * 700 + 5];
     Tensor *s = tensor_zeros(NB_SHAPE(700));

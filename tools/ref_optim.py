@@ -106,6 +106,7 @@ def main(argv):
         '#ifndef NABLA_TESTS_OPTIM_REF_H',
         '#define NABLA_TESTS_OPTIM_REF_H',
         '',
+        '/* clang-format off */',
         '#define OPTIM_REF_N %d' % N,
         '#define OPTIM_REF_STEPS %d' % STEPS,
         '',
@@ -146,7 +147,7 @@ def main(argv):
         lines.append('     }},')
     lines += ['};', '',
               '#define OPTIM_REF_NCASES ((int)(sizeof optim_ref_cases / sizeof optim_ref_cases[0]))',
-              '', '#endif', '']
+              '/* clang-format on */', '', '#endif', '']
     with open(out_path, 'w') as f:
         f.write('\n'.join(lines))
     print('wrote %s: %d cases x %d steps x %d params' % (out_path, len(CASES), STEPS, N))
