@@ -33,7 +33,7 @@ BUILD := $(BUILD)/noomp
 endif
 
 CFLAGS   ?=
-CFLAGS   += -std=c11 -Wall -Wextra -pedantic -Werror $(OPT) $(ARCH) -fno-math-errno -fno-trapping-math $(CFLAGS_OMP)
+CFLAGS   += -std=c11 -Wall -Wextra -pedantic -Werror $(OPT) $(ARCH) -fno-math-errno -fno-trapping-math -ffp-contract=fast $(CFLAGS_OMP)
 CPPFLAGS += -I. -D_POSIX_C_SOURCE=200809L -MMD -MP
 LDLIBS   += -lm
 LDFLAGS  += $(CFLAGS_OMP)
