@@ -5,6 +5,7 @@
 #include "nn/loss.h"
 
 #include "tensor/fastmath.h"
+#include "tensor/kernels.h"
 #include "tensor/parallel.h"
 
 #include <math.h>
@@ -113,23 +114,79 @@ static void bce_logits_backward(Tensor *l) {
     }
 }
 
-Tensor *nn_bce_with_logits(Tensor *x, Tensor *y, nn_reduction red) {
-    check_same_shape("nn_bce_with_logits", x, y);
-    x = ag_contiguous(x);
-    y = ag_contiguous(y);
-    Tensor *l = tensor_step(x->ndim, x->shape);
-    real *e = arena_alloc((size_t)l->numel * sizeof(real));
-    const real *xv = at0(x), *yv = at0(y);
-    real *lv = l->data;
-    int64_t n = l->numel;
-    NB_PARALLEL_FOR(n)
+/* Reduced (NN_SUM, NN_MEAN): L = s * sum of l over all n elements, s = 1 or 1/n, computed in
+ * the same pass without storing l; the backward scales by the one upstream value g = dL/dL_out:
+ *   dx (+)= g s (sigmoid(x) - y);  dy (+)= -g s x
+ * The first gradient written into x or y is stored, not added (no zero-fill first). */
+#define BCE_BLOCK 4096 /* elements per partial sum: fixed, so the sum never depends on threads */
+
+static void bce_logits_reduced_backward(Tensor *L) {
+    Tensor *x = L->parents[0], *y = L->parents[1];
+    const real *xv = at0(x), *yv = at0(y), *e = L->saved;
+    real gs = L->grad->data[L->grad->offset] * L->sarg[0];
+    int64_t n = x->numel;
+    bool fresh;
+    if (x->requires_grad) {
+        real *dx = ag_grad_begin(x, &fresh)->data + x->grad->offset;
+        NB_PARALLEL_FOR(n)
+        for (int64_t i = 0; i < n; i++) {
+            real d = gs * ((xv[i] >= 0 ? 1 : e[i]) / (1 + e[i]) - yv[i]);
+            dx[i] = fresh ? d : dx[i] + d;
+        }
+    }
+    if (y->requires_grad) {
+        real *dy = ag_grad_begin(y, &fresh)->data + y->grad->offset;
+        NB_PARALLEL_FOR(n)
+        for (int64_t i = 0; i < n; i++) dy[i] = fresh ? -gs * xv[i] : dy[i] - gs * xv[i];
+    }
+}
+
+/* l[i] = max(x, 0) - x y + log1p(e), e = exp(-|x|) saved for the backward's sigmoid. */
+static void bce_logits_fill(const real *xv, const real *yv, real *e, real *lv, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         e[i] = nb_exp(-RF(fabs)(xv[i]));
         lv[i] = (xv[i] > 0 ? xv[i] : 0) - xv[i] * yv[i] + nb_log1p(e[i]);
     }
-    ag_record(l, "bce_with_logits", bce_logits_backward, PARENTS(x, y), 2);
-    l->saved = e;
-    return nn_reduce(l, red);
+}
+
+Tensor *nn_bce_with_logits(Tensor *x, Tensor *y, nn_reduction red) {
+    check_same_shape("nn_bce_with_logits", x, y);
+    if (red != NN_SUM && red != NN_MEAN && red != NN_NONE)
+        nb_fail("nn_bce_with_logits", "unknown reduction %d", (int)red);
+    x = ag_contiguous(x);
+    y = ag_contiguous(y);
+    const real *xv = at0(x), *yv = at0(y);
+    int64_t n = x->numel;
+    real *e = arena_alloc((size_t)n * sizeof(real));
+    if (red == NN_NONE) {
+        Tensor *l = tensor_step(x->ndim, x->shape);
+        NB_PARALLEL_FOR(n)
+        for (int64_t i = 0; i < n; i += BCE_BLOCK)
+            bce_logits_fill(xv + i, yv + i, e + i, l->data + i, n - i < BCE_BLOCK ? n - i : BCE_BLOCK);
+        ag_record(l, "bce_with_logits", bce_logits_backward, PARENTS(x, y), 2);
+        l->saved = e;
+        return l;
+    }
+    /* one partial sum per block, each block's losses in a buffer on the stack, then the partials
+     * added in block order */
+    int64_t blocks = (n + BCE_BLOCK - 1) / BCE_BLOCK;
+    double *part = arena_alloc((size_t)(blocks > 0 ? blocks : 1) * sizeof *part);
+    NB_PARALLEL_FOR(n)
+    for (int64_t b = 0; b < blocks; b++) {
+        real lv[BCE_BLOCK];
+        int64_t i = b * BCE_BLOCK, len = n - i < BCE_BLOCK ? n - i : BCE_BLOCK;
+        bce_logits_fill(xv + i, yv + i, e + i, lv, len);
+        part[b] = k_dsum(lv, len);
+    }
+    double total = 0;
+    for (int64_t b = 0; b < blocks; b++) total += part[b];
+    real s = red == NN_MEAN ? (real)1 / (real)n : 1; /* mean of nothing: 0 * (1/0) -> NaN */
+    Tensor *L = tensor_step(0, NULL);
+    L->data[L->offset] = (real)total * s;
+    ag_record(L, "bce_with_logits", bce_logits_reduced_backward, PARENTS(x, y), 2);
+    L->saved = e;
+    L->sarg[0] = s;
+    return L;
 }
 
 /* ---- composites ------------------------------------------------------------------------------ */

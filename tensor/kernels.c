@@ -382,6 +382,15 @@ void k_binary(k_binary_op op, const Tensor *a, const Tensor *b, Tensor *out, rea
 /* ---- reductions
  * ---------------------------------------------------------------------------------------- */
 
+double k_dsum(const real *a, int64_t n) {
+    double s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += a[i + j];
+    for (int j = 0; i < n; i++, j++) s[j] += a[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
 static void sum_inner(int64_t n, real *const *p, const int64_t *st, const void *ctx) {
     (void)ctx;
     real *o = p[0];
@@ -389,7 +398,7 @@ static void sum_inner(int64_t n, real *const *p, const int64_t *st, const void *
     if (st[0] == 0) { /* the whole row folds into one output: accumulate in double */
         double s = 0;
         if (st[1] == 1)
-            for (int64_t i = 0; i < n; i++) s += a[i];
+            s = k_dsum(a, n);
         else
             for (int64_t i = 0; i < n; i++) s += a[i * st[1]];
         *o += (real)s;

@@ -58,6 +58,11 @@ void k_binary(k_binary_op op, const Tensor *a, const Tensor *b, Tensor *out, rea
  * whole-row sums are accumulated in double. */
 void k_sum_to(const Tensor *a, Tensor *out, bool acc);
 
+/* The sum of a[0..n) in double: eight running sums (element i goes to sum i % 8, in increasing
+ * i), added pairwise at the end. The order depends only on n, so the result is the same bits on
+ * any thread count; the eight independent chains vectorize and don't wait on one another. */
+double k_dsum(const real *a, int64_t n);
+
 /* vals = max of a over dim (keepdim layout: vals has size 1 at dim), idx = the first argmax
  * (row-major over vals, may be NULL). */
 void k_max_dim(const Tensor *a, int dim, Tensor *vals, int64_t *idx);

@@ -147,6 +147,43 @@ START_TEST(test_bce_logits_gradcheck) {
 }
 END_TEST
 
+/* The reduced forms are fused (the sum is taken in blocks of 4096 without storing the losses):
+ * on several blocks they agree with the sum of the unreduced losses; a gradient that already
+ * holds something is added to, not overwritten; an empty input sums to 0 and averages to NaN. */
+static Tensor *bce_logits_twice_fn(Tensor *const *in, void *ctx) {
+    (void)ctx;
+    return ag_add(nn_bce_with_logits(in[0], in[1], NN_SUM),
+                  nn_bce_with_logits(in[0], in[1], NN_MEAN));
+}
+
+START_TEST(test_bce_logits_reduced) {
+    Tensor *x = nbt_tensor(NB_SHAPE(3 * 4096 + 5), -6, 6, 9, true);
+    Tensor *y = nbt_tensor(NB_SHAPE(3 * 4096 + 5), 0, 1, 10, false);
+    Tensor *each = nn_bce_with_logits(x, y, NN_NONE);
+    double want = 0;
+    for (int64_t i = 0; i < each->numel; i++) want += each->data[i];
+    ck_assert_double_eq_tol(item(nn_bce_with_logits(x, y, NN_SUM)), want, 10 * TOL * want);
+    ck_assert_double_eq_tol(item(nn_bce_with_logits(x, y, NN_MEAN)), want / (double)x->numel,
+                            10 * TOL * want / (double)x->numel);
+    ag_reset();
+    tensor_free(x);
+    tensor_free(y);
+
+    Tensor *a = nbt_tensor(NB_SHAPE(2, 3), -5, 5, 11, true);
+    Tensor *b = nbt_tensor(NB_SHAPE(2, 3), 0, 1, 12, true);
+    nbt_gradcheck("bce_with_logits sum + mean", bce_logits_twice_fn, (Tensor *[]){a, b}, 2, NULL);
+    tensor_free(a);
+    tensor_free(b);
+
+    Tensor *e = tensor_zeros(NB_SHAPE(0, 4)), *ey = tensor_zeros(NB_SHAPE(0, 4));
+    ck_assert_double_eq(item(nn_bce_with_logits(e, ey, NN_SUM)), 0);
+    ck_assert(isnan(item(nn_bce_with_logits(e, ey, NN_MEAN))));
+    ag_reset();
+    tensor_free(e);
+    tensor_free(ey);
+}
+END_TEST
+
 /* ---- MSE ------------------------------------------------------------------------------------- */
 
 static Tensor *mse_fn(Tensor *const *in, void *ctx) {
@@ -300,6 +337,7 @@ static Suite *suite(void) {
     tcase_add_test(bce, test_bce_logits_stable);
     tcase_add_test(bce, test_bce_logits_matches_bce);
     tcase_add_test(bce, test_bce_logits_gradcheck);
+    tcase_add_test(bce, test_bce_logits_reduced);
     suite_add_tcase(s, bce);
     TCase *other = tcase_create("other");
     tcase_add_test(other, test_mse);
