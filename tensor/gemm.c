@@ -12,9 +12,9 @@
  * A narrow last column panel runs a half-width kernel, and a result much narrower than NR is
  * computed transposed (C^T = B^T A^T) so the tiles are not mostly padding.
  *
- * Threads share out panels of C, never K, and the block sizes depend only on M, N and K, so
- * every element of C sees the same sequence of operations whatever the thread count: results are
- * bitwise identical for 1 or many threads. There is no barrier inside the parallel region.
+ * Threads share out equal runs of C's tiles, never K, and the block sizes depend only on M, N
+ * and K, so every element of C sees the same sequence of operations whatever the thread count:
+ * results are bitwise identical for 1 or many threads. There is no barrier inside the parallel region.
  * Design notes and measurements: docs/GEMM.md. */
 #include "tensor/gemm.h"
 
@@ -434,37 +434,60 @@ static void tile(const gemm_plan *g, int64_t pc, int64_t kc, const real *a, cons
         }
 }
 
-/* Runs the loop nest at the top of this file; called by every thread of the team. Each thread
- * takes a contiguous range of column panels (or of row panels), the same range in every block,
- * so the K blocks of a tile stay in order, and packs what it needs itself into its own buffers:
- * its B panels, and the A panels it uses (its rows of the block, or all of them).
- * So there is no barrier inside the parallel region: on a busy machine each one can cost a
+/* Runs the loop nest at the top of this file; called by every thread of the team.
+ *
+ * The tiles of each block (row panels x column panels) are numbered, column panel by column
+ * panel (or, when threads split rows, row panel by row panel), and each thread takes an equal
+ * run of those numbers: the same run in every K block, so the K blocks of a tile stay in order
+ * on one thread, and the threads' shares differ by at most one tile. Each thread packs what it
+ * needs itself into its own buffers (its B panels, and the A panels of the rows it touches), so
+ * there is no barrier inside the parallel region: on a busy machine each one can cost a
  * scheduler time slice. */
 static void gemm_blocked(const gemm_plan *g, int thread, int threads) {
     real *panel = g->pt + (int64_t)thread * g->kc * (NR + MR), *apad = panel + g->kc * NR;
     real *pa = g->pa + (int64_t)thread * g->mc * g->kc; /* this thread's A panels */
-    int64_t n_jr = ceil_div(g->N, NR), jr0 = 0, jr1 = n_jr;
-    if (!g->split_rows) jr0 = n_jr * thread / threads, jr1 = n_jr * (thread + 1) / threads;
+    int64_t n_jr = ceil_div(g->N, NR);
     for (int64_t pc = 0; pc < g->K; pc += g->kc) {
         int64_t kc = min64(g->kc, g->K - pc);
         int accumulate = g->accumulate || pc > 0;
         for (int64_t ic = 0; ic < g->M; ic += g->mc) {
-            int64_t n_ir = ceil_div(min64(g->mc, g->M - ic), MR), ir0 = 0, ir1 = n_ir;
-            if (g->split_rows) ir0 = n_ir * thread / threads, ir1 = n_ir * (thread + 1) / threads;
-            if (ir0 == ir1 || jr0 == jr1) continue;
+            int64_t n_ir = ceil_div(min64(g->mc, g->M - ic), MR), tiles = n_ir * n_jr;
+            int64_t lo = tiles * thread / threads, hi = tiles * (thread + 1) / threads;
+            if (lo == hi) continue;
+            /* this thread's tiles: numbers lo..hi-1; ir_lo..ir_hi the row panels it touches,
+             * jr_lo..jr_hi the column panels */
+            int64_t ir_lo, ir_hi, jr_lo, jr_hi;
+            if (g->split_rows) {
+                ir_lo = lo / n_jr, ir_hi = (hi - 1) / n_jr;
+                jr_lo = ir_lo == ir_hi ? lo % n_jr : 0;
+                jr_hi = ir_lo == ir_hi ? (hi - 1) % n_jr : n_jr - 1;
+            } else {
+                jr_lo = lo / n_ir, jr_hi = (hi - 1) / n_ir;
+                ir_lo = jr_lo == jr_hi ? lo % n_ir : 0;
+                ir_hi = jr_lo == jr_hi ? (hi - 1) % n_ir : n_ir - 1;
+            }
             int64_t i_last = ic + (n_ir - 1) * MR;
             if (g->a_packed) {
-                for (int64_t ir = ir0; ir < ir1; ir++) {
+                for (int64_t ir = ir_lo; ir <= ir_hi; ir++) {
                     int64_t i0 = ic + ir * MR;
                     pack_a(kc, min64(MR, g->M - i0), g->A + i0 * g->rsa + pc * g->csa, g->rsa,
-                           g->csa, pa + (ir - ir0) * MR * kc);
+                           g->csa, pa + (ir - ir_lo) * MR * kc);
                 }
-            } else if (ir1 == n_ir &&
-                       g->M - i_last < MR) { /* the edge panel of an A read in place */
+            } else if (ir_hi == n_ir - 1 && g->M - i_last < MR) {
+                /* the edge panel of an A read in place */
                 pack_a(kc, g->M - i_last, g->A + i_last * g->rsa + pc * g->csa, g->rsa, g->csa,
                        apad);
             }
-            for (int64_t jr = jr0; jr < jr1; jr++) {
+            for (int64_t jr = jr_lo; jr <= jr_hi; jr++) {
+                /* the row panels of this column panel that are this thread's */
+                int64_t ir0, ir1;
+                if (g->split_rows) {
+                    ir0 = ir_lo + (jr < lo % n_jr), ir1 = ir_hi + 1 - (jr > (hi - 1) % n_jr);
+                } else {
+                    ir0 = jr == jr_lo ? lo % n_ir : 0;
+                    ir1 = jr == jr_hi ? (hi - 1) % n_ir + 1 : n_ir;
+                }
+                if (ir0 >= ir1) continue;
                 /* A B panel is packed into the thread's own buffer, where it stays in L1 while the
                  * thread walks down A, unless B is row-major and the panel serves few tiles. */
                 int64_t j0 = jr * NR, nr = min64(NR, g->N - j0);
@@ -475,7 +498,7 @@ static void gemm_blocked(const gemm_plan *g, int thread, int threads) {
                     b = panel, bk = NR;
                 }
                 for (int64_t ir = ir0; ir < ir1; ir++)
-                    tile(g, pc, kc, g->a_packed ? pa + (ir - ir0) * MR * kc : NULL, b, bk,
+                    tile(g, pc, kc, g->a_packed ? pa + (ir - ir_lo) * MR * kc : NULL, b, bk,
                          ic + ir * MR, j0, apad, accumulate);
             }
         }
