@@ -263,9 +263,9 @@ Tensor *vae_decode_image(const vae_model *m, Tensor *z, const int *labels) {
 }
 
 /* -log p(x | decoder output) per element (B, D). */
-static Tensor *neg_log_lik(const vae_model *m, Tensor *out, Tensor *x) {
-    if (m->cfg.likelihood == VAE_BERNOULLI) return nn_bce_with_logits(out, x, NN_NONE);
-    return nn_gaussian_nll(x, out, m->dec_logvar, NN_NONE);
+static Tensor *neg_log_lik(const vae_model *m, Tensor *out, Tensor *x, nn_reduction red) {
+    if (m->cfg.likelihood == VAE_BERNOULLI) return nn_bce_with_logits(out, x, red);
+    return nn_gaussian_nll(x, out, m->dec_logvar, red);
 }
 
 /* ---- the objective
@@ -285,7 +285,7 @@ static Tensor *log_weights(const vae_model *m, Tensor *x, Tensor *mu, Tensor *lo
     }
     Tensor *out = vae_decode(m, ag_reshape(z, NB_SHAPE(S * B, Z)), rep); /* (S*B, D) */
     Tensor *xs = ag_reshape(ag_expand(x, NB_SHAPE(S, B, D)), NB_SHAPE(S * B, D));
-    Tensor *logpx = ag_neg(ag_sum_dims(neg_log_lik(m, out, xs), (int[]){1}, 1, false));
+    Tensor *logpx = ag_neg(ag_sum_dims(neg_log_lik(m, out, xs, NN_NONE), (int[]){1}, 1, false));
     Tensor *std = ag_full(NB_SHAPE(1), 0);
     nn_normal p = nn_normal_from_logvar(std, std);
     Tensor *logpz = ag_sum_dims(nn_normal_log_prob(&p, z), (int[]){2}, 1, false); /* (S, B) */
@@ -318,7 +318,8 @@ static vae_terms loss_with(const vae_model *m, Tensor *x, const int *labels, int
 
     nn_normal q = nn_normal_from_logvar(mu, logvar);
     Tensor *z = eps ? nn_normal_rsample_eps(&q, eps) : nn_normal_rsample(&q, rng);
-    Tensor *recon = ag_mul_scalar(ag_sum(neg_log_lik(m, vae_decode(m, z, labels), x)), (real)invB);
+    /* summed where it is computed: the fused BCE never stores the 784 losses per image */
+    Tensor *recon = ag_mul_scalar(neg_log_lik(m, vae_decode(m, z, labels), x, NN_SUM), (real)invB);
     t.recon = tensor_item(recon);
     t.elbo_loss = t.recon + t.kl;
 
