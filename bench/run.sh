@@ -6,23 +6,28 @@
 #   torch.set_num_threads(1)); peak resident memory of both; then every VAE matmul shape
 #   against OpenBLAS sgemm (bench/bench_gemm.c).
 #
-# Each training figure is the median epoch time over EPOCHS epochs (training loop only, as both
-# programs measure it). Ratios are peer / nabla: above 1 means nabla is faster or smaller.
-# Absolute times drift on a shared machine; the ratios, taken in the same run, are the result.
+# The three trainings (nabla on 2 threads, nabla on 1, PyTorch) run in turn, ROUNDS times: A B C
+# A B C ... Each run trains EPOCHS epochs and reports its last (the first pays for warming up);
+# each ratio is taken within a round, and the table prints the median over rounds of the times
+# and of the ratios. Taking turns keeps the ratios fair when the shared machine's speed drifts
+# over minutes (it does here: the same epoch has measured 2.0 s and 2.6 s an hour apart).
+# Ratios are peer / nabla: above 1 means nabla is faster or smaller.
 set -u
 BUILD=${BUILD:-build}
 DATA=${BENCH_DATA:-/usr/share/datasets/fashion-mnist}
-EPOCHS=${EPOCHS:-3}
+EPOCHS=${EPOCHS:-2}
+ROUNDS=${ROUNDS:-5}
 PY=/usr/bin/python3
 
-median_field() { # median of a JSON field over lines on stdin
-    sed -n "s/.*\"$1\": \([0-9.eE+-]*\).*/\1/p" | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'
+last_field() { # the field's value on the last line that has it
+    sed -n "s/.*\"$1\": \([0-9.eE+-]*\).*/\1/p" | tail -n 1
 }
 max_field() {
     sed -n "s/.*\"$1\": \([0-9.eE+-]*\).*/\1/p" | sort -g | tail -n 1
 }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "n/a"}'; }
 row() { printf '%-44s %12s %12s %10s\n' "$@"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", b / a; else print "n/a" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", b / a; else print "n/a" }'; }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
@@ -30,24 +35,38 @@ echo
 if [ ! -f "$DATA/train-images-idx3-ubyte.gz" ] && [ ! -f "$DATA/train-images-idx3-ubyte" ]; then
     echo "bench: no Fashion-MNIST in $DATA (make data-fashion); skipping the VAE epoch"
 else
-    n2=$("$BUILD/bench/bench_vae" "$DATA" "$EPOCHS" 2)
-    n1=$("$BUILD/bench/bench_vae" "$DATA" "$EPOCHS" 1)
+    have_torch=0
     if $PY -c 'import torch' 2>/dev/null; then
-        pt=$(OPENBLAS_NUM_THREADS=2 $PY bench/torch_vae.py --data "$DATA" --epochs "$EPOCHS" --seed 1 --threads 1 --json 2>/dev/null)
+        have_torch=1
     else
-        pt=""
         echo "bench: PyTorch (Debian python3-torch) is missing; the PyTorch column is empty"
     fi
-    t2=$(echo "$n2" | median_field epoch_seconds)
-    t1=$(echo "$n1" | median_field epoch_seconds)
-    tp=$(echo "$pt" | median_field epoch_seconds)
-    row "case" "nabla" "peer" "peer/nabla"
-    row "VAE epoch 60k, s (nabla 2 thr vs PyTorch best)" "$t2" "${tp:-n/a}" "$(ratio "$t2" "$tp")"
-    row "VAE epoch 60k, s (nabla 1 thr vs PyTorch best)" "$t1" "${tp:-n/a}" "$(ratio "$t1" "$tp")"
-    row "VAE epoch 60k, s (nabla 2 thr vs nabla 1 thr)" "$t2" "$t1" "$(ratio "$t2" "$t1")"
-    m2=$(echo "$n2" | max_field peak_rss_mb)
-    mp=$(echo "$pt" | max_field peak_rss_mb)
-    row "peak RSS while training, MB (vs PyTorch)" "$m2" "${mp:-n/a}" "$(ratio "$m2" "$mp")"
+    t2s="" t1s="" tps="" r2s="" r1s="" rts="" m2=0 mp=0
+    for r in $(seq "$ROUNDS"); do
+        n2=$("$BUILD/bench/bench_vae" "$DATA" "$EPOCHS" 2)
+        n1=$("$BUILD/bench/bench_vae" "$DATA" "$EPOCHS" 1)
+        pt=""
+        [ $have_torch = 1 ] && pt=$(OPENBLAS_NUM_THREADS=2 $PY bench/torch_vae.py --data "$DATA" \
+            --epochs "$EPOCHS" --seed 1 --threads 1 --json 2>/dev/null)
+        t2=$(echo "$n2" | last_field epoch_seconds)
+        t1=$(echo "$n1" | last_field epoch_seconds)
+        tp=$(echo "$pt" | last_field epoch_seconds)
+        echo "round $r of $ROUNDS: nabla 2 threads ${t2} s, 1 thread ${t1} s, PyTorch ${tp:-n/a} s" >&2
+        t2s="$t2s $t2" t1s="$t1s $t1" tps="$tps $tp"
+        r2s="$r2s $(ratio "$t2" "$tp")" r1s="$r1s $(ratio "$t1" "$tp")" rts="$rts $(ratio "$t2" "$t1")"
+        m2=$(printf '%s\n%s\n' "$m2" "$(echo "$n2" | max_field peak_rss_mb)" | sort -g | tail -n 1)
+        [ -n "$pt" ] && mp=$(printf '%s\n%s\n' "$mp" "$(echo "$pt" | max_field peak_rss_mb)" | sort -g | tail -n 1)
+    done
+    med() { echo "$1" | tr ' ' '\n' | grep -v '^$' | grep -v 'n/a' | median; }
+    medx() { v=$(med "$1"); [ "$v" = n/a ] && echo n/a || echo "${v}x"; }
+    tp=$(med "$tps")
+    row "case (medians of $ROUNDS rounds)" "nabla" "peer" "peer/nabla"
+    row "VAE epoch 60k, s (nabla 2 thr vs PyTorch best)" "$(med "$t2s")" "${tp:-n/a}" "$(medx "$r2s")"
+    row "VAE epoch 60k, s (nabla 1 thr vs PyTorch best)" "$(med "$t1s")" "${tp:-n/a}" "$(medx "$r1s")"
+    row "VAE epoch 60k, s (nabla 2 thr vs nabla 1 thr)" "$(med "$t2s")" "$(med "$t1s")" "$(medx "$rts")"
+    [ "$mp" = 0 ] && mp=""
+    row "peak RSS while training, MB (vs PyTorch)" "$m2" "${mp:-n/a}" "$(ratio "$m2" "$mp")x"
+    echo "per round, PyTorch/nabla-2: $r2s; PyTorch/nabla-1: $r1s; nabla-1/nabla-2: $rts"
     echo
 fi
 
