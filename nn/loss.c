@@ -145,7 +145,7 @@ static void bce_logits_reduced_backward(Tensor *L) {
 static void bce_logits_fill(const real *xv, const real *yv, real *e, real *lv, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         e[i] = nb_exp(-RF(fabs)(xv[i]));
-        lv[i] = (xv[i] > 0 ? xv[i] : 0) - xv[i] * yv[i] + nb_log1p(e[i]);
+        lv[i] = (xv[i] > 0 ? xv[i] : 0) - xv[i] * yv[i] + nb_log1p_unit(e[i]);
     }
 }
 

@@ -28,6 +28,9 @@ static inline real nb_log(real x) {
 static inline real nb_log1p(real x) {
     return log1p(x);
 }
+static inline real nb_log1p_unit(real x) {
+    return log1p(x);
+}
 #else
 
 static inline float nb_bits_to_float(uint32_t u) {
@@ -64,17 +67,9 @@ static inline float nb_exp(float x) {
     return x != x ? x : y;
 }
 
-/* log x = e ln 2 + log m with x = m 2^e and m in [sqrt(1/2), sqrt(2)); log(1 + f) for
- * f = m - 1 from a degree-9 polynomial. Denormals are scaled by 2^23 first. */
-static inline float nb_log(float x) {
-    int tiny = x < 1.17549435e-38f;
-    float xs = tiny ? x * 8388608.0f : x;
-    uint32_t u = nb_float_to_bits(xs);
-    float e = (float)((int32_t)((u >> 23) & 0xff) - 126) - (tiny ? 23.0f : 0.0f);
-    float m = nb_bits_to_float((u & 0x007fffffu) | 0x3f000000u); /* [0.5, 1) */
-    int lo = m < 0.707106781186547524f;
-    e = lo ? e - 1.0f : e;
-    float f = lo ? m + m - 1.0f : m - 1.0f;
+/* log(1 + f) + e ln 2 for f in [sqrt(1/2) - 1, sqrt(2) - 1] from a degree-9 polynomial: the
+ * core of nb_log and nb_log1p_unit. */
+static inline float nb_log_core(float f, float e) {
     float z = f * f;
     float p = 7.0376836292e-2f;
     p = p * f - 1.1514610310e-1f;
@@ -86,11 +81,33 @@ static inline float nb_log(float x) {
     p = p * f - 2.4999993993e-1f;
     p = p * f + 3.3333331174e-1f;
     float y = p * f * z + e * -2.12194440e-4f - 0.5f * z;
-    y = f + y + e * 0.693359375f;
+    return f + y + e * 0.693359375f;
+}
+
+/* log x = e ln 2 + log m with x = m 2^e and m in [sqrt(1/2), sqrt(2)); log(1 + f) for
+ * f = m - 1 from nb_log_core. Denormals are scaled by 2^23 first. */
+static inline float nb_log(float x) {
+    int tiny = x < 1.17549435e-38f;
+    float xs = tiny ? x * 8388608.0f : x;
+    uint32_t u = nb_float_to_bits(xs);
+    float e = (float)((int32_t)((u >> 23) & 0xff) - 126) - (tiny ? 23.0f : 0.0f);
+    float m = nb_bits_to_float((u & 0x007fffffu) | 0x3f000000u); /* [0.5, 1) */
+    int lo = m < 0.707106781186547524f;
+    e = lo ? e - 1.0f : e;
+    float f = lo ? m + m - 1.0f : m - 1.0f;
+    float y = nb_log_core(f, e);
     y = x == INFINITY ? INFINITY : y;
     y = x == 0.0f ? -INFINITY : y;
     y = x < 0.0f ? NAN : y;
     return x != x ? x : y;
+}
+
+/* log(1 + u) for u in [0, 1] only (softplus(-|x|) = log(1 + exp(-|x|)) in BCE with logits): no
+ * special values, no division. 1 + u is m 2^e with e 0 or 1, and m - 1 is u itself or (u - 1) / 2,
+ * so the rounding of 1 + u never enters; within 2 ulp of log1p (tests/test_tensor.c). */
+static inline float nb_log1p_unit(float u) {
+    int hi = u > 0.414213562373095049f; /* 1 + u > sqrt(2) */
+    return nb_log_core(hi ? (u - 1.0f) * 0.5f : u, hi ? 1.0f : 0.0f);
 }
 
 /* log(1 + u) for u >= -1, accurate for tiny |u| too: with w = 1 + u rounded, log(w) * u / (w - 1)

@@ -255,6 +255,13 @@ START_TEST(fast_exp_and_log_are_within_2_ulp) {
     ck_assert(nb_log(0) == -INFINITY && isnan(nb_log(-1)) && isinf(nb_log(INFINITY)) &&
               isnan(nb_log(NAN)));
     ck_assert_double_eq_tol(nb_log1p((real)1e-10), 1e-10, 1e-16); /* accurate for tiny arguments */
+    /* the BCE's log(1 + u) on [0, 1]: every float from 2^-30 up, then 0 and 1 themselves */
+    double worst_unit = 0;
+    for (float u = 0x1p-30f; u <= 1; u = nextafterf(u, 2) + u * 1e-4f)
+        worst_unit = fmax(worst_unit, ulps(nb_log1p_unit(u), log1p((double)u)));
+    worst_unit = fmax(worst_unit, ulps(nb_log1p_unit(1), log(2.0)));
+    ck_assert_msg(worst_unit <= 2, "nb_log1p_unit is %.2f ulp off", worst_unit);
+    ck_assert(nb_log1p_unit(0) == 0);
 }
 END_TEST
 
