@@ -261,13 +261,16 @@ static void rmsprop_update(const nn_rmsprop_opts *o, double lr, slot *s, real *p
 }
 
 void nn_optim_step(nn_optim *opt) {
+    for (int i = 0; i < opt->n; i++) { /* every gradient checked before any parameter moves */
+        Tensor *p = opt->slots[i].p, *g = p->grad;
+        if (g && (g->numel != p->numel || !tensor_is_contiguous(g)))
+            nb_fail("nn_optim_step", "the grad of '%s' is not a contiguous tensor of its shape",
+                    opt->slots[i].name);
+    }
     for (int i = 0; i < opt->n; i++) {
         slot *s = &opt->slots[i];
         Tensor *p = s->p, *g = p->grad;
         if (!g) continue;
-        if (g->numel != p->numel || !tensor_is_contiguous(g))
-            nb_fail("nn_optim_step", "the grad of '%s' is not a contiguous tensor of its shape",
-                    s->name);
         real *pd = p->data + p->offset;
         const real *gd = g->data + g->offset;
         switch (opt->kind) {

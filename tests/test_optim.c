@@ -139,6 +139,25 @@ START_TEST(test_null_grad_skipped) {
 }
 END_TEST
 
+/* A step with a malformed gradient fails naming the parameter, before any parameter moves. */
+START_TEST(test_bad_grad_moves_nothing) {
+    Tensor *a = tensor_full(NB_SHAPE(3), 1), *b = tensor_full(NB_SHAPE(2), 2);
+    nn_params ps = {0};
+    nn_params_add(&ps, NULL, "a", a);
+    nn_params_add(&ps, NULL, "b", b);
+    nn_optim *opt = nn_optim_adam(&ps, nn_adam_defaults(0.1));
+    tensor_fill(ag_grad(a), 1);
+    b->grad = tensor_zeros(NB_SHAPE(5)); /* what a careless hand could put there */
+    EXPECT_FAIL(nn_optim_step(opt), "nn_optim_step: the grad of 'b'");
+    for (int i = 0; i < 3; i++) ck_assert(a->data[i] == 1);
+    ck_assert(b->data[0] == 2 && b->data[1] == 2);
+    nn_optim_free(opt);
+    nn_params_free(&ps);
+    tensor_free(a);
+    tensor_free(b);
+}
+END_TEST
+
 /* The state is named as PyTorch's state_dict names it, one entry per buffer and parameter. */
 START_TEST(test_state_names) {
     Tensor *w = tensor_zeros(NB_SHAPE(2, 3)), *bias = tensor_zeros(NB_SHAPE(3));
@@ -358,6 +377,7 @@ static Suite *suite(void) {
     suite_add_tcase(s, t);
     t = tcase_create("behaviour");
     tcase_add_test(t, test_null_grad_skipped);
+    tcase_add_test(t, test_bad_grad_moves_nothing);
     tcase_add_test(t, test_state_names);
     tcase_add_test(t, test_step_allocates_nothing);
     tcase_add_test(t, test_adam_minimises);
