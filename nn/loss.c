@@ -162,7 +162,8 @@ Tensor *nn_bce_with_logits(Tensor *x, Tensor *y, nn_reduction red) {
         Tensor *l = tensor_step(x->ndim, x->shape);
         NB_PARALLEL_FOR(n)
         for (int64_t i = 0; i < n; i += BCE_BLOCK)
-            bce_logits_fill(xv + i, yv + i, e + i, l->data + i, n - i < BCE_BLOCK ? n - i : BCE_BLOCK);
+            bce_logits_fill(xv + i, yv + i, e + i, l->data + i,
+                            n - i < BCE_BLOCK ? n - i : BCE_BLOCK);
         ag_record(l, "bce_with_logits", bce_logits_backward, PARENTS(x, y), 2);
         l->saved = e;
         return l;

@@ -14,8 +14,8 @@
  *
  * Threads share out equal runs of C's tiles, never K, and the block sizes depend only on M, N
  * and K, so every element of C sees the same sequence of operations whatever the thread count:
- * results are bitwise identical for 1 or many threads. There is no barrier inside the parallel region.
- * Design notes and measurements: docs/GEMM.md. */
+ * results are bitwise identical for 1 or many threads. There is no barrier inside the parallel
+ * region. Design notes and measurements: docs/GEMM.md. */
 #include "tensor/gemm.h"
 
 #include <string.h>
