@@ -11,7 +11,8 @@
  * compared, so a fast wrong kernel cannot win. With two threads, each sample starts after a
  * 150 ms pause: idle OpenBLAS workers keep spinning for about 0.1 s after a call (and OpenMP's
  * for a shorter while), and without the pause one library's spinning threads would steal the
- * cores from the other's. Both libraries get the same pause and wake their threads the same way.
+ * cores from the other's. Both libraries get the same pause, then one untimed call that wakes
+ * their threads, so each sample times the steady state a training loop runs in.
  * The layouts are those of a Linear layer with weights W[out,in]: forward y = x W^T (NT), weight
  * gradient dW += dy^T x (TN, beta 1) and input gradient dx = dy W (NN). */
 #include <cblas.h>
@@ -73,11 +74,15 @@ static void run_blas(const problem *p) {
 #endif
 }
 
-/* Seconds per call of f, timed over a batch of n calls, after a pause of `rest` seconds. */
+/* Seconds per call of f, timed over a batch of n calls, after a pause of `rest` seconds and one
+ * untimed call: the pause lets the other library's idle threads go to sleep, and the untimed
+ * call wakes this library's own, so the batch measures the steady state a training loop sees
+ * (where the threads never sleep) rather than one wake-up. */
 static double sample(void (*f)(const problem *), const problem *p, int n, double rest) {
     if (rest > 0) {
         struct timespec ts = {0, (long)(rest * 1e9)};
         nanosleep(&ts, NULL);
+        f(p);
     }
     double t = now();
     for (int i = 0; i < n; i++) f(p);
