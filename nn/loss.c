@@ -96,48 +96,35 @@ Tensor *nn_bce(Tensor *p, Tensor *y, nn_reduction red) {
 
 /* ---- BCE on logits --------------------------------------------------------------------------- */
 /* l = max(x, 0) - x y + log1p(e), e = exp(-|x|)
- * dx += g (sigmoid(x) - y), sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) otherwise, with e
- * saved by the forward pass;  dy += -g x */
+ * dx (+)= g s (sigmoid(x) - y), sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) otherwise, with e
+ * saved by the forward pass;  dy (+)= -g s x
+ * g is the upstream gradient: one value per element (NN_NONE), or the single value of the reduced
+ * loss (NN_SUM, NN_MEAN: iarg[0], g's step, is 0), and s its scale (1, or 1/n for the mean). The
+ * reduced forms never store l: the forward sums it in the same pass. The first gradient written
+ * into x or y is stored, not added (no zero-fill first). */
+#define BCE_BLOCK 4096 /* elements per partial sum: fixed, so the sum never depends on threads */
+
 static void bce_logits_backward(Tensor *l) {
     Tensor *x = l->parents[0], *y = l->parents[1];
     const real *g = at0(l->grad), *xv = at0(x), *yv = at0(y), *e = l->saved;
-    real *dx = grad0(x), *dy = grad0(y);
-    int64_t n = l->numel;
-    if (dx) {
-        NB_PARALLEL_FOR(n)
-        for (int64_t i = 0; i < n; i++)
-            dx[i] += g[i] * ((xv[i] >= 0 ? 1 : e[i]) / (1 + e[i]) - yv[i]);
-    }
-    if (dy) {
-        NB_PARALLEL_FOR(n)
-        for (int64_t i = 0; i < n; i++) dy[i] -= g[i] * xv[i];
-    }
-}
-
-/* Reduced (NN_SUM, NN_MEAN): L = s * sum of l over all n elements, s = 1 or 1/n, computed in
- * the same pass without storing l; the backward scales by the one upstream value g = dL/dL_out:
- *   dx (+)= g s (sigmoid(x) - y);  dy (+)= -g s x
- * The first gradient written into x or y is stored, not added (no zero-fill first). */
-#define BCE_BLOCK 4096 /* elements per partial sum: fixed, so the sum never depends on threads */
-
-static void bce_logits_reduced_backward(Tensor *L) {
-    Tensor *x = L->parents[0], *y = L->parents[1];
-    const real *xv = at0(x), *yv = at0(y), *e = L->saved;
-    real gs = L->grad->data[L->grad->offset] * L->sarg[0];
-    int64_t n = x->numel;
+    const real s = l->sarg[0];
+    const int64_t gstep = l->iarg[0], n = x->numel;
     bool fresh;
     if (x->requires_grad) {
         real *dx = ag_grad_begin(x, &fresh)->data + x->grad->offset;
         NB_PARALLEL_FOR(n)
         for (int64_t i = 0; i < n; i++) {
-            real d = gs * ((xv[i] >= 0 ? 1 : e[i]) / (1 + e[i]) - yv[i]);
+            real d = g[i * gstep] * s * ((xv[i] >= 0 ? 1 : e[i]) / (1 + e[i]) - yv[i]);
             dx[i] = fresh ? d : dx[i] + d;
         }
     }
     if (y->requires_grad) {
         real *dy = ag_grad_begin(y, &fresh)->data + y->grad->offset;
         NB_PARALLEL_FOR(n)
-        for (int64_t i = 0; i < n; i++) dy[i] = fresh ? -gs * xv[i] : dy[i] - gs * xv[i];
+        for (int64_t i = 0; i < n; i++) {
+            real d = -g[i * gstep] * s * xv[i];
+            dy[i] = fresh ? d : dy[i] + d;
+        }
     }
 }
 
@@ -166,6 +153,8 @@ Tensor *nn_bce_with_logits(Tensor *x, Tensor *y, nn_reduction red) {
                             n - i < BCE_BLOCK ? n - i : BCE_BLOCK);
         ag_record(l, "bce_with_logits", bce_logits_backward, PARENTS(x, y), 2);
         l->saved = e;
+        l->sarg[0] = 1;
+        l->iarg[0] = 1;
         return l;
     }
     /* one partial sum per block, each block's losses in a buffer on the stack, then the partials
@@ -184,9 +173,10 @@ Tensor *nn_bce_with_logits(Tensor *x, Tensor *y, nn_reduction red) {
     real s = red == NN_MEAN ? (real)1 / (real)n : 1; /* mean of nothing: 0 * (1/0) -> NaN */
     Tensor *L = tensor_step(0, NULL);
     L->data[L->offset] = (real)total * s;
-    ag_record(L, "bce_with_logits", bce_logits_reduced_backward, PARENTS(x, y), 2);
+    ag_record(L, "bce_with_logits", bce_logits_backward, PARENTS(x, y), 2);
     L->saved = e;
     L->sarg[0] = s;
+    L->iarg[0] = 0;
     return L;
 }
 
