@@ -18,6 +18,7 @@
  * region. Design notes and measurements: docs/GEMM.md. */
 #include "tensor/gemm.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -157,6 +158,9 @@ static inline vec vadd(vec a, vec b) {
  * smallest products (2 MFLOP) still go parallel: an A/B of whole training runs measured 5%
  * faster epochs with this at 1 MFLOP than at 3 (docs/PERFORMANCE.md). */
 #define GEMM_MIN_PARALLEL_FLOPS 1e6
+
+/* Most threads that share out column panels as they go (below); more use the static split. */
+#define MAX_SHARED_THREADS 64
 
 /* ---- microkernel --------------------------------------------------------------------------- */
 
@@ -393,7 +397,9 @@ typedef struct {
     int a_packed;   /* 0: A has a unit stride and is read in place; 1: packed by blocks */
     int split_rows; /* 1: threads share out row panels; 0: column panels */
     real *pa;       /* per thread: the packed A panels it uses, up to (mc, kc) */
-    real *pt;       /* per thread: a B panel (kc, NR) and an A edge panel (kc, MR) */
+    real *pt; /* per thread: a B panel (kc, NR) and an A edge panel (kc, MR; K, MR if shared) */
+    struct shared_run *runs; /* shared column panels: each thread's run of them; NULL: static */
+    int nruns;               /* the number of runs (threads planned; a smaller team steals all) */
 } gemm_plan;
 
 static int64_t min64(int64_t a, int64_t b) {
@@ -524,6 +530,69 @@ static void gemm_blocked(const gemm_plan *g, int thread, int threads) {
     }
 }
 
+#ifdef _OPENMP
+/* ---- column panels shared out while the product runs ----------------------------------------
+ * The static split above gives each thread an equal share, but on a shared machine one core is
+ * often slower for a while, and the other then waits for it at the end of every product: inside
+ * training that wait was 10-15% of a two-thread product. When A is read in place and fits in L2,
+ * the unit of work can be a whole column panel (every row panel, every K block), which no other
+ * panel depends on. Each thread starts on its own equal run of panels, taking from the front;
+ * once its run is empty it takes from the back of another thread's run. A panel's work does not
+ * depend on which thread does it, so the results stay the same bits. */
+
+struct shared_run {
+    _Alignas(64) _Atomic uint64_t span; /* the run's first panel << 32 | its end */
+};
+
+/* The next panel for `thread`: the front of its own run, else the back of another's. */
+static int take_panel(struct shared_run *runs, int nruns, int thread, int64_t *jr) {
+    for (int k = 0; k < nruns; k++) {
+        struct shared_run *r = &runs[(thread + k) % nruns];
+        uint64_t cur = atomic_load_explicit(&r->span, memory_order_relaxed);
+        for (;;) {
+            uint64_t lo = cur >> 32, hi = cur & 0xffffffffu;
+            if (lo >= hi) break;
+            uint64_t next = k == 0 ? (lo + 1) << 32 | hi : lo << 32 | (hi - 1);
+            if (atomic_compare_exchange_weak_explicit(&r->span, &cur, next, memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+                *jr = (int64_t)(k == 0 ? lo : hi - 1);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static void gemm_shared_columns(const gemm_plan *g, int thread, int team) {
+    real *panel = g->pt + (int64_t)thread * (g->kc * NR + g->K * MR), *apad = panel + g->kc * NR;
+    int64_t n_ir = ceil_div(g->M, MR), i_last = (n_ir - 1) * MR;
+    if (g->a_packed) { /* the team packs A's row panels (every K block) together, then waits */
+        for (int64_t ir = n_ir * thread / team; ir < n_ir * (thread + 1) / team; ir++)
+            pack_a(g->K, min64(MR, g->M - ir * MR), g->A + ir * MR * g->rsa, g->rsa, g->csa,
+                   g->pa + ir * MR * g->K);
+#pragma omp barrier
+    } else if (g->M - i_last < MR) { /* the edge panel of A, every K block at once */
+        pack_a(g->K, g->M - i_last, g->A + i_last * g->rsa, g->rsa, g->csa, apad);
+    }
+    int64_t jr;
+    while (take_panel(g->runs, g->nruns, thread, &jr)) {
+        int64_t j0 = jr * NR, nr = min64(NR, g->N - j0);
+        for (int64_t pc = 0; pc < g->K; pc += g->kc) {
+            int64_t kc = min64(g->kc, g->K - pc);
+            const real *b = g->B + pc * g->rsb + j0 * g->csb;
+            int64_t bk = g->rsb;
+            if (g->csb != 1 || nr < NR || n_ir >= 8) {
+                pack_b(kc, nr, b, g->csb, g->rsb, panel);
+                b = panel, bk = NR;
+            }
+            for (int64_t ir = 0; ir < n_ir; ir++)
+                tile(g, pc, kc, g->a_packed ? g->pa + ir * MR * g->K + pc * MR : NULL, b, bk,
+                     ir * MR, j0, apad + pc * MR, g->accumulate || pc > 0);
+        }
+    }
+}
+#endif
+
 /* The number of elements in the tiles that cover an m x n result (a narrow last column panel
  * uses a half-width tile). */
 static int64_t padded_area(int64_t m, int64_t n) {
@@ -593,12 +662,34 @@ void nb_gemm(int64_t M, int64_t N, int64_t K, const real *A, int64_t rsa, int64_
     int64_t n_ir = ceil_div(g.M, MR), n_jr = ceil_div(g.N, NR);
     g.a_packed = !(g.csa == 1 || (g.rsa == 1 && n_jr <= 3));
     g.split_rows = threads > 1 && (n_jr < 4 * threads || (g.a_packed && n_ir >= 8 * threads));
+#ifdef _OPENMP
+    struct shared_run runs[MAX_SHARED_THREADS];
+    /* A read in place streams through L2; a packed A is read from it whole for every panel and
+     * must leave room there (a 400 KB one measured no faster than the static split) */
+    int64_t a_bytes = g.M * g.K * (int64_t)sizeof(real);
+    if (threads > 1 && threads <= MAX_SHARED_THREADS && n_jr >= 4 * threads &&
+        a_bytes <= (g.a_packed ? A_BLOCK_BYTES / 2 : A_BLOCK_BYTES)) {
+        if (g.a_packed) g.pa = grow(&pack_a_buf, &pack_a_len, (size_t)(n_ir * MR * g.K));
+        for (int t = 0; t < threads; t++)
+            atomic_init(&runs[t].span, (uint64_t)(n_jr * t / threads) << 32 |
+                                           (uint64_t)(n_jr * (t + 1) / threads));
+        g.runs = runs;
+        g.nruns = threads;
+        g.pt = grow(&pack_t_buf, &pack_t_len, (size_t)(threads * (g.kc * NR + g.K * MR)));
+    } else {
+        if (g.a_packed) g.pa = grow(&pack_a_buf, &pack_a_len, (size_t)(threads * g.mc * g.kc));
+        g.pt = grow(&pack_t_buf, &pack_t_len, (size_t)(threads * g.kc * (NR + MR)));
+    }
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        if (g.runs)
+            gemm_shared_columns(&g, omp_get_thread_num(), omp_get_num_threads());
+        else
+            gemm_blocked(&g, omp_get_thread_num(), omp_get_num_threads());
+    }
+#else
     if (g.a_packed) g.pa = grow(&pack_a_buf, &pack_a_len, (size_t)(threads * g.mc * g.kc));
     g.pt = grow(&pack_t_buf, &pack_t_len, (size_t)(threads * g.kc * (NR + MR)));
-#ifdef _OPENMP
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    gemm_blocked(&g, omp_get_thread_num(), omp_get_num_threads());
-#else
     gemm_blocked(&g, 0, 1);
 #endif
 }

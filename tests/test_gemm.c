@@ -234,14 +234,16 @@ END_TEST
 START_TEST(test_same_bits_for_any_thread_count) {
     nb_rng_seed(&rng, 7);
     int saved = nb_get_num_threads();
-    /* beyond the VAE: several K blocks, narrow results (threads share row panels), packed A */
+    /* beyond the VAE: several K blocks, narrow results (threads share row panels), packed A,
+     * column panels taken as the threads go (A read in place and small enough, B transposed) */
     static const struct {
         int64_t M, N, K;
         char la, lb;
     } more[] = {{97, 301, 1100, 'N', 'N'},
                 {97, 301, 1100, 'T', 'G'},
                 {700, 40, 1100, 'G', 'N'},
-                {700, 23, 1100, 'T', 'T'}};
+                {700, 23, 1100, 'T', 'T'},
+                {97, 301, 1100, 'N', 'T'}};
     size_t n_vae = sizeof vae / sizeof vae[0], n_more = sizeof more / sizeof more[0];
     for (size_t s = 0; s < n_vae + n_more; s++) {
         int64_t M, N, K;
