@@ -12,10 +12,11 @@
  * A narrow last column panel runs a half-width kernel, and a result much narrower than NR is
  * computed transposed (C^T = B^T A^T) so the tiles are not mostly padding.
  *
- * Threads share out equal runs of C's tiles, never K, and the block sizes depend only on M, N
+ * Threads share out C's tiles, never K: equal runs of tiles fixed in advance, or, when A fits in
+ * L2, whole column panels taken as the threads come free. The block sizes depend only on M, N
  * and K, so every element of C sees the same sequence of operations whatever the thread count:
- * results are bitwise identical for 1 or many threads. There is no barrier inside the parallel
- * region. Design notes and measurements: docs/GEMM.md. */
+ * results are bitwise identical for 1 or many threads. The only barrier inside the parallel
+ * region waits for a team-packed A. Design notes and measurements: docs/GEMM.md. */
 #include "tensor/gemm.h"
 
 #include <stdatomic.h>
@@ -392,12 +393,13 @@ typedef struct {
     int64_t rsb, csb;
     real *C; /* (M, N), element (i,j) at C[i*rsc + j*csc] */
     int64_t rsc, csc;
-    int accumulate; /* 1: add into C; 0: overwrite C on the first K block */
-    int64_t mc, kc; /* block sizes */
-    int a_packed;   /* 0: A has a unit stride and is read in place; 1: packed by blocks */
-    int split_rows; /* 1: threads share out row panels; 0: column panels */
-    real *pa;       /* per thread: the packed A panels it uses, up to (mc, kc) */
-    real *pt; /* per thread: a B panel (kc, NR) and an A edge panel (kc, MR; K, MR if shared) */
+    int accumulate;  /* 1: add into C; 0: overwrite C on the first K block */
+    int64_t mc, kc;  /* block sizes */
+    int a_packed;    /* 0: A has a unit stride and is read in place; 1: packed by blocks */
+    int split_rows;  /* 1: threads share out row panels; 0: column panels */
+    real *pa;        /* per thread: the packed A panels it uses, up to (mc, kc); shared: all of A */
+    real *pt;        /* per thread, pt_step apart: a B panel (kc, NR), then an A edge panel */
+    int64_t pt_step; /* (kc, MR); (K, MR) for shared column panels, none if A is packed */
     struct shared_run *runs; /* shared column panels: each thread's run of them; NULL: static */
     int nruns;               /* the number of runs (threads planned; a smaller team steals all) */
 } gemm_plan;
@@ -459,6 +461,24 @@ static void tile(const gemm_plan *g, int64_t pc, int64_t kc, const real *a, cons
         }
 }
 
+/* Row panels i0.. (ntiles of them) of column panel jr over the K block at pc. The B panel is
+ * packed into `panel`, where it stays in L1 while the thread walks down A, unless B is row-major
+ * and the panel serves few tiles. a: the first row panel's packed A, the next ones a_step
+ * apart; NULL to read A in place (apad: its packed edge panel). */
+static void column_panel(const gemm_plan *g, int64_t pc, int64_t kc, int64_t jr, int64_t i0,
+                         int64_t ntiles, const real *a, int64_t a_step, real *panel, real *apad) {
+    int64_t j0 = jr * NR, nr = min64(NR, g->N - j0);
+    const real *b = g->B + pc * g->rsb + j0 * g->csb;
+    int64_t bk = g->rsb;
+    if (g->csb != 1 || nr < NR || ntiles >= 8) {
+        pack_b(kc, nr, b, g->csb, g->rsb, panel);
+        b = panel, bk = NR;
+    }
+    for (int64_t t = 0; t < ntiles; t++)
+        tile(g, pc, kc, a ? a + t * a_step : NULL, b, bk, i0 + t * MR, j0, apad,
+             g->accumulate || pc > 0);
+}
+
 /* Runs the loop nest at the top of this file; called by every thread of the team.
  *
  * The tiles of each block (row panels x column panels) are numbered, column panel by column
@@ -469,12 +489,11 @@ static void tile(const gemm_plan *g, int64_t pc, int64_t kc, const real *a, cons
  * there is no barrier inside the parallel region: on a busy machine each one can cost a
  * scheduler time slice. */
 static void gemm_blocked(const gemm_plan *g, int thread, int threads) {
-    real *panel = g->pt + (int64_t)thread * g->kc * (NR + MR), *apad = panel + g->kc * NR;
+    real *panel = g->pt + thread * g->pt_step, *apad = panel + g->kc * NR;
     real *pa = g->pa + (int64_t)thread * g->mc * g->kc; /* this thread's A panels */
     int64_t n_jr = ceil_div(g->N, NR);
     for (int64_t pc = 0; pc < g->K; pc += g->kc) {
         int64_t kc = min64(g->kc, g->K - pc);
-        int accumulate = g->accumulate || pc > 0;
         for (int64_t ic = 0; ic < g->M; ic += g->mc) {
             int64_t n_ir = ceil_div(min64(g->mc, g->M - ic), MR), tiles = n_ir * n_jr;
             int64_t lo = tiles * thread / threads, hi = tiles * (thread + 1) / threads;
@@ -513,18 +532,9 @@ static void gemm_blocked(const gemm_plan *g, int thread, int threads) {
                     ir1 = jr == jr_hi ? (hi - 1) % n_ir + 1 : n_ir;
                 }
                 if (ir0 >= ir1) continue;
-                /* A B panel is packed into the thread's own buffer, where it stays in L1 while the
-                 * thread walks down A, unless B is row-major and the panel serves few tiles. */
-                int64_t j0 = jr * NR, nr = min64(NR, g->N - j0);
-                const real *b = g->B + pc * g->rsb + j0 * g->csb;
-                int64_t bk = g->rsb;
-                if (g->csb != 1 || nr < NR || ir1 - ir0 >= 8) {
-                    pack_b(kc, nr, b, g->csb, g->rsb, panel);
-                    b = panel, bk = NR;
-                }
-                for (int64_t ir = ir0; ir < ir1; ir++)
-                    tile(g, pc, kc, g->a_packed ? pa + (ir - ir_lo) * MR * kc : NULL, b, bk,
-                         ic + ir * MR, j0, apad, accumulate);
+                column_panel(g, pc, kc, jr, ic + ir0 * MR, ir1 - ir0,
+                             g->a_packed ? pa + (ir0 - ir_lo) * MR * kc : NULL, MR * kc, panel,
+                             apad);
             }
         }
     }
@@ -564,7 +574,7 @@ static int take_panel(struct shared_run *runs, int nruns, int thread, int64_t *j
 }
 
 static void gemm_shared_columns(const gemm_plan *g, int thread, int team) {
-    real *panel = g->pt + (int64_t)thread * (g->kc * NR + g->K * MR), *apad = panel + g->kc * NR;
+    real *panel = g->pt + thread * g->pt_step, *apad = g->a_packed ? NULL : panel + g->kc * NR;
     int64_t n_ir = ceil_div(g->M, MR), i_last = (n_ir - 1) * MR;
     if (g->a_packed) { /* the team packs A's row panels (every K block) together, then waits */
         for (int64_t ir = n_ir * thread / team; ir < n_ir * (thread + 1) / team; ir++)
@@ -575,21 +585,10 @@ static void gemm_shared_columns(const gemm_plan *g, int thread, int team) {
         pack_a(g->K, g->M - i_last, g->A + i_last * g->rsa, g->rsa, g->csa, apad);
     }
     int64_t jr;
-    while (take_panel(g->runs, g->nruns, thread, &jr)) {
-        int64_t j0 = jr * NR, nr = min64(NR, g->N - j0);
-        for (int64_t pc = 0; pc < g->K; pc += g->kc) {
-            int64_t kc = min64(g->kc, g->K - pc);
-            const real *b = g->B + pc * g->rsb + j0 * g->csb;
-            int64_t bk = g->rsb;
-            if (g->csb != 1 || nr < NR || n_ir >= 8) {
-                pack_b(kc, nr, b, g->csb, g->rsb, panel);
-                b = panel, bk = NR;
-            }
-            for (int64_t ir = 0; ir < n_ir; ir++)
-                tile(g, pc, kc, g->a_packed ? g->pa + ir * MR * g->K + pc * MR : NULL, b, bk,
-                     ir * MR, j0, apad + pc * MR, g->accumulate || pc > 0);
-        }
-    }
+    while (take_panel(g->runs, g->nruns, thread, &jr))
+        for (int64_t pc = 0; pc < g->K; pc += g->kc)
+            column_panel(g, pc, min64(g->kc, g->K - pc), jr, 0, n_ir, apad ? NULL : g->pa + pc * MR,
+                         MR * g->K, panel, apad ? apad + pc * MR : NULL);
 }
 #endif
 
@@ -662,23 +661,29 @@ void nb_gemm(int64_t M, int64_t N, int64_t K, const real *A, int64_t rsa, int64_
     int64_t n_ir = ceil_div(g.M, MR), n_jr = ceil_div(g.N, NR);
     g.a_packed = !(g.csa == 1 || (g.rsa == 1 && n_jr <= 3));
     g.split_rows = threads > 1 && (n_jr < 4 * threads || (g.a_packed && n_ir >= 8 * threads));
+    /* Column panels are shared out as the threads go when A fits in L2 with room to spare: read
+     * in place it streams through L2; packed, all of it is read for every panel (a 400 KB one
+     * measured no faster than the static split). */
+    int shared = 0;
 #ifdef _OPENMP
     struct shared_run runs[MAX_SHARED_THREADS];
-    /* A read in place streams through L2; a packed A is read from it whole for every panel and
-     * must leave room there (a 400 KB one measured no faster than the static split) */
-    int64_t a_bytes = g.M * g.K * (int64_t)sizeof(real);
-    if (threads > 1 && threads <= MAX_SHARED_THREADS && n_jr >= 4 * threads &&
-        a_bytes <= (g.a_packed ? A_BLOCK_BYTES / 2 : A_BLOCK_BYTES)) {
-        if (g.a_packed) g.pa = grow(&pack_a_buf, &pack_a_len, (size_t)(n_ir * MR * g.K));
+    int64_t a_bytes = n_ir * MR * g.K * (int64_t)sizeof(real);
+    shared = threads > 1 && threads <= MAX_SHARED_THREADS && n_jr >= 4 * threads &&
+             n_jr <= (int64_t)UINT32_MAX &&
+             a_bytes <= (g.a_packed ? A_BLOCK_BYTES / 2 : A_BLOCK_BYTES);
+#endif
+    if (g.a_packed)
+        g.pa = grow(&pack_a_buf, &pack_a_len,
+                    (size_t)(shared ? n_ir * MR * g.K : threads * g.mc * g.kc));
+    g.pt_step = g.kc * NR + (!shared ? g.kc * MR : g.a_packed ? 0 : g.K * MR);
+    g.pt = grow(&pack_t_buf, &pack_t_len, (size_t)(threads * g.pt_step));
+#ifdef _OPENMP
+    if (shared) {
         for (int t = 0; t < threads; t++)
             atomic_init(&runs[t].span, (uint64_t)(n_jr * t / threads) << 32 |
                                            (uint64_t)(n_jr * (t + 1) / threads));
         g.runs = runs;
         g.nruns = threads;
-        g.pt = grow(&pack_t_buf, &pack_t_len, (size_t)(threads * (g.kc * NR + g.K * MR)));
-    } else {
-        if (g.a_packed) g.pa = grow(&pack_a_buf, &pack_a_len, (size_t)(threads * g.mc * g.kc));
-        g.pt = grow(&pack_t_buf, &pack_t_len, (size_t)(threads * g.kc * (NR + MR)));
     }
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
@@ -688,8 +693,6 @@ void nb_gemm(int64_t M, int64_t N, int64_t K, const real *A, int64_t rsa, int64_
             gemm_blocked(&g, omp_get_thread_num(), omp_get_num_threads());
     }
 #else
-    if (g.a_packed) g.pa = grow(&pack_a_buf, &pack_a_len, (size_t)(threads * g.mc * g.kc));
-    g.pt = grow(&pack_t_buf, &pack_t_len, (size_t)(threads * g.kc * (NR + MR)));
     gemm_blocked(&g, 0, 1);
 #endif
 }
