@@ -111,7 +111,7 @@ static void bce_logits_backward(Tensor *l) {
     const int64_t gstep = l->iarg[0], n = x->numel;
     bool fresh;
     if (x->requires_grad) {
-        real *dx = ag_grad_begin(x, &fresh)->data + x->grad->offset;
+        real *dx = at0(ag_grad_begin(x, &fresh));
         NB_PARALLEL_FOR(n)
         for (int64_t i = 0; i < n; i++) {
             real d = g[i * gstep] * s * ((xv[i] >= 0 ? 1 : e[i]) / (1 + e[i]) - yv[i]);
@@ -119,7 +119,7 @@ static void bce_logits_backward(Tensor *l) {
         }
     }
     if (y->requires_grad) {
-        real *dy = ag_grad_begin(y, &fresh)->data + y->grad->offset;
+        real *dy = at0(ag_grad_begin(y, &fresh));
         NB_PARALLEL_FOR(n)
         for (int64_t i = 0; i < n; i++) {
             real d = -g[i * gstep] * s * xv[i];

@@ -102,7 +102,7 @@ static inline float nb_log(float x) {
     return x != x ? x : y;
 }
 
-/* log(1 + u) for u in [0, 1] only (softplus(-|x|) = log(1 + exp(-|x|)) in BCE with logits): no
+/* log(1 + u) for u in [0, 1] only (log(1 + exp(-|x|)) in softplus and BCE with logits): no
  * special values, no division. 1 + u is m 2^e with e 0 or 1, and m - 1 is u itself or (u - 1) / 2,
  * so the rounding of 1 + u never enters; within 2 ulp of log1p (tests/test_tensor.c). */
 static inline float nb_log1p_unit(float u) {
@@ -110,8 +110,9 @@ static inline float nb_log1p_unit(float u) {
     return nb_log_core(hi ? (u - 1.0f) * 0.5f : u, hi ? 1.0f : 0.0f);
 }
 
-/* log(1 + u) for u >= -1, accurate for tiny |u| too: with w = 1 + u rounded, log(w) * u / (w - 1)
- * cancels the rounding of w (Goldberg, 1991). */
+/* log(1 + u) for -1 <= u <= 1 (its callers: BCE's log(1 - p)), accurate for tiny |u| too: with
+ * w = 1 + u rounded, log(w) * u / (w - 1) cancels the rounding of w (Goldberg, 1991). Beyond
+ * about 1e38, log(w) * u overflows. */
 static inline float nb_log1p(float u) {
     float w = 1.0f + u;
     return w == 1.0f ? u : nb_log(w) * u / (w - 1.0f);

@@ -159,7 +159,7 @@ static inline real sigmoid(real x) {
 }
 
 static inline real softplus(real x) {
-    return (x > 0 ? x : 0) + nb_log1p(nb_exp(-RF(fabs)(x)));
+    return (x > 0 ? x : 0) + nb_log1p_unit(nb_exp(-RF(fabs)(x))); /* exp(-|x|) is in (0, 1] */
 }
 
 static inline real unary1(k_unary_op op, real x, real p0, real p1) {
