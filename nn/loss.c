@@ -12,11 +12,7 @@
 
 #include "nn/dist.h"
 
-#ifdef NB_DOUBLE
-#define RF(fn) fn
-#else
-#define RF(fn) fn##f
-#endif
+#define RF NB_REAL_FN
 
 #define PARENTS(...)                                                                               \
     (Tensor *[]) {                                                                                 \

@@ -10,12 +10,6 @@
 #include "tensor/parallel.h"
 
 #include <math.h>
-
-#ifdef NB_DOUBLE
-#define RSQRT sqrt
-#else
-#define RSQRT sqrtf
-#endif
 #include <stdio.h>
 #include <string.h>
 
@@ -197,35 +191,32 @@ static void adam_update(const nn_adam_opts *o, bool decoupled, double lr, slot *
     const real decay = (real)(1 - lr * o->weight_decay);
     real *m = s->buf[ADAM_EXP_AVG]->data, *v = s->buf[ADAM_EXP_AVG_SQ]->data;
     real *vmax = o->amsgrad ? s->buf[ADAM_MAX_EXP_AVG_SQ]->data : NULL;
-    if (!vmax && !decoupled && o->weight_decay == 0) {
-        /* the common case without branches, so it vectorizes; the same arithmetic as below
-         * (sqrt of a float rounds the same in float as through double) */
+    if (!vmax) {
+        /* without amsgrad: no branch that depends on the data, and restrict pointers, so it
+         * vectorizes (the decay and L2 choices are the same for every element) */
+        const bool l2 = !decoupled && o->weight_decay != 0;
         real *restrict pr = p, *restrict mr = m, *restrict vr = v;
         const real *restrict gr = grad;
         NB_PARALLEL_FOR(n)
         for (int64_t j = 0; j < n; j++) {
-            real g = gr[j];
+            real pj = decoupled ? pr[j] * decay : pr[j]; /* AdamW */
+            real g = l2 ? gr[j] + wd * pj : gr[j];       /* Adam: L2 */
             mr[j] = mr[j] * b1 + one_b1 * g;
             vr[j] = vr[j] * b2 + one_b2 * g * g;
-            pr[j] = pr[j] + neg_step_size * mr[j] / (RSQRT(vr[j]) * inv_bc2_sqrt + eps);
+            pr[j] = pj + neg_step_size * mr[j] / (NB_REAL_FN(sqrt)(vr[j]) * inv_bc2_sqrt + eps);
         }
         return;
     }
-    for (int64_t j = 0; j < n; j++) {
+    for (int64_t j = 0; j < n; j++) { /* amsgrad: the same, with the running maximum of v */
         real g = grad[j];
         if (decoupled)
-            p[j] = p[j] * decay; /* AdamW */
+            p[j] = p[j] * decay;
         else if (o->weight_decay != 0)
-            g = g + wd * p[j]; /* Adam: L2 */
+            g = g + wd * p[j];
         m[j] = m[j] * b1 + one_b1 * g;
         v[j] = v[j] * b2 + one_b2 * g * g;
-        real vhat = v[j];
-        if (vmax) {
-            if (v[j] > vmax[j]) vmax[j] = v[j];
-            vhat = vmax[j];
-        }
-        real denom = RSQRT(vhat) * inv_bc2_sqrt + eps;
-        p[j] = p[j] + neg_step_size * m[j] / denom;
+        if (v[j] > vmax[j]) vmax[j] = v[j];
+        p[j] = p[j] + neg_step_size * m[j] / (NB_REAL_FN(sqrt)(vmax[j]) * inv_bc2_sqrt + eps);
     }
 }
 

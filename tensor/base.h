@@ -24,10 +24,12 @@
 
 #ifdef NB_DOUBLE
 typedef double real;
-#define NB_REAL_NAME "double"
+#define NB_REAL_NAME   "double"
+#define NB_REAL_FN(fn) fn /* the libm function for real: NB_REAL_FN(sqrt) is sqrt or sqrtf */
 #else
 typedef float real;
-#define NB_REAL_NAME "float"
+#define NB_REAL_NAME   "float"
+#define NB_REAL_FN(fn) fn##f
 #endif
 
 /* ---- counted memory ------------------------------------------------------------------------ */

@@ -11,11 +11,7 @@
 #include <omp.h>
 #endif
 
-#ifdef NB_DOUBLE
-#define RF(fn) fn
-#else
-#define RF(fn) fn##f
-#endif
+#define RF NB_REAL_FN
 
 /* ---- the iterator: up to three operands walked over one shape -------------------------------- */
 
