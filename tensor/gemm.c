@@ -350,8 +350,14 @@ void nb_set_num_threads(int n) {
 int nb_get_num_threads(void) {
 #ifdef _OPENMP
     if (num_threads > 0) return num_threads;
-    int procs = omp_get_num_procs();
-    return procs > 0 ? procs : 1;
+    /* asked once: every kernel call asks for the count, and libgomp answers with a system call */
+    static _Atomic int procs;
+    int n = atomic_load_explicit(&procs, memory_order_relaxed);
+    if (n == 0) {
+        n = omp_get_num_procs() > 0 ? omp_get_num_procs() : 1;
+        atomic_store_explicit(&procs, n, memory_order_relaxed);
+    }
+    return n;
 #else
     return 1;
 #endif
