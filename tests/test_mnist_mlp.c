@@ -5,28 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include "tests/check_main.h"
+#include "tests/testutil.h"
 
-/* Runs "$NABLA_BUILD/mnist_mlp <args>" with stderr joined to stdout; puts the output (cut to
- * len - 1 bytes) in out and returns the exit status, or -1 when it did not exit normally. */
+/* Runs "$NABLA_BUILD/mnist_mlp <args>" (tests/testutil.h). */
 static int run(const char *args, char *out, size_t len) {
-    const char *build = getenv("NABLA_BUILD");
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s/mnist_mlp %s 2>&1", build && *build ? build : "build", args);
-    FILE *p = popen(cmd, "r");
-    ck_assert_msg(p != NULL, "cannot run %s", cmd);
-    size_t used = 0, n;
-    char buf[4096];
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) {
-        size_t take = n < len - 1 - used ? n : len - 1 - used;
-        memcpy(out + used, buf, take);
-        used += take;
-    }
-    out[used] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return nbt_run("mnist_mlp", out, len, "%s", args);
 }
 
 static char out[1 << 16];

@@ -4,12 +4,12 @@
 #include "tests/check_main.h"
 
 #include <math.h>
-#include <setjmp.h>
 #include <string.h>
 
 #include "autograd/autograd.h"
 #include "nn/optim.h"
 #include "tests/optim_ref.h"
+#include "tests/testutil.h"
 
 #ifdef NB_DOUBLE
 #define REL_TOL 1e-12
@@ -23,28 +23,6 @@ static void assert_near(double got, double want, double tol, const char *what, i
     ck_assert_msg(fabs(got - want) <= tol * scale, "%s: step %d element %d: got %.17g, want %.17g",
                   what, step, i, got, want);
 }
-
-/* ---- programmer errors: a handler that jumps back ------------------------------------------- */
-
-static jmp_buf jump;
-static void jump_back(const char *message) {
-    (void)message;
-    longjmp(jump, 1);
-}
-
-/* Runs stmt and checks it fails through nb_fail with a message containing text. */
-#define EXPECT_FAIL(stmt, text)                                                                    \
-    do {                                                                                           \
-        nb_error_handler old_ = nb_set_error_handler(jump_back);                                   \
-        if (setjmp(jump) == 0) {                                                                   \
-            stmt;                                                                                  \
-            nb_set_error_handler(old_);                                                            \
-            ck_abort_msg("expected an error containing \"%s\"", text);                             \
-        }                                                                                          \
-        nb_set_error_handler(old_);                                                                \
-        ck_assert_msg(strstr(nb_last_error(), text), "error \"%s\" lacks \"%s\"", nb_last_error(), \
-                      text);                                                                       \
-    } while (0)
 
 /* ---- against PyTorch ----------------------------------------------------------------------- */
 
@@ -148,7 +126,7 @@ START_TEST(test_bad_grad_moves_nothing) {
     nn_optim *opt = nn_optim_adam(&ps, nn_adam_defaults(0.1));
     tensor_fill(ag_grad(a), 1);
     b->grad = tensor_zeros(NB_SHAPE(5)); /* what a careless hand could put there */
-    EXPECT_FAIL(nn_optim_step(opt), "nn_optim_step: the grad of 'b'");
+    NBT_EXPECT_FAIL(nn_optim_step(opt), "nn_optim_step: the grad of 'b'");
     for (int i = 0; i < 3; i++) ck_assert(a->data[i] == 1);
     ck_assert(b->data[0] == 2 && b->data[1] == 2);
     nn_optim_free(opt);
@@ -179,7 +157,7 @@ START_TEST(test_state_names) {
         ck_assert((s.count != NULL) == (i >= 6));
         if (s.t) ck_assert(tensor_same_shape(s.t, i % 2 ? bias : w));
     }
-    EXPECT_FAIL(nn_optim_state_at(opt, 8), "out of range");
+    NBT_EXPECT_FAIL(nn_optim_state_at(opt, 8), "out of range");
     ck_assert_str_eq(nn_optim_kind_name(nn_optim_get_kind(opt)), "adam");
     nn_optim_free(opt);
 
@@ -262,14 +240,14 @@ START_TEST(test_bad_hyperparameters) {
     nn_params_add(&ps, NULL, "p", p);
     nn_adam_opts a = nn_adam_defaults(1e-3);
     a.beta2 = 1.0;
-    EXPECT_FAIL(nn_optim_adam(&ps, a), "beta2");
-    EXPECT_FAIL(nn_optim_sgd(&ps, (nn_sgd_opts){.lr = 0.1, .nesterov = true}), "nesterov");
-    EXPECT_FAIL(nn_optim_sgd(&ps, nn_sgd_defaults(-1)), "learning rate");
+    NBT_EXPECT_FAIL(nn_optim_adam(&ps, a), "beta2");
+    NBT_EXPECT_FAIL(nn_optim_sgd(&ps, (nn_sgd_opts){.lr = 0.1, .nesterov = true}), "nesterov");
+    NBT_EXPECT_FAIL(nn_optim_sgd(&ps, nn_sgd_defaults(-1)), "learning rate");
     nn_rmsprop_opts r = nn_rmsprop_defaults(0.01);
     r.eps = -1;
-    EXPECT_FAIL(nn_optim_rmsprop(&ps, r), "eps");
+    NBT_EXPECT_FAIL(nn_optim_rmsprop(&ps, r), "eps");
     nn_optim *opt = nn_optim_sgd(&ps, nn_sgd_defaults(0.1));
-    EXPECT_FAIL(nn_optim_set_lr(opt, NAN), "learning rate");
+    NBT_EXPECT_FAIL(nn_optim_set_lr(opt, NAN), "learning rate");
     ck_assert_double_eq(nn_optim_get_lr(opt), 0.1);
     nn_optim_free(opt);
     nn_optim_free(NULL);
@@ -318,7 +296,7 @@ START_TEST(test_clip_grad_norm) {
     norm = nn_clip_grad_norm(&ps, 1.0, &finite);
     ck_assert(!finite && isnan(norm));
     ck_assert(a->grad->data[1] == -4);
-    EXPECT_FAIL(nn_clip_grad_norm(&ps, -1.0, NULL), "max_norm");
+    NBT_EXPECT_FAIL(nn_clip_grad_norm(&ps, -1.0, NULL), "max_norm");
     nn_params_free(&ps);
     tensor_free(a);
     tensor_free(b);
@@ -364,9 +342,9 @@ START_TEST(test_schedules) {
     /* ChainedScheduler([LinearLR(start_factor=0.1, total_iters=3), StepLR(2, 0.5)]) */
     const double chained[] = {0.01, 0.04, 0.035, 0.05, 0.025, 0.025, 0.0125, 0.0125};
     assert_schedule("ChainedScheduler", chained, 8, chain_lr);
-    EXPECT_FAIL(nn_lr_step(0.1, 1, 0, 0.5), "step_size");
-    EXPECT_FAIL(nn_lr_cosine(0.1, -1, 10, 0), "t_max");
-    EXPECT_FAIL(nn_lr_warmup(0.1, 1, 0, 0.5), "total");
+    NBT_EXPECT_FAIL(nn_lr_step(0.1, 1, 0, 0.5), "step_size");
+    NBT_EXPECT_FAIL(nn_lr_cosine(0.1, -1, 10, 0), "t_max");
+    NBT_EXPECT_FAIL(nn_lr_warmup(0.1, 1, 0, 0.5), "total");
 }
 END_TEST
 

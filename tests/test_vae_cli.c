@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "io/idx.h"
 #include "tests/check_main.h"
+#include "tests/testutil.h"
 
 #define SMALL         "--limit 256 --epochs 1 --hidden 32 --latent 4 --threads 2"
 #define GRID(n, cell) ((n) * (cell) + ((n) + 1) * 2) /* png_write_grid's size, 2 px separators */
@@ -25,31 +25,8 @@ static char train_output[1 << 16];
 
 /* ---- running the binary ---------------------------------------------------------------------- */
 
-/* Runs "$NABLA_BUILD/vae <args>" with stderr joined to stdout; returns the exit status (or -1)
- * and the output in out (cut to len). */
-static int vae(char *out, size_t len, const char *fmt, ...) {
-    const char *build = getenv("NABLA_BUILD");
-    char args[2048], cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s/vae %s 2>&1", build && *build ? build : "build", args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t used = 0, n;
-    char buf[4096];
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) {
-        if (out && used + 1 < len) {
-            size_t take = n < len - 1 - used ? n : len - 1 - used;
-            memcpy(out + used, buf, take);
-            used += take;
-        }
-    }
-    if (out && len) out[used] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+/* Runs "$NABLA_BUILD/vae <args>" (tests/testutil.h). */
+#define vae(out, len, ...) nbt_run("vae", out, len, __VA_ARGS__)
 
 static bool exists(const char *path) {
     struct stat sb;

@@ -2,6 +2,10 @@
 #include "tests/testutil.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
 
 jmp_buf nbt_jump;
 
@@ -49,4 +53,28 @@ void nbt_assert_close(const Tensor *a, const real *expect, double tol) {
         }
     }
     nb_free(v);
+}
+
+int nbt_run(const char *prog, char *out, size_t len, const char *fmt, ...) {
+    const char *build = getenv("NABLA_BUILD");
+    char args[2048], cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s/%s %s 2>&1", build && *build ? build : "build", prog, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t used = 0, n;
+    char buf[4096];
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) {
+        if (out && used + 1 < len) {
+            size_t take = n < len - 1 - used ? n : len - 1 - used;
+            memcpy(out + used, buf, take);
+            used += take;
+        }
+    }
+    if (out && len) out[used] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

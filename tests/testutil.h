@@ -40,6 +40,11 @@ void nbt_gradcheck(const char *what, ag_fn f, Tensor *const *in, int n, void *ct
 Tensor *nbt_tensor(int ndim, const int64_t *shape, double lo, double hi, uint64_t seed, bool grad);
 Tensor *nbt_param(int ndim, const int64_t *shape, double lo, double hi, uint64_t seed);
 
+/* Runs "$NABLA_BUILD/<prog> <args from fmt>" (NABLA_BUILD defaults to build) with stderr
+ * joined to stdout; puts the output, cut to len - 1 bytes, in out (which may be NULL) and
+ * returns the exit status, or -1 when the program did not run or exit normally. */
+int nbt_run(const char *prog, char *out, size_t len, const char *fmt, ...);
+
 /* Asserts |a - b| <= tol elementwise over two tensors of the same shape. */
 void nbt_assert_close(const Tensor *a, const real *expect, double tol);
 
