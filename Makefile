@@ -141,7 +141,7 @@ bench-deps:
 
 bench: deps bench-deps
 	@$(MAKE) --no-print-directory $(BUILD)/bench/bench_vae
-	@pkg-config --exists openblas && $(MAKE) --no-print-directory $(BUILD)/bench/bench_gemm || true
+	@if pkg-config --exists openblas; then $(MAKE) --no-print-directory $(BUILD)/bench/bench_gemm; fi
 	@BUILD=$(BUILD) bash bench/run.sh
 
 bench-scaling: deps bench-deps

@@ -118,7 +118,8 @@ Tensor *ag_log_softmax(Tensor *a, int dim);
 Tensor *ag_matmul(Tensor *a, Tensor *b);
 
 /* x [R, I], W [O, I], b [O] or NULL -> x W^T + b [R, O]: one fused op (what nn_linear uses);
- * the same values and gradients as the composite, fewer passes over memory. */
+ * the same values and gradients as the composite up to rounding (the bias is the gemm's starting
+ * value), with fewer passes over memory. */
 Tensor *ag_linear(Tensor *x, Tensor *W, Tensor *b);
 
 /* ---- views and joins (autograd/ops_view.c) -----------------------------------------------------

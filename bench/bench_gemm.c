@@ -1,8 +1,7 @@
 /* bench/bench_gemm.c: nb_gemm against OpenBLAS sgemm on the VAE's matmul shapes.
  *
- *   gcc -std=c11 -O2 -march=native -fopenmp -I. -D_POSIX_C_SOURCE=200809L \
- *       bench/bench_gemm.c tensor/gemm.c tensor/base.c -o build/bench_gemm -lopenblas
- *   build/bench_gemm [reps]
+ *   make build/bench/bench_gemm        (with the library's own flags; make bench runs it)
+ *   build/bench/bench_gemm [reps]
  *
  * For each shape, layout and thread count (1 and 2) it times both libraries in the same run,
  * alternating one sample of each, and prints the median GFLOP/s of each and their ratio, and the

@@ -65,7 +65,8 @@ else
     row "VAE epoch 60k, s (nabla 1 thr vs PyTorch best)" "$(med "$t1s")" "${tp:-n/a}" "$(medx "$r1s")"
     row "VAE epoch 60k, s (nabla 2 thr vs nabla 1 thr)" "$(med "$t2s")" "$(med "$t1s")" "$(medx "$rts")"
     [ "$mp" = 0 ] && mp=""
-    row "peak RSS while training, MB (vs PyTorch)" "$m2" "${mp:-n/a}" "$(ratio "$m2" "$mp")x"
+    rm=$(ratio "$m2" "$mp")
+    row "peak RSS while training, MB (vs PyTorch)" "$m2" "${mp:-n/a}" "$rm$([ "$rm" = n/a ] || echo x)"
     echo "per round, PyTorch/nabla-2: $r2s; PyTorch/nabla-1: $r1s; nabla-1/nabla-2: $rts"
     echo
 fi

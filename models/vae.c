@@ -262,7 +262,7 @@ Tensor *vae_decode_image(const vae_model *m, Tensor *z, const int *labels) {
     return m->cfg.likelihood == VAE_BERNOULLI ? nn_sigmoid(out) : ag_clamp(out, 0, 1);
 }
 
-/* -log p(x | decoder output) per element (B, D). */
+/* -log p(x | decoder output): per element (B, D) with NN_NONE, else summed or averaged. */
 static Tensor *neg_log_lik(const vae_model *m, Tensor *out, Tensor *x, nn_reduction red) {
     if (m->cfg.likelihood == VAE_BERNOULLI) return nn_bce_with_logits(out, x, red);
     return nn_gaussian_nll(x, out, m->dec_logvar, red);

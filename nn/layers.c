@@ -1,4 +1,4 @@
-/* nn/layers.c: Linear and the activations, as compositions of autograd ops. */
+/* nn/layers.c: Linear (over the fused ag_linear) and the activations, over autograd ops. */
 #include "nn/layers.h"
 
 #include <math.h>
