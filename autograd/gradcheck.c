@@ -105,6 +105,15 @@ bool ag_gradcheck(ag_fn f, Tensor *const *in, int n, void *ctx, const ag_gradche
         ok = fail(r, "backward run twice gave different gradients");
         goto done;
     }
+    /* a second backward without clearing adds to the gradients (each op's accumulating path;
+     * every pass above took the fresh one): 2 g1, up to the rounding of the additions */
+    ag_backward_with(y, w);
+    grab_grads(in, n, g2);
+    for (int64_t k = 0; k < total; k++)
+        if (!(fabs((double)g2[k] - 2.0 * g1[k]) <= o.atol + o.rtol * fabs(2.0 * g1[k]))) {
+            ok = fail(r, "a second backward did not add to the gradients (accumulating path)");
+            goto done;
+        }
     /* a zero upstream gradient gives zero gradients */
     poison_grads(in, n);
     ag_backward_with(y, zero);

@@ -14,7 +14,8 @@
  * is backward from y with upstream w; the numeric one is (L(x + e) - L(x - e)) / 2e per input
  * element, with L summed in double. An element passes when |analytic - numeric| <= atol +
  * rtol * |numeric|. It also checks that backward run twice gives identical gradients (no
- * hidden state), that a zero upstream gradient gives zero gradients, and, by filling the
+ * hidden state), that a second backward without clearing adds to the gradients (2x, within the
+ * same tolerance), that a zero upstream gradient gives zero gradients, and, by filling the
  * reused gradient buffers with NaN first, that backward writes every element it owns.
  *
  * float32 central differences are coarse: the defaults are eps 1e-3, atol 5e-3, rtol 1e-2 in a

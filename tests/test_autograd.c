@@ -328,6 +328,30 @@ static Tensor *f_wrong(Tensor *const *in, void *ctx) {
     ag_record(c, "wrong", wrong_backward, (Tensor *[]){in[0]}, 1);
     return c;
 }
+/* ... and one that is right on a fresh gradient but overwrites instead of adding to an existing
+ * one is caught too. */
+static void overwriting_backward(Tensor *c) {
+    bool fresh;
+    Tensor *g = ag_grad_begin(c->parents[0], &fresh);
+    k_unary(K_AFFINE, c->grad, g, 2, 0, false); /* should add when !fresh */
+}
+static Tensor *f_overwriting(Tensor *const *in, void *ctx) {
+    (void)ctx;
+    Tensor *c = tensor_step(in[0]->ndim, in[0]->shape);
+    k_unary(K_AFFINE, in[0], c, 2, 0, false);
+    ag_record(c, "overwriting", overwriting_backward, (Tensor *[]){in[0]}, 1);
+    return c;
+}
+START_TEST(gradcheck_catches_a_backward_that_does_not_add) {
+    Tensor *x = nbt_param(NB_SHAPE(2, 2), -1, 1, 7);
+    ag_gradcheck_result r;
+    ck_assert(!ag_gradcheck(f_overwriting, &x, 1, NULL, NULL, &r));
+    ck_assert_msg(strstr(r.message, "did not add"), "%s", r.message);
+    tensor_free(x);
+    ag_reset();
+}
+END_TEST
+
 START_TEST(gradcheck_catches_a_wrong_backward) {
     Tensor *x = nbt_param(NB_SHAPE(2, 2), -1, 1, 7);
     ag_gradcheck_result r;
@@ -563,6 +587,7 @@ static Suite *suite(void) {
     TCase *t = tcase_create("ops");
     tcase_add_loop_test(t, gradcheck_every_op, 0, (int)(sizeof cases / sizeof cases[0]));
     tcase_add_test(t, gradcheck_catches_a_wrong_backward);
+    tcase_add_test(t, gradcheck_catches_a_backward_that_does_not_add);
     tcase_add_test(t, matmul_values_and_transposed_views);
     tcase_add_test(t, linear_equals_its_composite);
     suite_add_tcase(s, t);
