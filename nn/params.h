@@ -30,6 +30,8 @@ typedef struct {
 void nn_params_add(nn_params *ps, const char *prefix, const char *name, Tensor *t);
 Tensor *nn_params_find(const nn_params *ps, const char *name); /* NULL if absent */
 int64_t nn_params_count(const nn_params *ps);                  /* total elements */
+/* Fills every existing .grad with zeros (tensor_zero_grad), unlike nn_optim_zero_grad, which
+ * sets them to NULL as PyTorch's set_to_none does: a zero gradient still moves Adam's state. */
 void nn_params_zero_grad(const nn_params *ps);
 void nn_params_free(nn_params *ps); /* frees the list, not the tensors; NULL-safe */
 
