@@ -144,6 +144,87 @@ void ag_split(Tensor *a, const int64_t *sizes, int n, int dim, Tensor **out);
  * how many it made (at most n) and sets the rest of out[0..n) to NULL. */
 int ag_chunk(Tensor *a, int n, int dim, Tensor **out);
 
+/* ---- element-wise, more (autograd/ops_elementwise.c) -----------------------------------------
+ * PyTorch's definitions; gelu is the exact (erf) form. */
+
+Tensor *ag_gelu(Tensor *a);               /* a * Phi(a), Phi the standard normal CDF */
+Tensor *ag_silu(Tensor *a);               /* a * sigmoid(a) */
+Tensor *ag_elu(Tensor *a, real alpha);    /* a > 0 ? a : alpha * (exp(a) - 1) */
+Tensor *ag_sin(Tensor *a);
+Tensor *ag_cos(Tensor *a);
+Tensor *ag_maximum(Tensor *a, Tensor *b); /* broadcast; ties send half the gradient to each */
+Tensor *ag_minimum(Tensor *a, Tensor *b); /* broadcast; ties as ag_maximum */
+/* cond != 0 picks a, else b; all three broadcast. No gradient flows to cond. */
+Tensor *ag_where(Tensor *cond, Tensor *a, Tensor *b);
+/* Comparisons: 0/1 masks of the broadcast shape; no gradient (never on the tape). */
+Tensor *ag_gt(Tensor *a, Tensor *b);
+Tensor *ag_ge(Tensor *a, Tensor *b);
+Tensor *ag_lt(Tensor *a, Tensor *b);
+Tensor *ag_le(Tensor *a, Tensor *b);
+Tensor *ag_eq(Tensor *a, Tensor *b);
+Tensor *ag_ne(Tensor *a, Tensor *b);
+/* Inverted dropout: in training each element is zeroed with probability p and the rest are
+ * scaled by 1 / (1 - p); with training false (or p == 0) it returns x unchanged. 0 <= p <= 1.
+ * rng NULL: the global generator. */
+Tensor *ag_dropout(Tensor *x, real p, bool training, nb_rng *rng);
+
+/* ---- statistics and scans (autograd/ops_reduce.c) ---------------------------------------------
+ * dims NULL or n == 0: over every element. correction 1 is Bessel's (torch.var's default). */
+
+Tensor *ag_var(Tensor *a, const int *dims, int n, int correction, bool keepdim);
+Tensor *ag_std(Tensor *a, const int *dims, int n, int correction, bool keepdim);
+Tensor *ag_cumsum(Tensor *a, int dim); /* same shape; running sum along dim */
+/* Indices of the first maximum (minimum) along dim, row-major over the reduced shape (the shape
+ * without dim): out has numel / shape[dim] entries. Not differentiable, so no tensor: int64_t. */
+void tensor_argmax(const Tensor *a, int dim, int64_t *out);
+void tensor_argmin(const Tensor *a, int dim, int64_t *out);
+
+/* ---- joins and lookups (autograd/ops_index.c) -------------------------------------------------
+ */
+
+/* n tensors of one shape -> a new dim at `dim` (0 <= dim <= ndim; negative counts from the end). */
+Tensor *ag_stack(Tensor *const *ts, int n, int dim);
+/* weight [V, E]; ids: the numel of `shape` indices in [0, V), row-major -> shape + [E].
+ * Rows of weight gather; backward scatters-adds into weight's gradient. Fails naming the first
+ * id out of range. */
+Tensor *ag_embedding(Tensor *weight, int ndim, const int64_t *shape, const int64_t *ids);
+/* ids [n] in [0, num_classes) -> a kept [n, num_classes] tensor of 0/1 rows. */
+Tensor *tensor_one_hot(const int64_t *ids, int64_t n, int64_t num_classes);
+
+/* ---- normalization (autograd/ops_norm.c) ------------------------------------------------------
+ */
+
+/* Normalizes over the last normalized_ndim dims (biased variance), then * w + b; w and b have
+ * those dims' shape, or are NULL. */
+Tensor *ag_layer_norm(Tensor *x, int normalized_ndim, Tensor *w, Tensor *b, real eps);
+/* x [N, C] or [N, C, H, W]; statistics per channel C. Training: batch statistics (biased for
+ * normalizing), and running_mean/var (kept [C], or NULL) updated in place with momentum, the
+ * variance unbiased, as PyTorch. Evaluation: normalizes with the running statistics. w, b [C] or
+ * NULL. */
+Tensor *ag_batch_norm(Tensor *x, Tensor *running_mean, Tensor *running_var, Tensor *w, Tensor *b,
+                      bool training, real momentum, real eps);
+
+/* ---- convolution, pooling, upsampling (autograd/ops_conv.c), NCHW ----------------------------
+ * Output size per spatial dim: (in + 2 pad - dilation (k - 1) - 1) / stride + 1 for conv and
+ * pooling; (in - 1) stride - 2 pad + dilation (k - 1) + output_padding + 1 for the transpose. */
+
+typedef struct {
+    int stride[2], padding[2], dilation[2], output_padding[2], groups;
+} nb_conv2d_opts;
+nb_conv2d_opts nb_conv2d_defaults(void); /* stride 1, padding 0, dilation 1, output_padding 0, groups 1 */
+
+/* x [N, C, H, W], w [O, C/groups, kh, kw], b [O] or NULL -> [N, O, H', W']. */
+Tensor *ag_conv2d(Tensor *x, Tensor *w, Tensor *b, nb_conv2d_opts o);
+/* x [N, C, L], w [O, C/groups, k], b [O] or NULL -> [N, O, L']; uses index 0 of each option. */
+Tensor *ag_conv1d(Tensor *x, Tensor *w, Tensor *b, nb_conv2d_opts o);
+/* x [N, C, H, W], w [C, O/groups, kh, kw], b [O] or NULL -> [N, O, H', W']: conv2d's gradient
+ * with respect to its input, as torch.nn.functional.conv_transpose2d. */
+Tensor *ag_conv_transpose2d(Tensor *x, Tensor *w, Tensor *b, nb_conv2d_opts o);
+/* x [N, C, H, W] -> [N, C, H', W']; padding pads with -inf (max) or 0 (avg, counted). */
+Tensor *ag_max_pool2d(Tensor *x, int kernel, int stride, int padding);
+Tensor *ag_avg_pool2d(Tensor *x, int kernel, int stride, int padding); /* count_include_pad */
+Tensor *ag_upsample_nearest2d(Tensor *x, int scale); /* [N, C, H, W] -> [N, C, sH, sW] */
+
 /* ---- for writing new ops (autograd/graph.c) ---------------------------------------------------
  * An op makes its output with tensor_step, computes it, then calls ag_record to attach its
  * inputs and backward function (which does nothing if no input requires grad or grad mode is
@@ -190,6 +271,29 @@ void ag_accumulate_binary(Tensor *parent, k_binary_op op, const Tensor *g, const
 #define ag_squeeze(...)     NB_AT(Tensor *, ag_squeeze(__VA_ARGS__))
 #define ag_unsqueeze(...)   NB_AT(Tensor *, ag_unsqueeze(__VA_ARGS__))
 #define ag_concat(...)      NB_AT(Tensor *, ag_concat(__VA_ARGS__))
+#define ag_maximum(...)     NB_AT(Tensor *, ag_maximum(__VA_ARGS__))
+#define ag_minimum(...)     NB_AT(Tensor *, ag_minimum(__VA_ARGS__))
+#define ag_where(...)       NB_AT(Tensor *, ag_where(__VA_ARGS__))
+#define ag_gt(...)          NB_AT(Tensor *, ag_gt(__VA_ARGS__))
+#define ag_ge(...)          NB_AT(Tensor *, ag_ge(__VA_ARGS__))
+#define ag_lt(...)          NB_AT(Tensor *, ag_lt(__VA_ARGS__))
+#define ag_le(...)          NB_AT(Tensor *, ag_le(__VA_ARGS__))
+#define ag_eq(...)          NB_AT(Tensor *, ag_eq(__VA_ARGS__))
+#define ag_ne(...)          NB_AT(Tensor *, ag_ne(__VA_ARGS__))
+#define ag_dropout(...)     NB_AT(Tensor *, ag_dropout(__VA_ARGS__))
+#define ag_var(...)         NB_AT(Tensor *, ag_var(__VA_ARGS__))
+#define ag_std(...)         NB_AT(Tensor *, ag_std(__VA_ARGS__))
+#define ag_cumsum(...)      NB_AT(Tensor *, ag_cumsum(__VA_ARGS__))
+#define ag_stack(...)       NB_AT(Tensor *, ag_stack(__VA_ARGS__))
+#define ag_embedding(...)   NB_AT(Tensor *, ag_embedding(__VA_ARGS__))
+#define ag_layer_norm(...)  NB_AT(Tensor *, ag_layer_norm(__VA_ARGS__))
+#define ag_batch_norm(...)  NB_AT(Tensor *, ag_batch_norm(__VA_ARGS__))
+#define ag_conv2d(...)      NB_AT(Tensor *, ag_conv2d(__VA_ARGS__))
+#define ag_conv1d(...)      NB_AT(Tensor *, ag_conv1d(__VA_ARGS__))
+#define ag_conv_transpose2d(...) NB_AT(Tensor *, ag_conv_transpose2d(__VA_ARGS__))
+#define ag_max_pool2d(...)  NB_AT(Tensor *, ag_max_pool2d(__VA_ARGS__))
+#define ag_avg_pool2d(...)  NB_AT(Tensor *, ag_avg_pool2d(__VA_ARGS__))
+#define ag_upsample_nearest2d(...) NB_AT(Tensor *, ag_upsample_nearest2d(__VA_ARGS__))
 #endif
 
 #endif

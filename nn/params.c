@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-void nn_params_add(nn_params *ps, const char *prefix, const char *name, Tensor *t) {
+static void params_add(nn_params *ps, const char *prefix, const char *name, Tensor *t, bool buffer) {
     char full[NN_NAME_MAX];
     int len = (prefix && *prefix) ? snprintf(full, sizeof full, "%s.%s", prefix, name)
                                   : snprintf(full, sizeof full, "%s", name);
@@ -25,8 +25,17 @@ void nn_params_add(nn_params *ps, const char *prefix, const char *name, Tensor *
     }
     memcpy(ps->items[ps->n].name, full, (size_t)len + 1);
     ps->items[ps->n].t = t;
+    ps->items[ps->n].buffer = buffer;
     ps->n++;
-    tensor_requires_grad(t, true);
+    if (!buffer) tensor_requires_grad(t, true);
+}
+
+void nn_params_add(nn_params *ps, const char *prefix, const char *name, Tensor *t) {
+    params_add(ps, prefix, name, t, false);
+}
+
+void nn_params_add_buffer(nn_params *ps, const char *prefix, const char *name, Tensor *t) {
+    params_add(ps, prefix, name, t, true);
 }
 
 Tensor *nn_params_find(const nn_params *ps, const char *name) {

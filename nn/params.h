@@ -17,7 +17,9 @@
 
 typedef struct {
     char name[NN_NAME_MAX]; /* "encoder.fc1.weight" */
-    Tensor *t;              /* kept tensor, requires_grad */
+    Tensor *t;              /* kept tensor, requires_grad (parameters) */
+    bool buffer;            /* true: state saved with the model but not trained (batch norm's
+                               running statistics); optimizers and clipping skip it */
 } nn_param;
 
 typedef struct {
@@ -28,6 +30,8 @@ typedef struct {
 /* Appends prefix + "." + name (or just name when prefix is NULL or ""); fails (nb_fail) on a
  * duplicate or too-long name. Marks t as requiring grad. */
 void nn_params_add(nn_params *ps, const char *prefix, const char *name, Tensor *t);
+/* The same for a buffer: listed and saved with the model, not marked requires_grad. */
+void nn_params_add_buffer(nn_params *ps, const char *prefix, const char *name, Tensor *t);
 Tensor *nn_params_find(const nn_params *ps, const char *name); /* NULL if absent */
 int64_t nn_params_count(const nn_params *ps);                  /* total elements */
 /* Fills every existing .grad with zeros (tensor_zero_grad), unlike nn_optim_zero_grad, which
