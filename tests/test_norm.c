@@ -1,0 +1,141 @@
+/* tests/test_norm.c: layer norm, batch norm and the statistics ops (var, std, cumsum, argmax):
+ * gradient checks (odd sizes, w and b present or NULL, permuted inputs, train and eval), values
+ * and gradients against PyTorch 1.13 (tests/norm_ref.h, from tools/ref_norm.py), the running
+ * statistics after two training steps, and the errors. Runs in float and double. */
+#include "tests/check_main.h"
+#include "tests/testutil.h"
+
+#include <math.h>
+
+/* ---- gradient checks --------------------------------------------------------------------------
+ * in[0] is x, then w and b when the case has them. */
+
+typedef struct {
+    const char *name;
+    int ndim;
+    int64_t shape[4]; /* x as stored */
+    int perm[4];      /* x is read through ag_permute(x, perm) when perm_on */
+    bool perm_on;
+    bool batch;     /* batch norm, else layer norm */
+    int normalized; /* layer norm: normalized_ndim */
+    bool w, b;      /* with a weight, a bias */
+    bool training;  /* batch norm */
+    bool running;   /* batch norm in training: pass running statistics */
+} norm_case;
+
+typedef struct {
+    const norm_case *c;
+    Tensor *rm, *rv;
+} norm_ctx;
+
+static Tensor *f_norm(Tensor *const *in, void *ctx) {
+    const norm_ctx *k = ctx;
+    const norm_case *c = k->c;
+    Tensor *x = c->perm_on ? ag_permute(in[0], c->perm) : in[0];
+    Tensor *w = c->w ? in[1] : NULL, *b = c->b ? in[1 + c->w] : NULL;
+    if (c->batch) return ag_batch_norm(x, k->rm, k->rv, w, b, c->training, 0.1, 1e-5);
+    return ag_layer_norm(x, c->normalized, w, b, 1e-5);
+}
+
+/* clang-format off */
+static const norm_case norm_cases[] = {
+    /* name                                   ndim shape         perm     perm_on batch normalized w  b  training running */
+    {"layer [3, 5] w b",                        2, {3, 5},       {0},          0, 0, 1, 1, 1, 0, 0},
+    {"layer [3, 5] no w b",                     2, {3, 5},       {0},          0, 0, 1, 0, 0, 0, 0},
+    {"layer [2, 3, 5] over 2 dims, w only",     3, {2, 3, 5},    {0},          0, 0, 2, 1, 0, 0, 0},
+    {"layer [2, 3, 5] over all 3, b only",      3, {2, 3, 5},    {0},          0, 0, 3, 0, 1, 0, 0},
+    {"layer permuted [5, 3] -> [3, 5]",         2, {5, 3},       {1, 0},       1, 0, 1, 1, 1, 0, 0},
+    {"layer permuted [3, 2, 5] -> [2, 5, 3]",   3, {3, 2, 5},    {1, 2, 0},    1, 0, 2, 1, 1, 0, 0},
+    {"batch [5, 3] train w b",                  2, {5, 3},       {0},          0, 1, 0, 1, 1, 1, 1},
+    {"batch [5, 3] train no w b",               2, {5, 3},       {0},          0, 1, 0, 0, 0, 1, 0},
+    {"batch [5, 3] eval w b",                   2, {5, 3},       {0},          0, 1, 0, 1, 1, 0, 1},
+    {"batch [3, 2, 7] train",                   3, {3, 2, 7},    {0},          0, 1, 0, 1, 1, 1, 1},
+    {"batch [3, 2, 3, 5] train w b",            4, {3, 2, 3, 5}, {0},          0, 1, 0, 1, 1, 1, 1},
+    {"batch [3, 2, 3, 5] train w only",         4, {3, 2, 3, 5}, {0},          0, 1, 0, 1, 0, 1, 0},
+    {"batch [3, 2, 3, 5] eval b only",          4, {3, 2, 3, 5}, {0},          0, 1, 0, 0, 1, 0, 1},
+    {"batch NHWC [3, 3, 5, 2] as NCHW, train",  4, {3, 3, 5, 2}, {0, 3, 1, 2}, 1, 1, 0, 1, 1, 1, 1},
+    {"batch NHWC [3, 3, 5, 2] as NCHW, eval",   4, {3, 3, 5, 2}, {0, 3, 1, 2}, 1, 1, 0, 1, 1, 0, 1},
+    {"batch [1, 2, 1, 3] train (one sample)",   4, {1, 2, 1, 3}, {0},          0, 1, 0, 1, 1, 1, 1},
+};
+/* clang-format on */
+
+START_TEST(gradcheck_norms) {
+    const norm_case *c = &norm_cases[_i];
+    Tensor *in[3];
+    int n = 0;
+    in[n++] = nbt_param(c->ndim, c->shape, -2, 2, 100 + (uint64_t)_i);
+    int ci = c->perm_on ? c->perm[1] : 1; /* x's channel dim as stored (batch norm) */
+    int64_t C = c->shape[ci];
+    int lead = c->ndim - c->normalized;
+    int64_t pshape[4];
+    for (int d = 0; d < c->ndim; d++)
+        pshape[d] = c->shape[c->perm_on ? c->perm[d] : d]; /* x's logical shape */
+    int pndim = c->batch ? 1 : c->normalized;
+    const int64_t *ps = c->batch ? &C : pshape + lead;
+    if (c->w) in[n++] = nbt_param(pndim, ps, 0.5, 1.5, 200 + (uint64_t)_i);
+    if (c->b) in[n++] = nbt_param(pndim, ps, -1, 1, 300 + (uint64_t)_i);
+    norm_ctx k = {c, NULL, NULL};
+    if (c->running) {
+        k.rm = nbt_tensor(NB_SHAPE(C), -0.5, 0.5, 400, false);
+        k.rv = nbt_tensor(NB_SHAPE(C), 0.5, 2, 401, false);
+    }
+    nbt_gradcheck(c->name, f_norm, in, n, &k);
+    for (int i = 0; i < n; i++) tensor_free(in[i]);
+    tensor_free(k.rm);
+    tensor_free(k.rv);
+    ag_reset();
+}
+END_TEST
+
+/* ---- errors -----------------------------------------------------------------------------------
+ */
+
+START_TEST(norm_errors) {
+    Tensor *x = tensor_zeros(NB_SHAPE(2, 3, 4));
+    Tensor *w3 = tensor_ones(NB_SHAPE(3)), *w4 = tensor_ones(NB_SHAPE(4));
+    Tensor *x1 = tensor_zeros(NB_SHAPE(1, 3)), *x11 = tensor_zeros(NB_SHAPE(1, 3, 1, 1));
+    NBT_EXPECT_FAIL(ag_layer_norm(x, 1, w3, NULL, 1e-5), "layer_norm",
+                    "weight of shape [3] should have shape [4] for input [2, 3, 4]");
+    NBT_EXPECT_FAIL(ag_layer_norm(x, 2, w4, NULL, 1e-5), "layer_norm",
+                    "weight of shape [4] should have shape [3, 4]");
+    NBT_EXPECT_FAIL(ag_layer_norm(x, 1, NULL, w3, 1e-5), "bias of shape [3]");
+    NBT_EXPECT_FAIL(ag_layer_norm(x, 4, NULL, NULL, 1e-5), "normalized_ndim 4 is out of range",
+                    "[2, 3, 4]");
+    NBT_EXPECT_FAIL(ag_layer_norm(x, 0, NULL, NULL, 1e-5), "normalized_ndim 0");
+    NBT_EXPECT_FAIL(ag_batch_norm(x, NULL, NULL, w4, NULL, true, 0.1, 1e-5), "batch_norm",
+                    "weight of shape [4] should have shape [3] for input [2, 3, 4]");
+    NBT_EXPECT_FAIL(ag_batch_norm(x, NULL, NULL, NULL, w4, true, 0.1, 1e-5), "bias of shape [4]");
+    NBT_EXPECT_FAIL(ag_batch_norm(x, w4, w4, NULL, NULL, true, 0.1, 1e-5),
+                    "running_mean of shape [4] should have shape [3]");
+    NBT_EXPECT_FAIL(ag_batch_norm(x, w3, w4, NULL, NULL, true, 0.1, 1e-5),
+                    "running_var of shape [4] should have shape [3]");
+    NBT_EXPECT_FAIL(ag_batch_norm(x, w3, NULL, NULL, NULL, true, 0.1, 1e-5), "both");
+    NBT_EXPECT_FAIL(ag_batch_norm(x, NULL, NULL, NULL, NULL, false, 0.1, 1e-5), "evaluation mode");
+    NBT_EXPECT_FAIL(ag_batch_norm(w3, NULL, NULL, NULL, NULL, true, 0.1, 1e-5), "input [3]",
+                    "[N, C, H, W]");
+    NBT_EXPECT_FAIL(ag_batch_norm(x1, NULL, NULL, NULL, NULL, true, 0.1, 1e-5),
+                    "Expected more than 1 value per channel when training", "[1, 3]");
+    NBT_EXPECT_FAIL(ag_batch_norm(x11, w3, w3, NULL, NULL, true, 0.1, 1e-5),
+                    "Expected more than 1 value per channel", "[1, 3, 1, 1]");
+    /* one value per channel is fine in evaluation */
+    Tensor *y = ag_batch_norm(x1, w3, w3, NULL, NULL, false, 0.1, 1e-5);
+    ck_assert_int_eq(y->numel, 3);
+    tensor_free(x);
+    tensor_free(w3);
+    tensor_free(w4);
+    tensor_free(x1);
+    tensor_free(x11);
+    ag_reset();
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("norm");
+    TCase *t = tcase_create("norm");
+    tcase_add_loop_test(t, gradcheck_norms, 0, (int)(sizeof norm_cases / sizeof norm_cases[0]));
+    tcase_add_test(t, norm_errors);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+NB_CHECK_MAIN(suite)
