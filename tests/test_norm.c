@@ -7,6 +7,8 @@
 
 #include <math.h>
 
+#include "tests/norm_ref.h"
+
 /* ---- gradient checks --------------------------------------------------------------------------
  * in[0] is x, then w and b when the case has them. */
 
@@ -129,11 +131,139 @@ START_TEST(norm_errors) {
 }
 END_TEST
 
+/* ---- against PyTorch (tests/norm_ref.h) ----------------------------------------------------- */
+
+#ifdef NB_DOUBLE
+#define REF_TOL 1e-9
+#else
+#define REF_TOL 2e-4
+#endif
+
+/* A kept tensor holding v (row-major over shape). With perm, the values are stored permuted by
+ * perm's inverse, so ag_permute(t, perm) is the tensor of `shape`, read through strides. */
+static Tensor *ref_tensor(int ndim, const int64_t *shape, const double *v, const int *perm) {
+    Tensor *t = tensor_empty(ndim, shape);
+    for (int64_t i = 0; i < t->numel; i++) t->data[i] = (real)v[i];
+    if (!perm) return t;
+    int inv[NB_MAX_DIMS];
+    for (int d = 0; d < ndim; d++) inv[perm[d]] = d;
+    Tensor view = *t;
+    tensor_layout_permute(t, inv, &view);
+    Tensor *stored = tensor_copy(&view);
+    tensor_free(t);
+    return stored;
+}
+
+/* t read through perm (as ref_tensor stored it), or t itself. */
+static Tensor *logical(Tensor *t, const int *perm) {
+    return perm ? ag_permute(t, perm) : t;
+}
+
+/* Asserts |t - ref| <= REF_TOL (1 + |ref|) element-wise, t read through perm when given. */
+static void check_ref(const char *what, const char *part, const Tensor *t, const double *ref,
+                      const int *perm) {
+    Tensor view = *t;
+    if (perm) tensor_layout_permute(t, perm, &view);
+    real *v = nb_malloc((size_t)(t->numel ? t->numel : 1) * sizeof(real));
+    tensor_to_array(&view, v);
+    for (int64_t i = 0; i < t->numel; i++) {
+        double err = fabs((double)v[i] - ref[i]);
+        if (!(err <= REF_TOL * (1 + fabs(ref[i])))) {
+            double got = v[i];
+            nb_free(v);
+            ck_abort_msg("%s: %s[%lld] = %.10g, PyTorch %.10g", what, part, (long long)i, got,
+                         ref[i]);
+        }
+    }
+    nb_free(v);
+}
+
+/* Layer norm's output and gradients, with x contiguous and (when 2-D or more) transposed. */
+START_TEST(layer_norm_matches_pytorch) {
+    const norm_ref_layer *c = &norm_ref_layers[_i];
+    int rev[4];
+    for (int d = 0; d < c->ndim; d++) rev[d] = c->ndim - 1 - d;
+    for (int pass = 0; pass < 2; pass++) {
+        const int *perm = pass ? rev : NULL;
+        int lead = c->ndim - c->normalized_ndim;
+        Tensor *x = ref_tensor(c->ndim, c->shape, c->x, perm);
+        Tensor *w = c->w ? ref_tensor(c->normalized_ndim, c->shape + lead, c->w, NULL) : NULL;
+        Tensor *b = c->b ? ref_tensor(c->normalized_ndim, c->shape + lead, c->b, NULL) : NULL;
+        Tensor *gy = ref_tensor(c->ndim, c->shape, c->gy, NULL);
+        tensor_requires_grad(x, true);
+        if (w) tensor_requires_grad(w, true);
+        if (b) tensor_requires_grad(b, true);
+        Tensor *y = ag_layer_norm(logical(x, perm), c->normalized_ndim, w, b, (real)c->eps);
+        check_ref(c->name, "y", y, c->y, NULL);
+        ag_backward_with(y, gy);
+        check_ref(c->name, "dx", x->grad, c->dx, perm);
+        if (w) check_ref(c->name, "dw", w->grad, c->dw, NULL);
+        if (b) check_ref(c->name, "db", b->grad, c->db, NULL);
+        tensor_free(x);
+        tensor_free(w);
+        tensor_free(b);
+        tensor_free(gy);
+        ag_reset();
+    }
+}
+END_TEST
+
+/* Batch norm over one or two steps: running statistics after each, then the last step's output
+ * and gradients; 4-D inputs also run stored NHWC and read as NCHW. */
+START_TEST(batch_norm_matches_pytorch) {
+    const norm_ref_batch *c = &norm_ref_batches[_i];
+    static const int nchw[4] = {0, 3, 1, 2};
+    for (int pass = 0; pass < (c->ndim == 4 ? 2 : 1); pass++) {
+        const int *perm = pass ? nchw : NULL;
+        int64_t C = c->shape[1];
+        Tensor *w = c->has_w ? ref_tensor(NB_SHAPE(C), c->w, NULL) : NULL;
+        Tensor *b = c->has_b ? ref_tensor(NB_SHAPE(C), c->b, NULL) : NULL;
+        Tensor *rm = c->has_running ? ref_tensor(NB_SHAPE(C), c->rm0, NULL) : NULL;
+        Tensor *rv = c->has_running ? ref_tensor(NB_SHAPE(C), c->rv0, NULL) : NULL;
+        Tensor *gy = ref_tensor(c->ndim, c->shape, c->gy, NULL);
+        if (w) tensor_requires_grad(w, true);
+        if (b) tensor_requires_grad(b, true);
+        for (int t = 0; t < c->steps; t++) {
+            Tensor *x = ref_tensor(c->ndim, c->shape, c->x[t], perm);
+            tensor_requires_grad(x, true);
+            if (w) tensor_zero_grad(w);
+            if (b) tensor_zero_grad(b);
+            Tensor *y = ag_batch_norm(logical(x, perm), rm, rv, w, b, c->training,
+                                      (real)c->momentum, (real)c->eps);
+            if (c->training && rm) {
+                check_ref(c->name, "running_mean", rm, c->rm[t], NULL);
+                check_ref(c->name, "running_var", rv, c->rv[t], NULL);
+            }
+            if (t == c->steps - 1) {
+                check_ref(c->name, "y", y, c->y, NULL);
+                ag_backward_with(y, gy);
+                check_ref(c->name, "dx", x->grad, c->dx, perm);
+                if (w) check_ref(c->name, "dw", w->grad, c->dw, NULL);
+                if (b) check_ref(c->name, "db", b->grad, c->db, NULL);
+            }
+            tensor_free(x);
+            ag_reset();
+        }
+        if (!c->training && rm) { /* evaluation leaves the running statistics alone */
+            check_ref(c->name, "running_mean (eval)", rm, c->rm0, NULL);
+            check_ref(c->name, "running_var (eval)", rv, c->rv0, NULL);
+        }
+        tensor_free(w);
+        tensor_free(b);
+        tensor_free(rm);
+        tensor_free(rv);
+        tensor_free(gy);
+    }
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("norm");
     TCase *t = tcase_create("norm");
     tcase_add_loop_test(t, gradcheck_norms, 0, (int)(sizeof norm_cases / sizeof norm_cases[0]));
     tcase_add_test(t, norm_errors);
+    tcase_add_loop_test(t, layer_norm_matches_pytorch, 0, NORM_REF_COUNT(norm_ref_layers));
+    tcase_add_loop_test(t, batch_norm_matches_pytorch, 0, NORM_REF_COUNT(norm_ref_batches));
     suite_add_tcase(s, t);
     return s;
 }
