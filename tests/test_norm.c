@@ -257,6 +257,163 @@ START_TEST(batch_norm_matches_pytorch) {
 }
 END_TEST
 
+/* ---- var, std, cumsum, argmax ---------------------------------------------------------------- */
+
+static Tensor *f_var02(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_var(in[0], (int[]){0, 2}, 2, 1, false);
+}
+static Tensor *f_var_all_keep(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_var(in[0], NULL, 0, 0, true);
+}
+static Tensor *f_varT(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_var(ag_transpose(in[0], 0, 1), (int[]){-1}, 1, 2, false);
+}
+static Tensor *f_std1_keep(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_std(in[0], (int[]){1}, 1, 2, true);
+}
+static Tensor *f_std_all(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_std(in[0], NULL, 0, 1, false);
+}
+static Tensor *f_stdT(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_std(ag_permute(in[0], (int[]){2, 0, 1}), (int[]){0, 2}, 2, 0, false);
+}
+static Tensor *f_cumsum1(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_cumsum(in[0], 1);
+}
+static Tensor *f_cumsum_last(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_cumsum(in[0], -1);
+}
+static Tensor *f_cumsumT(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_cumsum(ag_transpose(in[0], 0, 1), 0);
+}
+
+static const struct {
+    const char *name;
+    ag_fn f;
+    int ndim;
+    int64_t shape[3];
+} stat_cases[] = {
+    {"var dims (0, 2)", f_var02, 3, {3, 4, 5}},
+    {"var all, correction 0, keepdim", f_var_all_keep, 3, {3, 2, 5}},
+    {"var of a transposed [5, 3], correction 2", f_varT, 2, {5, 3}},
+    {"std dim 1, keepdim, correction 2", f_std1_keep, 3, {3, 4, 5}},
+    {"std all", f_std_all, 2, {3, 5}},
+    {"std of a permuted [3, 4, 5] over 2 dims", f_stdT, 3, {3, 4, 5}},
+    {"cumsum dim 1", f_cumsum1, 3, {3, 4, 5}},
+    {"cumsum dim -1", f_cumsum_last, 2, {3, 7}},
+    {"cumsum of a transposed [4, 3]", f_cumsumT, 2, {4, 3}},
+};
+
+START_TEST(gradcheck_statistics) {
+    Tensor *x = nbt_param(stat_cases[_i].ndim, stat_cases[_i].shape, -2, 2, 500 + (uint64_t)_i);
+    nbt_gradcheck(stat_cases[_i].name, stat_cases[_i].f, &x, 1, NULL);
+    tensor_free(x);
+    ag_reset();
+}
+END_TEST
+
+/* var, std and cumsum against PyTorch, with x contiguous and reversed (read through strides). */
+START_TEST(statistics_match_pytorch) {
+    const norm_ref_stat *c = &norm_ref_stats[_i];
+    int rev[4];
+    for (int d = 0; d < c->ndim; d++) rev[d] = c->ndim - 1 - d;
+    for (int pass = 0; pass < 2; pass++) {
+        const int *perm = pass ? rev : NULL;
+        Tensor *x = ref_tensor(c->ndim, c->shape, c->x, perm);
+        tensor_requires_grad(x, true);
+        Tensor *xl = logical(x, perm), *y;
+        if (c->kind == NORM_REF_CUMSUM)
+            y = ag_cumsum(xl, c->dims[0]);
+        else if (c->kind == NORM_REF_VAR)
+            y = ag_var(xl, c->ndims ? c->dims : NULL, c->ndims, c->correction, c->keepdim);
+        else
+            y = ag_std(xl, c->ndims ? c->dims : NULL, c->ndims, c->correction, c->keepdim);
+        ck_assert_int_eq(y->ndim, c->out_ndim);
+        for (int d = 0; d < y->ndim; d++) ck_assert_int_eq(y->shape[d], c->out_shape[d]);
+        check_ref(c->name, "y", y, c->y, NULL);
+        Tensor *gy = ref_tensor(y->ndim, y->shape, c->gy, NULL);
+        ag_backward_with(y, gy);
+        check_ref(c->name, "dx", x->grad, c->dx, perm);
+        tensor_free(x);
+        tensor_free(gy);
+        ag_reset();
+    }
+}
+END_TEST
+
+/* PyTorch's edge cases: a zero denominator gives NaN or inf; std's gradient at a constant is 0;
+ * a scalar's running sum is itself. */
+START_TEST(statistics_edge_cases) {
+    Tensor *one = tensor_from_array(NB_SHAPE(1), (real[]){1});
+    Tensor *two = tensor_from_array(NB_SHAPE(2), (real[]){1, 2});
+    ck_assert(isnan(tensor_item(ag_var(one, NULL, 0, 1, false))));
+    ck_assert(isinf(tensor_item(ag_var(two, NULL, 0, 3, false))));
+    ck_assert_double_eq_tol(tensor_item(ag_var(two, (int[]){0}, 1, 0, false)), 0.25, 1e-6);
+    Tensor *flat = tensor_full(NB_SHAPE(3), 2);
+    tensor_requires_grad(flat, true);
+    Tensor *s = ag_std(flat, NULL, 0, 1, false);
+    ck_assert_double_eq(tensor_item(s), 0);
+    ag_backward(s);
+    for (int i = 0; i < 3; i++) ck_assert_double_eq(flat->grad->data[i], 0);
+    Tensor *sc = tensor_scalar(4);
+    ck_assert_int_eq(ag_cumsum(sc, 0)->ndim, 0);
+    ck_assert_double_eq(tensor_item(ag_cumsum(sc, -1)), 4);
+    Tensor *c = ag_cumsum(two, 0);
+    ck_assert_double_eq(c->data[0], 1);
+    ck_assert_double_eq(c->data[1], 3);
+    NBT_EXPECT_FAIL(ag_cumsum(sc, 1), "cumsum", "dim 1 is out of range for a scalar");
+    NBT_EXPECT_FAIL(ag_cumsum(two, 1), "cumsum", "dim 1 is out of range for shape [2]");
+    NBT_EXPECT_FAIL(ag_var(two, (int[]){0, 0}, 2, 1, false), "var", "listed twice");
+    NBT_EXPECT_FAIL(ag_std(two, (int[]){2}, 1, 1, false), "var", "dim 2 is out of range");
+    tensor_free(one);
+    tensor_free(two);
+    tensor_free(flat);
+    tensor_free(sc);
+    ag_reset();
+}
+END_TEST
+
+/* The first extreme on ties and a NaN counting as both max and min, as PyTorch; also through a
+ * transposed view and on a scalar. */
+START_TEST(argmax_ties_and_nan_match_pytorch) {
+    Tensor *x = tensor_empty(NB_SHAPE(4, 5));
+    for (int i = 0; i < 20; i++) x->data[i] = (real)norm_ref_arg_x[i / 5][i % 5];
+    int64_t out[5];
+    tensor_argmax(x, 0, out);
+    for (int i = 0; i < 5; i++) ck_assert_int_eq(out[i], norm_ref_argmax0[i]);
+    tensor_argmax(x, -1, out);
+    for (int i = 0; i < 4; i++) ck_assert_int_eq(out[i], norm_ref_argmax1[i]);
+    tensor_argmin(x, 0, out);
+    for (int i = 0; i < 5; i++) ck_assert_int_eq(out[i], norm_ref_argmin0[i]);
+    tensor_argmin(x, 1, out);
+    for (int i = 0; i < 4; i++) ck_assert_int_eq(out[i], norm_ref_argmin1[i]);
+    Tensor xt = *x; /* [5, 4]: its dim 1 is x's dim 0 */
+    tensor_layout_transpose(x, 0, 1, &xt);
+    tensor_argmax(&xt, 1, out);
+    for (int i = 0; i < 5; i++) ck_assert_int_eq(out[i], norm_ref_argmax0[i]);
+    tensor_argmin(&xt, 0, out);
+    for (int i = 0; i < 4; i++) ck_assert_int_eq(out[i], norm_ref_argmin1[i]);
+    Tensor *sc = tensor_scalar(3);
+    tensor_argmax(sc, 0, out);
+    ck_assert_int_eq(out[0], 0);
+    Tensor *empty = tensor_zeros(NB_SHAPE(2, 0));
+    NBT_EXPECT_FAIL(tensor_argmax(empty, 1, out), "argmax", "dim 1 of shape [2, 0] is empty");
+    NBT_EXPECT_FAIL(tensor_argmin(x, 2, out), "argmin", "dim 2 is out of range for shape [4, 5]");
+    tensor_free(x);
+    tensor_free(sc);
+    tensor_free(empty);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("norm");
     TCase *t = tcase_create("norm");
@@ -265,6 +422,13 @@ static Suite *suite(void) {
     tcase_add_loop_test(t, layer_norm_matches_pytorch, 0, NORM_REF_COUNT(norm_ref_layers));
     tcase_add_loop_test(t, batch_norm_matches_pytorch, 0, NORM_REF_COUNT(norm_ref_batches));
     suite_add_tcase(s, t);
+    TCase *st = tcase_create("statistics");
+    tcase_add_loop_test(st, gradcheck_statistics, 0,
+                        (int)(sizeof stat_cases / sizeof stat_cases[0]));
+    tcase_add_loop_test(st, statistics_match_pytorch, 0, NORM_REF_COUNT(norm_ref_stats));
+    tcase_add_test(st, statistics_edge_cases);
+    tcase_add_test(st, argmax_ties_and_nan_match_pytorch);
+    suite_add_tcase(s, st);
     return s;
 }
 
