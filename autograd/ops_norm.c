@@ -18,7 +18,6 @@
 #include "autograd/autograd.h"
 
 #include <math.h>
-#include <string.h>
 
 #include "tensor/parallel.h"
 
