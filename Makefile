@@ -116,6 +116,8 @@ $(BUILD)/tests/mpi/%: tests/mpi/%.c $(DISTLIB) $(LIB)
 
 # The multi-rank tests (tests/mpi/run.sh: mpirun -np 1, 2, 3 on this machine).
 test-mpi:
+	@sh tools/need.sh ompi-c
+	@command -v mpicc >/dev/null && command -v mpirun >/dev/null || sh tools/need.sh openmpi-bin
 	@$(MAKE) --no-print-directory MPI=1 -j2 all
 	@BUILD=$(if $(filter 1,$(MPI)),$(BUILD),$(BUILD)/mpi) sh tests/mpi/run.sh
 

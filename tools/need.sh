@@ -8,6 +8,7 @@ deb_for() {
     check) echo check ;;
     zlib) echo zlib1g-dev ;;
     openblas) echo libopenblas-dev ;;
+    ompi-c) echo libopenmpi-dev openmpi-bin ;; # Open MPI: mpi.h and mpicc, mpirun
     *) echo "$1" ;;
     esac
 }
