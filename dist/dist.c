@@ -95,6 +95,23 @@ void dist_broadcast_params(const dist_group *g, const nn_params *ps) {
     }
 }
 
+void dist_broadcast_optim(const dist_group *g, nn_optim *opt) {
+    int n = nn_optim_state_count(opt), root = n;
+    MPI_Bcast(&root, 1, MPI_INT, 0, g->comm);
+    if (root != n)
+        dist_abort(1, "dist_broadcast_optim: %d state entries here, %d on rank 0", n, root);
+    for (int i = 0; i < n; i++) {
+        nn_optim_state e = nn_optim_state_at(opt, i);
+        if (e.t)
+            MPI_Bcast(e.t->data + e.t->offset, (int)e.t->numel, DIST_MPI_REAL, 0, g->comm);
+        else {
+            long long c = *e.count;
+            MPI_Bcast(&c, 1, MPI_LONG_LONG, 0, g->comm);
+            *e.count = c;
+        }
+    }
+}
+
 void dist_shard(int64_t n, int64_t unit, int rank, int size, int64_t *start, int64_t *count) {
     if (n < 0 || unit < 1 || size < 1 || rank < 0 || rank >= size)
         nb_fail("dist_shard", "n %lld, unit %lld, rank %d of %d", (long long)n, (long long)unit,

@@ -56,6 +56,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "nn/optim.h"
 #include "nn/params.h"
 
 #ifdef NB_DOUBLE
@@ -90,6 +91,10 @@ void dist_abort(int code, const char *fmt, ...);
 /* Copies rank 0's values of every tensor in ps (parameters and buffers) to every rank. Every
  * rank must pass a list of the same names and shapes (checked: a mismatch aborts the job). */
 void dist_broadcast_params(const dist_group *g, const nn_params *ps);
+
+/* Copies rank 0's optimizer state (every buffer and step counter) to every rank, e.g. after each
+ * rank loaded a checkpoint, so a file that differs on one machine cannot split the replicas. */
+void dist_broadcast_optim(const dist_group *g, nn_optim *opt);
 
 /* This rank's contiguous part [*start, *start + *count) of n items handed out in whole units of
  * `unit` items (the last unit may be shorter): ranks get the units in rank order, the first

@@ -70,6 +70,22 @@ static void test_broadcast(void) {
         CHECK(w->data[i] == 1, "weight[%lld] not rank 0's", (long long)i);
     for (int64_t i = 0; i < run->numel; i++)
         CHECK(run->data[i] == 7, "buffer[%lld] not rank 0's", (long long)i);
+    /* optimizer state: one Adam step from rank-dependent gradients, then rank 0's state */
+    nn_optim *opt = nn_optim_adam(&ps, nn_adam_defaults(0.1));
+    tensor_fill(ag_grad(w), (real)(world.rank + 1));
+    nn_optim_step(opt);
+    if (world.rank > 0) nn_optim_step(opt); /* a second step: the counts differ too */
+    dist_broadcast_optim(&world, opt);
+    for (int i = 0; i < nn_optim_state_count(opt); i++) {
+        nn_optim_state e = nn_optim_state_at(opt, i);
+        double v[2] = {e.t ? (double)e.t->data[e.t->numel - 1] : (double)*e.count, 0};
+        v[1] = v[0];
+        dist_sum(&world, v, 1); /* equal everywhere: the sum is size times mine */
+        CHECK(v[0] == world.size * v[1], "%s differs between ranks after the broadcast", e.name);
+        if (!e.t)
+            CHECK(*e.count == 1, "%s = %lld, rank 0 took 1 step", e.name, (long long)*e.count);
+    }
+    nn_optim_free(opt);
     nn_params_free(&ps);
     tensor_free(w);
     tensor_free(run);
