@@ -82,7 +82,7 @@ static void test_broadcast(void) {
         v[1] = v[0];
         dist_sum(&world, v, 1); /* equal everywhere: the sum is size times mine */
         CHECK(v[0] == world.size * v[1], "%s differs between ranks after the broadcast", e.name);
-        if (!e.t)
+        if (!e.t && strstr(e.name, "weight"))
             CHECK(*e.count == 1, "%s = %lld, rank 0 took 1 step", e.name, (long long)*e.count);
     }
     nn_optim_free(opt);
