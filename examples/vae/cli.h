@@ -176,4 +176,30 @@ double cli_auroc(const double *score, const bool *positive, int64_t n);
 /* Joins dir and name into buf; false (with a message) when it does not fit. */
 bool cli_path(const char *cmd, char *buf, size_t len, const char *dir, const char *name);
 
+/* ---- guards (guard.c) ----------------------------------------------------------------------- */
+
+/* The divergence rule: a negative ELBO (nats per example) that is not finite or whose magnitude
+ * exceeds CLI_DIVERGED_PER_VALUE nats per input value (7.84e6 for a 28x28 image) means the run
+ * diverged. A healthy model stays below 1 nat per value (Bernoulli at init: ln 2), so the bound
+ * only catches blow-ups (1e35 nats after --lr 10), never slow or noisy training. */
+#define CLI_DIVERGED_PER_VALUE 1e4
+bool cli_loss_diverged(double loss, int64_t values);
+/* The name of the first parameter holding a NaN or an infinity, or NULL when all are finite. */
+const char *cli_nonfinite_param(const nn_params *ps);
+
+/* One finished epoch, before its checkpoint replaces the previous one. */
+typedef struct {
+    int64_t epoch;                 /* 1-based */
+    double train_loss, train_elbo; /* objective and negative ELBO, nats per example */
+    double test_elbo;              /* negative ELBO on the test set */
+    int64_t values;                /* D: input values per example */
+    const nn_params *params;       /* the model after the epoch */
+    double lr;                     /* the learning rate used */
+    const char *good;              /* the last finite checkpoint of this run (NULL: none) */
+    int64_t good_epoch;            /* the epoch it holds */
+} cli_epoch_check;
+/* 0 when the epoch may be saved; else prints why the run diverged (which loss or parameter),
+ * which checkpoint still holds the last good epoch, and an --lr to try, and returns CLI_FAIL. */
+int cli_check_epoch(const char *cmd, const cli_epoch_check *c);
+
 #endif

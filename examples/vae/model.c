@@ -25,14 +25,23 @@ int cli_model_load(const char *cmd, const char *path, vae_model *m, nn_optim **o
     }
     vae_init(m, &cfg, NULL);
     if (opt_lr >= 0) *opt = nn_optim_adam(&m->params, nn_adam_defaults(opt_lr));
-    if (nn_checkpoint_load(path, &m->params, opt_lr >= 0 ? *opt : NULL, NULL, &e) != NN_CKPT_OK) {
+    const char *bad = NULL;
+    nn_ckpt_status ls = nn_checkpoint_load(path, &m->params, opt_lr >= 0 ? *opt : NULL, NULL, &e);
+    if (ls != NN_CKPT_OK)
+        cli_error(CLI_FAIL, cmd, "cannot load model %s", e.message);
+    else if ((bad = cli_nonfinite_param(&m->params)) != NULL)
+        cli_error(CLI_FAIL, cmd,
+                  "%s: parameter %s is not finite (NaN or infinity): the model diverged and "
+                  "cannot be used; train again from an earlier checkpoint or with a smaller --lr",
+                  path, bad);
+    if (ls != NN_CKPT_OK || bad) {
         if (opt_lr >= 0) {
             nn_optim_free(*opt);
             *opt = NULL;
         }
         vae_free(m);
         nn_checkpoint_meta_free(meta);
-        return cli_error(CLI_FAIL, cmd, "cannot load model %s", e.message);
+        return CLI_FAIL;
     }
     if (meta_out)
         *meta_out = meta;

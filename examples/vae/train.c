@@ -6,7 +6,6 @@
  * -> ag_reset. The same generator draws the latent noise, and its state goes into every
  * checkpoint with the epoch and step, so --resume continues exactly where the run stopped. */
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -430,6 +429,8 @@ static int run(train_flags *f, cli_opt *o, int no) {
 
     cli_batches tb, vb;
     int64_t *perm = NULL;
+    const char *good = f->resume; /* the last finite checkpoint, and its epoch */
+    int64_t good_epoch = st.epoch;
     if (!rc) {
         cli_batches_init(&tb, &train, f->batch);
         cli_batches_init(&vb, &test, f->batch);
@@ -446,7 +447,15 @@ static int run(train_flags *f, cli_opt *o, int no) {
         st.train_hist[st.epoch] = tr.loss;
         st.test_hist[st.epoch] = te.loss;
         st.epoch = epoch;
-        rc = save_checkpoint(ckpt, &m, opt, &st, f);
+        cli_epoch_check chk = {.epoch = epoch,
+                               .train_loss = tr.loss,
+                               .train_elbo = tr.elbo,
+                               .test_elbo = te.elbo,
+                               .values = m.cfg.rows * m.cfg.cols,
+                               .params = &m.params,
+                               .lr = nn_optim_get_lr(opt),
+                               .good = good,
+                               .good_epoch = good_epoch};
         cli_epoch_metrics e = {.epoch = epoch,
                                .step = st.step,
                                .train_loss = tr.loss,
@@ -457,14 +466,17 @@ static int run(train_flags *f, cli_opt *o, int no) {
                                .epoch_seconds = cli_now() - t0,
                                .samples_per_second =
                                    tr.seconds > 0 ? (double)train.n / tr.seconds : 0};
-        if (!rc) rc = cli_metrics_append(CMD, metrics, &e);
         printf("%s  train %.3f  test %.3f (recon %.3f, kl %.3f)  %.1fs  %.0f samples/s\n", label,
                tr.loss, te.loss, te.recon, te.kl, e.epoch_seconds, e.samples_per_second);
         fflush(stdout);
-        if (!rc && !isfinite(tr.loss))
-            rc = cli_error(CLI_FAIL, CMD,
-                           "the training loss is %g at epoch %lld: try a smaller --lr", tr.loss,
-                           (long long)epoch);
+        /* A diverged epoch never replaces the last good checkpoint (see cli_check_epoch). */
+        rc = cli_check_epoch(CMD, &chk);
+        if (!rc) rc = save_checkpoint(ckpt, &m, opt, &st, f);
+        if (!rc) {
+            good = ckpt;
+            good_epoch = epoch;
+            rc = cli_metrics_append(CMD, metrics, &e);
+        }
     }
     if (!rc) rc = write_pictures(&m, &test, &st, f->out);
     if (!rc)

@@ -1,0 +1,205 @@
+/* tests/test_vae_guard.c: runs build/vae (or $NABLA_BUILD/vae) where a run can go wrong and
+ * checks that it stops with a message naming the problem and leaves good files alone: a
+ * diverging run never replaces the last finite checkpoint, a checkpoint with NaN parameters is
+ * refused by every command, a resume with nothing left to do writes nothing. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "models/vae.h"
+#include "nn/checkpoint.h"
+#include "nn/optim.h"
+#include "tests/check_main.h"
+#include "tests/testutil.h"
+
+#define SMALL "--limit 256 --epochs 1 --hidden 32 --latent 4 --threads 2"
+
+static char tmp[256];  /* the suite's temp dir */
+static char base[512]; /* a trained tiny model: base/model.safetensors, 1 epoch */
+static char model[600];
+static int train_status = -1;
+static char train_output[1 << 16];
+
+#define vae(out, len, ...) nbt_run("vae", out, len, __VA_ARGS__)
+
+static bool exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* The whole file at path in a new buffer (free with free); *len its size. */
+static char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    ck_assert(b != NULL);
+    ck_assert_int_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return b;
+}
+
+static void copy_file(const char *from, const char *to) {
+    size_t n;
+    char *b = slurp(from, &n);
+    FILE *f = fopen(to, "wb");
+    ck_assert(f != NULL);
+    ck_assert_int_eq(fwrite(b, 1, n, f), n);
+    ck_assert(fclose(f) == 0);
+    free(b);
+}
+
+static bool same_file(const char *a, const char *b) {
+    size_t na, nb;
+    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    bool same = na == nb && memcmp(x, y, na) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+static int count_lines(const char *path) {
+    size_t n;
+    char *b = slurp(path, &n);
+    int lines = 0;
+    for (size_t i = 0; i < n; i++) lines += b[i] == '\n';
+    free(b);
+    return lines;
+}
+
+static void suite_setup(void) {
+    snprintf(tmp, sizeof tmp, "%s/nabla_vae_guard_XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(tmp)) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    snprintf(base, sizeof base, "%s/base", tmp);
+    snprintf(model, sizeof model, "%s/model.safetensors", base);
+    train_status = vae(train_output, sizeof train_output, "train " SMALL " --out %s", base);
+}
+
+static void suite_teardown(void) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+}
+
+/* ---- divergence ------------------------------------------------------------------------------ */
+
+START_TEST(test_divergence_keeps_last_good_checkpoint) {
+    ck_assert_msg(train_status == 0, "%s", train_output);
+    /* Epoch 1 at lr 1e-3 is good; resumed at lr 10 the loss blows up to ~1e10 nats (finite). */
+    char dir[600], ck[700], keep[700], metrics[700], out[16384];
+    snprintf(dir, sizeof dir, "%s/blowup", tmp);
+    mkdir(dir, 0755);
+    snprintf(ck, sizeof ck, "%s/model.safetensors", dir);
+    snprintf(keep, sizeof keep, "%s/epoch1", dir);
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", dir);
+    copy_file(model, ck);
+    copy_file(model, keep);
+    snprintf(out, sizeof out, "%s/metrics.jsonl", base);
+    copy_file(out, metrics);
+    int rc =
+        vae(out, sizeof out, "train --resume %s --lr 10 --epochs 4 --threads 2 --out %s", ck, dir);
+    ck_assert_msg(rc == 1, "a diverging run exited %d:\n%s", rc, out);
+    ck_assert_msg(strstr(out, "diverged at epoch 2") && strstr(out, "holds epoch 1") &&
+                      strstr(out, "--lr 1\n") && strstr(out, "was 10"),
+                  "the message does not say what happened and what to do:\n%s", out);
+    ck_assert_msg(same_file(ck, keep), "the epoch-1 checkpoint was replaced by a diverged one");
+    ck_assert_int_eq(count_lines(metrics), 1);
+    ck_assert_msg(!exists(strcat(strcpy(keep, dir), "/samples.png")), "pictures of a failed run");
+}
+END_TEST
+
+START_TEST(test_divergence_in_the_first_epoch_writes_no_model) {
+    char dir[600], path[700], out[16384];
+    snprintf(dir, sizeof dir, "%s/first", tmp);
+    int rc = vae(out, sizeof out,
+                 "train --limit 100 --epochs 3 --hidden 200 --likelihood gaussian --lr 10 "
+                 "--threads 2 --out %s",
+                 dir);
+    ck_assert_msg(rc == 1 && strstr(out, "diverged at epoch 1") &&
+                      strstr(out, "no checkpoint was written") && strstr(out, "--lr 1\n"),
+                  "exit %d:\n%s", rc, out);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    ck_assert_msg(!exists(path), "a diverged model was saved");
+}
+END_TEST
+
+/* Copies the checkpoint src to dst with one element of its last parameter set to value. */
+static const char *poison(const char *src, const char *dst, double value) {
+    static char name[NN_NAME_MAX];
+    nn_checkpoint_meta *meta;
+    nn_ckpt_error e;
+    ck_assert_msg(nn_checkpoint_read_meta(src, &meta, &e) == NN_CKPT_OK, "%s", e.message);
+    vae_config cfg;
+    char err[256];
+    ck_assert_msg(
+        vae_config_parse(nn_checkpoint_meta_get(meta, "vae.config"), &cfg, err, sizeof err) == 0,
+        "%s", err);
+    vae_model m;
+    vae_init(&m, &cfg, NULL);
+    nn_optim *opt = nn_optim_adam(&m.params, nn_adam_defaults(1e-3));
+    ck_assert_msg(nn_checkpoint_load(src, &m.params, opt, NULL, &e) == NN_CKPT_OK, "%s", e.message);
+    nn_param *p = &m.params.items[m.params.n - 1];
+    p->t->data[p->t->offset] = (real)value;
+    snprintf(name, sizeof name, "%s", p->name);
+    int n = nn_checkpoint_meta_count(meta);
+    nn_meta *pairs = calloc((size_t)n, sizeof *pairs);
+    int k = 0;
+    for (int i = 0; i < n; i++) /* the optimizer's own keys are written by the save */
+        if (strncmp(nn_checkpoint_meta_at(meta, i).key, "optim.", 6))
+            pairs[k++] = nn_checkpoint_meta_at(meta, i);
+    ck_assert_msg(nn_checkpoint_save(dst, &m.params, opt, pairs, k, &e) == NN_CKPT_OK, "%s",
+                  e.message);
+    free(pairs);
+    nn_optim_free(opt);
+    vae_free(&m);
+    nn_checkpoint_meta_free(meta);
+    return name;
+}
+
+START_TEST(test_nonfinite_checkpoint_is_refused) {
+    ck_assert_msg(train_status == 0, "%s", train_output);
+    char bad[600], out[8192];
+    snprintf(bad, sizeof bad, "%s/nan.safetensors", tmp);
+    const double values[] = {NAN, INFINITY};
+    for (int v = 0; v < 2; v++) {
+        const char *name = poison(model, bad, values[v]);
+        /* each takes the model and the temp dir (eval ignores the second) */
+        const char *cmds[] = {
+            "sample --model %s --out %s/s.png", "reconstruct --model %s --out %s/r.png",
+            "eval --model %s --iw 2 --limit 32", "train --resume %s --epochs 3 --out %s/resumed"};
+        for (int c = 0; c < 4; c++) {
+            int rc = vae(out, sizeof out, cmds[c], bad, tmp);
+            ck_assert_msg(rc == 1 && strstr(out, name) && strstr(out, "not finite") &&
+                              strstr(out, "nan.safetensors"),
+                          "'%s' on a checkpoint with a non-finite %s exited %d:\n%s", cmds[c], name,
+                          rc, out);
+        }
+    }
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("vae_guard");
+    TCase *tc = tcase_create("guard");
+    tcase_set_timeout(tc, 600);
+    tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+    tcase_add_test(tc, test_divergence_keeps_last_good_checkpoint);
+    tcase_add_test(tc, test_divergence_in_the_first_epoch_writes_no_model);
+    tcase_add_test(tc, test_nonfinite_checkpoint_is_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+NB_CHECK_MAIN(suite)
