@@ -135,6 +135,25 @@ START_TEST(test_divergence_in_the_first_epoch_writes_no_model) {
 }
 END_TEST
 
+/* ---- resume ------------------------------------------------------------------------------- */
+
+START_TEST(test_resume_with_nothing_to_do_writes_nothing) {
+    ck_assert_msg(train_status == 0, "%s", train_output);
+    char dir[600], out[8192];
+    snprintf(dir, sizeof dir, "%s/nothing", tmp);
+    const char *outs[2] = {dir, base}; /* a new directory, and the run's own */
+    for (int i = 0; i < 2; i++) {
+        int rc = vae(out, sizeof out, "train --resume %s --epochs 1 --out %s", model, outs[i]);
+        ck_assert_msg(rc == 0 && strstr(out, "nothing to do") && !strstr(out, "wrote"),
+                      "exit %d:\n%s", rc, out);
+    }
+    ck_assert_msg(!exists(dir), "a resume with nothing to do made %s", dir);
+    char path[700];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", base);
+    ck_assert_int_eq(count_lines(path), 1); /* the original run's file is untouched */
+}
+END_TEST
+
 /* Copies the checkpoint src to dst with one element of its last parameter set to value. */
 static const char *poison(const char *src, const char *dst, double value) {
     static char name[NN_NAME_MAX];
@@ -198,6 +217,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_divergence_keeps_last_good_checkpoint);
     tcase_add_test(tc, test_divergence_in_the_first_epoch_writes_no_model);
     tcase_add_test(tc, test_nonfinite_checkpoint_is_refused);
+    tcase_add_test(tc, test_resume_with_nothing_to_do_writes_nothing);
     suite_add_tcase(s, tc);
     return s;
 }

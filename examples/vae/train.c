@@ -376,6 +376,15 @@ static int run(train_flags *f, cli_opt *o, int no) {
         rc = load_position(f->resume, meta, &st, f, cli_find(o, no, "--data"),
                            cli_find(o, no, "--limit"), cli_find(o, no, "--batch"));
         if (!rc && cli_find(o, no, "--lr")->seen) nn_optim_set_lr(opt, f->lr);
+        if (!rc && st.epoch >= f->epochs) { /* nothing to train: write nothing at all */
+            printf("vae train: %s already holds %lld epochs (--epochs %lld): nothing to do; "
+                   "nothing was written\n",
+                   f->resume, (long long)st.epoch, (long long)f->epochs);
+            nn_checkpoint_meta_free(meta);
+            nn_optim_free(opt);
+            vae_free(&m);
+            return 0;
+        }
     } else {
         nb_rng_seed(&st.rng, (uint64_t)f->seed);
     }
