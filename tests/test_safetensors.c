@@ -11,11 +11,13 @@
 #include <float.h>
 #include <math.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define DATA_DIR "tests/data/safetensors/"
@@ -517,6 +519,45 @@ START_TEST(test_failed_save_keeps_old_file) {
 }
 END_TEST
 
+/* A killed writer's "<path>.tmp.<pid>" is removed by the next st_remove_stale_temps; a live
+ * writer's, this process's, another target's and a name that is not a pid are kept. */
+START_TEST(test_stale_temps_removed) {
+    char dir[64], path[128], name[192];
+    make_dir(dir);
+    snprintf(path, sizeof path, "%s/ckpt.safetensors", dir);
+    pid_t child = fork(); /* a pid that surely belongs to no process once reaped */
+    ck_assert_int_ge(child, 0);
+    if (child == 0) _exit(0);
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+    const struct {
+        const char *fmt;
+        long pid;
+        bool removed;
+    } files[] = {
+        {"%s.tmp.%ld", (long)child, true},     {"%s.tmp.%ld", (long)getppid(), false},
+        {"%s.tmp.%ld", (long)getpid(), false}, {"%s.tmp.%ldx", (long)child, false},
+        {"%s.tmpx.%ld", (long)child, false},   {"%s2.tmp.%ld", (long)child, false},
+    };
+    int n = (int)(sizeof files / sizeof files[0]);
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, files[i].fmt, path, files[i].pid);
+        FILE *f = fopen(name, "wb");
+        ck_assert_ptr_nonnull(f);
+        fputs("partial", f);
+        ck_assert_int_eq(fclose(f), 0);
+    }
+    ck_assert_int_eq(st_remove_stale_temps(path), 1);
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, files[i].fmt, path, files[i].pid);
+        ck_assert_msg(access(name, F_OK) == (files[i].removed ? -1 : 0), "%s %s", name,
+                      files[i].removed ? "was kept" : "was removed");
+    }
+    ck_assert_int_eq(st_remove_stale_temps(path), 0);
+    ck_assert_int_eq(st_remove_stale_temps("/nonexistent/dir/x.safetensors"), 0);
+    rm_dir(dir);
+}
+END_TEST
+
 /* ---- mutations ----------------------------------------------------------------------------- */
 
 /* Random flips, truncations, insertions and JSON-ish bytes over a valid file: every outcome is
@@ -665,6 +706,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_codes_distinct);
     tcase_add_test(tc, test_good_file_and_open_errors);
     tcase_add_test(tc, test_failed_save_keeps_old_file);
+    tcase_add_test(tc, test_stale_temps_removed);
     tcase_add_test(tc, test_mutations_never_crash);
     tcase_add_test(tc, test_python_reader);
     suite_add_tcase(s, tc);

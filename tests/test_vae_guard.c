@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "models/vae.h"
 #include "nn/checkpoint.h"
@@ -154,6 +156,26 @@ START_TEST(test_resume_with_nothing_to_do_writes_nothing) {
 }
 END_TEST
 
+/* A run killed while saving leaves model.safetensors.tmp.<pid>; the next run there removes it. */
+START_TEST(test_next_run_removes_stale_temporaries) {
+    char dir[600], stale[700], out[16384];
+    snprintf(dir, sizeof dir, "%s/stale", tmp);
+    mkdir(dir, 0755);
+    pid_t child = fork(); /* a pid that belongs to no process once reaped */
+    ck_assert_int_ge(child, 0);
+    if (child == 0) _exit(0);
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+    snprintf(stale, sizeof stale, "%s/model.safetensors.tmp.%ld", dir, (long)child);
+    FILE *f = fopen(stale, "wb");
+    ck_assert(f != NULL);
+    fputs("half a checkpoint", f);
+    ck_assert(fclose(f) == 0);
+    int rc = vae(out, sizeof out, "train " SMALL " --out %s", dir);
+    ck_assert_msg(rc == 0 && strstr(out, "removed 1 temporary file"), "exit %d:\n%s", rc, out);
+    ck_assert_msg(!exists(stale), "%s is still there", stale);
+}
+END_TEST
+
 /* Copies the checkpoint src to dst with one element of its last parameter set to value. */
 static const char *poison(const char *src, const char *dst, double value) {
     static char name[NN_NAME_MAX];
@@ -218,6 +240,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_divergence_in_the_first_epoch_writes_no_model);
     tcase_add_test(tc, test_nonfinite_checkpoint_is_refused);
     tcase_add_test(tc, test_resume_with_nothing_to_do_writes_nothing);
+    tcase_add_test(tc, test_next_run_removes_stale_temporaries);
     suite_add_tcase(s, tc);
     return s;
 }

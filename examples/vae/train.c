@@ -414,6 +414,8 @@ static int run(train_flags *f, cli_opt *o, int no) {
                 !cli_path(CMD, metrics, sizeof metrics, f->out, "metrics.jsonl")))
         rc = CLI_USAGE;
     if (!rc) rc = cli_metrics_truncate(CMD, metrics, st.epoch);
+    int stale = rc ? 0 : st_remove_stale_temps(ckpt); /* left by runs killed while saving */
+    if (stale) printf("removed %d temporary file(s) left in %s by killed runs\n", stale, f->out);
 
     int64_t nhist = st.epoch > f->epochs ? st.epoch : f->epochs;
     st.train_hist = nb_calloc((size_t)(nhist + 1) * sizeof(double));
