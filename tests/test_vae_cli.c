@@ -323,23 +323,6 @@ END_TEST
 /* ---- anomaly -----------------------------------------------------------------------------------
  */
 
-/* Writes an uncompressed IDX file: u8 with the given dims. */
-static void write_idx(const char *path, const uint8_t *data, int ndims, const uint32_t *dims) {
-    FILE *f = fopen(path, "wb");
-    ck_assert(f != NULL);
-    uint8_t head[4] = {0, 0, 0x08, (uint8_t)ndims};
-    fwrite(head, 1, 4, f);
-    size_t n = 1;
-    for (int i = 0; i < ndims; i++) {
-        uint8_t be[4] = {(uint8_t)(dims[i] >> 24), (uint8_t)(dims[i] >> 16),
-                         (uint8_t)(dims[i] >> 8), (uint8_t)dims[i]};
-        fwrite(be, 1, 4, f);
-        n *= dims[i];
-    }
-    fwrite(data, 1, n, f);
-    ck_assert(fclose(f) == 0);
-}
-
 START_TEST(test_anomaly_csv_and_auroc) {
     ck_assert_int_eq(train_status, 0);
     /* OOD: the first 100 test digits with their intensities inverted. */
@@ -351,9 +334,10 @@ START_TEST(test_anomaly_csv_and_auroc) {
     snprintf(ood, sizeof ood, "%s/inverted", tmp);
     mkdir(ood, 0755);
     snprintf(csv, sizeof csv, "%s/t10k-images-idx3-ubyte", ood);
-    write_idx(csv, d.images, 3, (uint32_t[]){(uint32_t)d.n, (uint32_t)d.rows, (uint32_t)d.cols});
+    nbt_write_idx(csv, d.images, 3,
+                  (uint32_t[]){(uint32_t)d.n, (uint32_t)d.rows, (uint32_t)d.cols});
     snprintf(csv, sizeof csv, "%s/t10k-labels-idx1-ubyte", ood);
-    write_idx(csv, d.labels, 1, (uint32_t[]){(uint32_t)d.n});
+    nbt_write_idx(csv, d.labels, 1, (uint32_t[]){(uint32_t)d.n});
     idx_free(&d);
 
     snprintf(csv, sizeof csv, "%s/scores.csv", tmp);

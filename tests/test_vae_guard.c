@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "io/idx.h"
 #include "models/vae.h"
 #include "nn/checkpoint.h"
 #include "nn/optim.h"
@@ -176,6 +177,74 @@ START_TEST(test_next_run_removes_stale_temporaries) {
 }
 END_TEST
 
+/* ---- labels and data ------------------------------------------------------------------------ */
+
+/* Writes the first n shipped digits of each split into dir; train label `at` (if >= 0) becomes
+ * `label`, test label 0 becomes `test_label` (if >= 0); no labels files when labels is false. */
+static void make_data(const char *dir, int64_t n, int64_t at, int label, int test_label,
+                      bool labels) {
+    mkdir(dir, 0755);
+    for (int train = 0; train < 2; train++) {
+        idx_dataset d;
+        char err[256], path[700];
+        ck_assert_msg(idx_load_split("data/digits", train, 10, &d, err, sizeof err) == IDX_OK, "%s",
+                      err);
+        idx_take(&d, n);
+        if (train && at >= 0) d.labels[at] = (uint8_t)label;
+        if (!train && test_label >= 0) d.labels[0] = (uint8_t)test_label;
+        const char *prefix = train ? "train" : "t10k";
+        snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, prefix);
+        nbt_write_idx(path, d.images, 3,
+                      (uint32_t[]){(uint32_t)d.n, (uint32_t)d.rows, (uint32_t)d.cols});
+        snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, prefix);
+        if (labels) nbt_write_idx(path, d.labels, 1, (uint32_t[]){(uint32_t)d.n});
+        idx_free(&d);
+    }
+}
+
+START_TEST(test_an_outlying_label_stops_a_conditional_run) {
+    char data[600], out[8192];
+    snprintf(data, sizeof data, "%s/label200", tmp);
+    make_data(data, 256, 17, 200, -1, true);
+    /* by default K = 201 would need classes 10..199 to occur: the run names the example */
+    int rc = vae(out, sizeof out, "train " SMALL " --conditional --data %s --out %s/l1", data, tmp);
+    ck_assert_msg(rc == 1 && strstr(out, "example 17 of the training set has label 200") &&
+                      strstr(out, "class 10 never occurs"),
+                  "exit %d:\n%s", rc, out);
+    rc = vae(out, sizeof out, "train " SMALL " --conditional --classes 10 --data %s --out %s/l2",
+             data, tmp);
+    ck_assert_msg(rc == 1 && strstr(out, "example 17 of the training set has label 200") &&
+                      strstr(out, "--classes 10"),
+                  "exit %d:\n%s", rc, out);
+    /* a test label the training set does not have */
+    snprintf(data, sizeof data, "%s/testlabel", tmp);
+    make_data(data, 256, -1, 0, 12, true);
+    rc = vae(out, sizeof out, "train " SMALL " --conditional --data %s --out %s/l3", data, tmp);
+    ck_assert_msg(rc == 1 && strstr(out, "example 0 of the test set has label 12"), "exit %d:\n%s",
+                  rc, out);
+    /* --classes 13 makes room for it and for unseen classes; the model says classes=13 */
+    rc = vae(out, sizeof out, "train " SMALL " --conditional --classes 13 --data %s --out %s/l4",
+             data, tmp);
+    ck_assert_msg(rc == 0 && strstr(out, "classes=13"), "exit %d:\n%s", rc, out);
+    rc = vae(out, sizeof out, "train " SMALL " --classes 12 --out %s/l5", tmp);
+    ck_assert_msg(rc == 2 && strstr(out, "--classes needs --conditional"), "exit %d:\n%s", rc, out);
+    /* the normal digits still give 10 classes */
+    rc = vae(out, sizeof out, "train " SMALL " --conditional --out %s/l6", tmp);
+    ck_assert_msg(rc == 0 && strstr(out, "classes=10"), "exit %d:\n%s", rc, out);
+}
+END_TEST
+
+START_TEST(test_unconditional_training_needs_no_labels) {
+    char data[600], out[8192];
+    snprintf(data, sizeof data, "%s/nolabels", tmp);
+    make_data(data, 256, -1, 0, -1, false);
+    int rc = vae(out, sizeof out, "train " SMALL " --data %s --out %s/u1", data, tmp);
+    ck_assert_msg(rc == 0, "unconditional training without labels files failed (%d):\n%s", rc, out);
+    rc = vae(out, sizeof out, "train " SMALL " --conditional --data %s --out %s/u2", data, tmp);
+    ck_assert_msg(rc == 1 && strstr(out, "labels-idx1-ubyte"), "exit %d:\n%s", rc, out);
+}
+END_TEST
+
 /* Copies the checkpoint src to dst with one element of its last parameter set to value. */
 static const char *poison(const char *src, const char *dst, double value) {
     static char name[NN_NAME_MAX];
@@ -241,6 +310,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_nonfinite_checkpoint_is_refused);
     tcase_add_test(tc, test_resume_with_nothing_to_do_writes_nothing);
     tcase_add_test(tc, test_next_run_removes_stale_temporaries);
+    tcase_add_test(tc, test_an_outlying_label_stops_a_conditional_run);
+    tcase_add_test(tc, test_unconditional_training_needs_no_labels);
     suite_add_tcase(s, tc);
     return s;
 }

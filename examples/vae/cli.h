@@ -77,6 +77,15 @@ int cli_error(int status, const char *cmd, const char *fmt, ...);
 /* Loads the train (train = 1) or test split of dir, keeps the first `limit` examples (limit
  * < 0: all). Labels may be any byte. Prints the loader's message and returns CLI_FAIL. */
 int cli_load_split(const char *cmd, const char *dir, int train, int64_t limit, idx_dataset *out);
+/* As cli_load_split; with need_labels false a split without a labels file loads too (every
+ * label 0), for an unconditional model. */
+int cli_load_split_labels(const char *cmd, const char *dir, int train, int64_t limit,
+                          bool need_labels, idx_dataset *out);
+/* The class count K of a conditional model into *out: `classes` when > 0 (--classes), else the
+ * largest training label + 1, provided every class below it occurs in the training set. Every
+ * label of both sets must lie in 0..K-1. Else CLI_FAIL naming the set, the example and label. */
+int cli_count_classes(const char *cmd, const char *dir, const idx_dataset *train,
+                      const idx_dataset *test, int64_t classes, int64_t *out);
 /* CLI_FAIL with a message unless d's images are cfg's size and, for a conditional model,
  * every label is below cfg->num_classes. */
 int cli_check_data(const char *cmd, const char *dir, const idx_dataset *d, const vae_config *cfg);

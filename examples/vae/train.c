@@ -29,6 +29,7 @@
 typedef struct {
     const char *data, *out, *resume;
     int64_t epochs, batch, latent, warmup, limit, seed, threads, iw, capacity_steps;
+    int64_t classes; /* --classes K (0: from the training labels) */
     double lr, beta, capacity, gamma, free_bits;
     cli_hidden hidden;
     vae_likelihood likelihood;
@@ -131,8 +132,8 @@ static int load_position(const char *path, const nn_checkpoint_meta *meta, run_s
 /* ---- configuration ------------------------------------------------------------------------- */
 
 /* The model config the flags ask for. */
-static vae_config config_from_flags(const train_flags *f, const idx_dataset *train,
-                                    const idx_dataset *test, int64_t total_steps) {
+static vae_config config_from_flags(const train_flags *f, const idx_dataset *train, int64_t classes,
+                                    int64_t total_steps) {
     vae_config c;
     vae_config_default(&c);
     c.rows = train->rows;
@@ -148,12 +149,7 @@ static vae_config config_from_flags(const train_flags *f, const idx_dataset *tra
     c.warmup_steps = f->warmup;
     c.free_bits = f->free_bits;
     c.iw_samples = (int)f->iw;
-    if (f->conditional) { /* classes: the largest label in either split, plus one */
-        int k = 0;
-        for (int64_t i = 0; i < train->n; i++) k = train->labels[i] >= k ? train->labels[i] + 1 : k;
-        for (int64_t i = 0; i < test->n; i++) k = test->labels[i] >= k ? test->labels[i] + 1 : k;
-        c.num_classes = k;
-    }
+    if (f->conditional) c.num_classes = classes > 0 ? (int)classes : 1; /* cli_count_classes */
     return c;
 }
 
@@ -176,6 +172,7 @@ static int check_conflicts(const char *path, const vae_config *ck, const vae_con
         {"--warmup", ck->warmup_steps != want->warmup_steps},
         {"--free-bits", ck->free_bits != want->free_bits},
         {"--conditional", (ck->num_classes > 0) != (want->num_classes > 0)},
+        {"--classes", ck->num_classes != want->num_classes},
         {"--iw", ck->iw_samples != want->iw_samples},
     };
     char have[1024];
@@ -335,6 +332,9 @@ int cli_train(int argc, char **argv) {
          0, 1e6, false, false},
         {"--conditional", CLI_FLAG, &f.conditional, NULL, "condition on the labels (CVAE)", 0, 0,
          false, false},
+        {"--classes", CLI_INT, &f.classes, "K",
+         "classes of --conditional (default: largest label + 1, every class present)", 1, 1000,
+         false, false},
         {"--likelihood", CLI_LIKELIHOOD, &f.likelihood, "L", "bernoulli (default) or gaussian", 0,
          0, false, false},
         {"--iw", CLI_INT, &f.iw, "K", "importance samples: K > 1 trains the IWAE bound (default 1)",
@@ -357,6 +357,8 @@ int cli_train(int argc, char **argv) {
     if (cli_find(o, no, "--gamma")->seen && !cli_find(o, no, "--capacity")->seen)
         return cli_error(CLI_USAGE, CMD, "--gamma needs --capacity (the B form's target KL)");
     f.capacity_given = cli_find(o, no, "--capacity")->seen;
+    if (f.classes && !f.conditional)
+        return cli_error(CLI_USAGE, CMD, "--classes needs --conditional");
     if (f.threads > 0) nb_set_num_threads((int)f.threads);
     return run(&f, o, no);
 }
@@ -388,11 +390,15 @@ static int run(train_flags *f, cli_opt *o, int no) {
     } else {
         nb_rng_seed(&st.rng, (uint64_t)f->seed);
     }
-    if (!rc) rc = cli_load_split(CMD, f->data, 1, f->limit, &train);
-    if (!rc) rc = cli_load_split(CMD, f->data, 0, f->limit, &test);
+    bool labels = f->conditional || (have_model && m.cfg.num_classes > 0); /* else optional */
+    if (!rc) rc = cli_load_split_labels(CMD, f->data, 1, f->limit, labels, &train);
+    if (!rc) rc = cli_load_split_labels(CMD, f->data, 0, f->limit, labels, &test);
+    int64_t classes = f->classes ? f->classes : have_model ? m.cfg.num_classes : 0;
+    if (!rc && f->conditional && !have_model)
+        rc = cli_count_classes(CMD, f->data, &train, &test, f->classes, &classes);
     if (!rc) {
         int64_t per_epoch = (train.n + f->batch - 1) / f->batch;
-        vae_config want = config_from_flags(f, &train, &test, per_epoch * f->epochs);
+        vae_config want = config_from_flags(f, &train, classes, per_epoch * f->epochs);
         char err[256];
         if (have_model) {
             rc = check_conflicts(f->resume, &m.cfg, &want, o, no);
