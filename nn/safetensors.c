@@ -450,16 +450,20 @@ static st_status check_length(const unsigned char *b, size_t len, const char *la
                               uint64_t *n) {
     if (len < 8)
         return fail(err, ST_ERR_TOO_SHORT, label,
-                    "file is %zu bytes, shorter than the 8-byte header length", len);
+                    "file is %zu bytes, shorter than the 8-byte header length: not a "
+                    "safetensors file",
+                    len);
     *n = 0;
     for (int i = 7; i >= 0; i--) *n = *n << 8 | b[i];
     if (*n > ST_MAX_HEADER)
         return fail(err, ST_ERR_HEADER_TOO_LARGE, label,
-                    "header length %llu is larger than the limit of %u bytes",
+                    "not a safetensors file: header length %llu (its first 8 bytes) is larger "
+                    "than the limit of %u bytes",
                     (unsigned long long)*n, ST_MAX_HEADER);
     if (*n > len - 8)
         return fail(err, ST_ERR_HEADER_PAST_EOF, label,
-                    "header length %llu runs past the end of the %zu-byte file",
+                    "header length %llu runs past the end of the %zu-byte file: not a "
+                    "safetensors file, or a truncated one",
                     (unsigned long long)*n, len);
     return ST_OK;
 }

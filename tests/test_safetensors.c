@@ -318,11 +318,12 @@ static const struct {
     st_status code;
     const char *fragment;
 } bad_files[] = {
-    {"too_short", ST_ERR_TOO_SHORT, "5 bytes, shorter than the 8-byte"},
+    {"too_short", ST_ERR_TOO_SHORT, "5 bytes, shorter than the 8-byte header length: not a"},
     {"header_too_large", ST_ERR_HEADER_TOO_LARGE,
-     "header length 100000001 is larger than the limit"},
+     "not a safetensors file: header length 100000001 (its first 8 bytes) is larger than the "
+     "limit"},
     {"header_past_eof", ST_ERR_HEADER_PAST_EOF,
-     "header length 64 runs past the end of the 16-byte file"},
+     "header length 64 runs past the end of the 16-byte file: not a safetensors file"},
     {"bad_utf8", ST_ERR_UTF8, "invalid UTF-8 at byte 3 of the header (byte 11 of the file)"},
     {"overlong_utf8", ST_ERR_UTF8, "invalid UTF-8 at byte 3"},
     {"bad_json", ST_ERR_JSON,
@@ -429,6 +430,34 @@ START_TEST(test_good_file_and_open_errors) {
     ck_assert_ptr_nonnull(strstr(err.message, "not a regular file"));
     ck_assert_int_eq(st_parse(NULL, 0, NULL, &f, &err), ST_ERR_TOO_SHORT);
     ck_assert_ptr_nonnull(strstr(err.message, "<memory>"));
+}
+END_TEST
+
+/* A header length that ends exactly at the end of the file is read; one byte more (len - 7) runs
+ * past it. A text file (README.md) is "not a safetensors file", not a header length of 7.5e18. */
+START_TEST(test_header_length_edges) {
+    static const char json[] = "{\"__metadata__\":{\"k\":\"v\"}}";
+    size_t hn = sizeof json - 1, len = 8 + hn;
+    unsigned char buf[64];
+    memcpy(buf + 8, json, hn);
+    st_file *f;
+    st_error err;
+    for (uint64_t n = len - 8; n <= len - 6; n++) { /* len - 8 fits; len - 7, len - 6 do not */
+        for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(n >> (8 * i));
+        st_status st = st_parse(buf, len, "edge", &f, &err);
+        if (n == len - 8) {
+            ck_assert_msg(st == ST_OK, "a header that ends at the end of the file: %s",
+                          err.message);
+            ck_assert_str_eq(st_meta_get(f, "k"), "v");
+            st_close(f);
+        } else {
+            ck_assert_msg(st == ST_ERR_HEADER_PAST_EOF, "header length len - %d: got %s",
+                          (int)(len - n), st_strerror(st));
+            ck_assert_ptr_null(f);
+        }
+    }
+    ck_assert_int_eq(st_open("README.md", &f, &err), ST_ERR_HEADER_TOO_LARGE);
+    ck_assert_msg(strstr(err.message, "README.md: not a safetensors file"), "%s", err.message);
 }
 END_TEST
 
@@ -707,6 +736,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_good_file_and_open_errors);
     tcase_add_test(tc, test_failed_save_keeps_old_file);
     tcase_add_test(tc, test_stale_temps_removed);
+    tcase_add_test(tc, test_header_length_edges);
     tcase_add_test(tc, test_mutations_never_crash);
     tcase_add_test(tc, test_python_reader);
     suite_add_tcase(s, tc);

@@ -177,6 +177,14 @@ START_TEST(test_next_run_removes_stale_temporaries) {
 }
 END_TEST
 
+START_TEST(test_a_text_file_is_not_a_checkpoint) {
+    char out[8192];
+    int rc = vae(out, sizeof out, "sample --model README.md --out %s/x.png", tmp);
+    ck_assert_msg(rc == 1 && strstr(out, "README.md: not a safetensors file"), "exit %d:\n%s", rc,
+                  out);
+}
+END_TEST
+
 /* ---- labels and data ------------------------------------------------------------------------ */
 
 /* Writes the first n shipped digits of each split into dir; train label `at` (if >= 0) becomes
@@ -312,6 +320,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_next_run_removes_stale_temporaries);
     tcase_add_test(tc, test_an_outlying_label_stops_a_conditional_run);
     tcase_add_test(tc, test_unconditional_training_needs_no_labels);
+    tcase_add_test(tc, test_a_text_file_is_not_a_checkpoint);
     suite_add_tcase(s, tc);
     return s;
 }
