@@ -177,6 +177,35 @@ START_TEST(test_next_run_removes_stale_temporaries) {
 }
 END_TEST
 
+/* The checkpoint keeps the data directory as an absolute path: resuming from elsewhere works. */
+START_TEST(test_resume_from_another_directory) {
+    ck_assert_msg(train_status == 0, "%s", train_output);
+    char build[8200], here[4096], out[8192];
+    const char *b = getenv("NABLA_BUILD");
+    b = b && *b ? b : "build";
+    ck_assert(getcwd(here, sizeof here) != NULL);
+    snprintf(build, sizeof build, "%s%s%s", b[0] == '/' ? "" : here, b[0] == '/' ? "" : "/", b);
+    setenv("NABLA_BUILD", build, 1); /* this test runs in its own process (CK_FORK) */
+    ck_assert_int_eq(chdir(tmp), 0);
+    int rc = vae(out, sizeof out, "train --resume %s --epochs 2 --threads 2 --out %s/elsewhere",
+                 model, tmp);
+    ck_assert_int_eq(chdir(here), 0);
+    ck_assert_msg(rc == 0 && strstr(out, "epoch 2/2"), "resume from %s failed (%d):\n%s", tmp, rc,
+                  out);
+}
+END_TEST
+
+/* --threads above the core count warns; --threads 0 is the default and documented. */
+START_TEST(test_threads_flag) {
+    char out[8192];
+    int rc = vae(out, sizeof out, "train " SMALL " --threads 1000 --out %s/threads", tmp);
+    ck_assert_msg(rc == 0 && strstr(out, "warning: --threads 1000 is more than the"),
+                  "exit %d:\n%s", rc, out);
+    rc = vae(out, sizeof out, "train --help");
+    ck_assert_msg(rc == 0 && strstr(out, "default 0: one per core"), "%s", out);
+}
+END_TEST
+
 START_TEST(test_a_text_file_is_not_a_checkpoint) {
     char out[8192];
     int rc = vae(out, sizeof out, "sample --model README.md --out %s/x.png", tmp);
@@ -321,6 +350,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_an_outlying_label_stops_a_conditional_run);
     tcase_add_test(tc, test_unconditional_training_needs_no_labels);
     tcase_add_test(tc, test_a_text_file_is_not_a_checkpoint);
+    tcase_add_test(tc, test_resume_from_another_directory);
+    tcase_add_test(tc, test_threads_flag);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -196,6 +196,11 @@ bool cli_loss_diverged(double loss, int64_t values);
 /* The name of the first parameter holding a NaN or an infinity, or NULL when all are finite. */
 const char *cli_nonfinite_param(const nn_params *ps);
 
+/* --threads n: n > 0 sets the thread count, with a warning on stderr when it is more than the
+ * online cores; 0 keeps the default of one thread per core. */
+#define CLI_THREADS_HELP "threads (default 0: one per core; more than the cores warns)"
+void cli_set_threads(const char *cmd, int64_t n);
+
 /* One finished epoch, before its checkpoint replaces the previous one. */
 typedef struct {
     int64_t epoch;                 /* 1-based */

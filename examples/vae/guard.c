@@ -2,8 +2,10 @@
  * divergence rule, and the words of advice when a run diverges. */
 #include <math.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "examples/vae/cli.h"
+#include "tensor/gemm.h"
 
 const char *cli_nonfinite_param(const nn_params *ps) {
     for (int i = 0; i < ps->n; i++) {
@@ -58,4 +60,15 @@ int cli_check_epoch(const char *cmd, const cli_epoch_check *c) {
                  c->lr, c->lr / 10);
     return cli_error(CLI_FAIL, cmd, "training diverged at epoch %lld: %s; %s", (long long)c->epoch,
                      problem, kept);
+}
+
+void cli_set_threads(const char *cmd, int64_t n) {
+    if (n <= 0) return; /* 0: the default, one per core */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores > 0 && n > cores)
+        fprintf(stderr,
+                "vae %s: warning: --threads %lld is more than the %ld cores here; the threads will "
+                "take turns and run slower than --threads %ld\n",
+                cmd, (long long)n, cores, cores);
+    nb_set_num_threads((int)n);
 }

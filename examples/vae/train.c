@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "examples/vae/cli.h"
 #include "io/chart.h"
@@ -28,6 +29,7 @@
 
 typedef struct {
     const char *data, *out, *resume;
+    char *data_abs; /* data as an absolute path (saved in checkpoints), or NULL */
     int64_t epochs, batch, latent, warmup, limit, seed, threads, iw, capacity_steps;
     int64_t classes; /* --classes K (0: from the training labels) */
     double lr, beta, capacity, gamma, free_bits;
@@ -80,9 +82,11 @@ static int save_checkpoint(const char *path, const vae_model *m, const nn_optim 
     snprintf(limit, sizeof limit, "%lld", (long long)f->limit);
     cli_rng_format(&st->rng, rng, sizeof rng);
     char *train = join(st->train_hist, st->epoch), *test = join(st->test_hist, st->epoch);
-    nn_meta meta[] = {{CLI_META_CONFIG, config}, {META_EPOCH, epoch}, {META_STEP, step},
-                      {META_RNG, rng},           {META_BATCH, batch}, {META_DATA, f->data},
-                      {META_LIMIT, limit},       {META_TRAIN, train}, {META_TEST, test}};
+    nn_meta meta[] = {{CLI_META_CONFIG, config}, {META_EPOCH, epoch},
+                      {META_STEP, step},         {META_RNG, rng},
+                      {META_BATCH, batch},       {META_DATA, f->data_abs ? f->data_abs : f->data},
+                      {META_LIMIT, limit},       {META_TRAIN, train},
+                      {META_TEST, test}};
     nn_ckpt_error e;
     nn_ckpt_status s =
         nn_checkpoint_save(path, &m->params, opt, meta, (int)(sizeof meta / sizeof meta[0]), &e);
@@ -268,6 +272,18 @@ static int write_pictures(const vae_model *m, const idx_dataset *test, const run
     return 0;
 }
 
+/* path made absolute against the working directory, in a new string (free with free); NULL when
+ * the working directory is unknown. */
+static char *absolute_path(const char *path) {
+    if (path[0] == '/') return strdup(path);
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd)) return NULL;
+    size_t n = strlen(cwd) + strlen(path) + 2;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, "%s/%s", cwd, path);
+    return s;
+}
+
 /* Makes dir (and its parents) unless it exists. */
 static int make_dir(const char *dir) {
     char p[4096];
@@ -340,8 +356,7 @@ int cli_train(int argc, char **argv) {
         {"--iw", CLI_INT, &f.iw, "K", "importance samples: K > 1 trains the IWAE bound (default 1)",
          1, 10000, false, false},
         {"--seed", CLI_INT, &f.seed, "N", "random seed (default 1)", 0, 9e18, false, false},
-        {"--threads", CLI_INT, &f.threads, "N", "threads (default: one per core)", 0, 1024, false,
-         false},
+        {"--threads", CLI_INT, &f.threads, "N", CLI_THREADS_HELP, 0, 1024, false, false},
         {"--out", CLI_STRING, &f.out, "DIR", "output directory (default out)", 0, 0, false, false},
         {"--resume", CLI_STRING, &f.resume, "FILE",
          "continue from a checkpoint (model.safetensors)", 0, 0, false, false},
@@ -359,7 +374,7 @@ int cli_train(int argc, char **argv) {
     f.capacity_given = cli_find(o, no, "--capacity")->seen;
     if (f.classes && !f.conditional)
         return cli_error(CLI_USAGE, CMD, "--classes needs --conditional");
-    if (f.threads > 0) nb_set_num_threads((int)f.threads);
+    cli_set_threads(CMD, f.threads);
     return run(&f, o, no);
 }
 
@@ -393,6 +408,8 @@ static int run(train_flags *f, cli_opt *o, int no) {
     bool labels = f->conditional || (have_model && m.cfg.num_classes > 0); /* else optional */
     if (!rc) rc = cli_load_split_labels(CMD, f->data, 1, f->limit, labels, &train);
     if (!rc) rc = cli_load_split_labels(CMD, f->data, 0, f->limit, labels, &test);
+    /* checkpoints keep the absolute path, so --resume works from any working directory */
+    if (!rc) f->data_abs = absolute_path(f->data);
     int64_t classes = f->classes ? f->classes : have_model ? m.cfg.num_classes : 0;
     if (!rc && f->conditional && !have_model)
         rc = cli_count_classes(CMD, f->data, &train, &test, f->classes, &classes);
@@ -505,6 +522,7 @@ static int run(train_flags *f, cli_opt *o, int no) {
         cli_batches_free(&tb);
         cli_batches_free(&vb);
     }
+    free(f->data_abs);
     nb_free(st.train_hist);
     nb_free(st.test_hist);
     nn_checkpoint_meta_free(meta);
