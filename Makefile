@@ -100,7 +100,12 @@ $(BUILD)/obj/tests/%.o: tests/%.c
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_LIB) $(LIB) $(IOLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $< $(TEST_LIB) -o $@ $(IOLIB) $(LIB) $(ZLIB) $(CHECK_LIBS) $(LDLIBS)
+	$(CC) $(LDFLAGS) $< $(TEST_EXTRA) $(TEST_LIB) -o $@ $(IOLIB) $(LIB) $(ZLIB) $(CHECK_LIBS) $(LDLIBS)
+
+# Unit tests of the vae command's own functions link its objects (all but main).
+VAE_PARTS := $(filter-out %/main.o,$(VAE_OBJ))
+$(BUILD)/tests/test_vae_units: $(VAE_PARTS)
+$(BUILD)/tests/test_vae_units: TEST_EXTRA = $(VAE_PARTS)
 
 # Sees st_save's fsync and rename calls: the library's references go to the test's wrappers.
 $(BUILD)/tests/test_st_fsync: LDFLAGS += -Wl,--wrap=fsync -Wl,--wrap=rename

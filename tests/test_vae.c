@@ -223,8 +223,13 @@ START_TEST(whole_model_gradcheck) {
         Tensor *x = nbt_param(NB_SHAPE(3, 5), 0.05, 0.95, 3),
                *eps = nbt_param(NB_SHAPE(3, 2), -1, 1, 4);
         tensor_requires_grad(eps, false);
-        nbt_gradcheck(lik ? "gaussian vae wrt x" : "bernoulli vae wrt x", f_vae,
-                      (Tensor *[]){x, eps}, 2, &m);
+        /* x and every parameter: the gradients the optimizer uses are checked too */
+        Tensor *in[2 + 16] = {x, eps};
+        ck_assert_int_le(m.params.n, 16);
+        for (int i = 0; i < m.params.n; i++) in[2 + i] = m.params.items[i].t;
+        nbt_gradcheck(lik ? "gaussian vae wrt x and parameters"
+                          : "bernoulli vae wrt x and parameters",
+                      f_vae, in, 2 + m.params.n, &m);
         tensor_free(x), tensor_free(eps);
         vae_free(&m);
     }
@@ -283,7 +288,15 @@ START_TEST(conditional_model_samples_and_needs_labels) {
     ck_assert(s->shape[0] == 3 && s->shape[1] == 784);
     Tensor *z = ag_zeros(NB_SHAPE(2, 2));
     Tensor *a = vae_decode(&m, z, (int64_t[]){1, 2});
-    ck_assert(a->data[0] != a->data[784]); /* same z, different labels: different images */
+    /* same z, different labels: different images, each the one its own label decodes to */
+    Tensor *a1 = vae_decode(&m, ag_zeros(NB_SHAPE(1, 2)), (int64_t[]){1});
+    Tensor *a2 = vae_decode(&m, ag_zeros(NB_SHAPE(1, 2)), (int64_t[]){2});
+    int differ = 0;
+    for (int k = 0; k < 784; k++) {
+        differ += a->data[k] != a->data[784 + k];
+        ck_assert(a->data[k] == a1->data[k] && a->data[784 + k] == a2->data[k]);
+    }
+    ck_assert_msg(differ > 700, "only %d of 784 pixels depend on the label", differ);
     NBT_EXPECT_FAIL(vae_sample(&m, 2, NULL, NULL), "needs labels");
     NBT_EXPECT_FAIL(vae_sample(&m, 1, (int64_t[]){10}, NULL), "label 10 is outside 0..9");
     ag_reset();

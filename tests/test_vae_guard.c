@@ -78,6 +78,9 @@ static int count_lines(const char *path) {
     return lines;
 }
 
+static void make_data(const char *dir, int64_t n, int64_t ntest, int64_t at, int label,
+                      int test_label, bool labels);
+
 static void suite_setup(void) {
     snprintf(tmp, sizeof tmp, "%s/nabla_vae_guard_XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -157,6 +160,59 @@ START_TEST(test_resume_with_nothing_to_do_writes_nothing) {
 }
 END_TEST
 
+/* The values of `key` on each line of dir/metrics.jsonl into v (at most max); returns the count. */
+static int metric(const char *dir, const char *key, double *v, int max) {
+    char path[700], pat[64];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    size_t n;
+    char *b = slurp(path, &n), *line = b;
+    int k = 0;
+    for (char *nl; k < max && (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+        *nl = '\0';
+        const char *p = strstr(line, pat);
+        ck_assert_msg(p != NULL, "%s lacks %s: %s", path, key, line);
+        v[k++] = strtod(p + strlen(pat), NULL);
+    }
+    free(b);
+    return k;
+}
+
+/* An epoch draws 101 x 3 normals in training and 60 x 3 in the test pass, an odd count: the
+ * checkpoint must carry the generator's cached second normal, or the resumed run's noise shifts
+ * by one draw. */
+START_TEST(test_resume_after_an_odd_number_of_normals) {
+    char a[600], b[600], data[600], path[700], out[16384], odd[800];
+    snprintf(a, sizeof a, "%s/odd_a", tmp);
+    snprintf(b, sizeof b, "%s/odd_b", tmp);
+    snprintf(data, sizeof data, "%s/odd_data", tmp);
+    make_data(data, 101, 60, -1, 0, -1, true);
+    snprintf(odd, sizeof odd, "--data %s --batch 101 --hidden 16 --latent 3 --threads 2", data);
+    int rc = vae(out, sizeof out, "train %s --epochs 1 --out %s", odd, a);
+    ck_assert_msg(rc == 0, "%s", out);
+    snprintf(path, sizeof path, "%s/model.safetensors", a);
+    rc = vae(out, sizeof out, "train --resume %s --epochs 3 --threads 2 --out %s", path, a);
+    ck_assert_msg(rc == 0, "%s", out);
+    rc = vae(out, sizeof out, "train %s --epochs 3 --out %s", odd, b);
+    ck_assert_msg(rc == 0, "%s", out);
+    const char *keys[2] = {"train_loss", "test_loss"};
+    for (int k = 0; k < 2; k++) {
+        double ra[3], rb[3];
+        ck_assert_int_eq(metric(a, keys[k], ra, 3), 3);
+        ck_assert_int_eq(metric(b, keys[k], rb, 3), 3);
+#ifdef NB_DOUBLE
+        const double tol =
+            1e-5; /* checkpoints hold F32: a double run resumes from rounded values */
+#else
+        const double tol = 0;
+#endif
+        for (int e = 0; e < 3; e++)
+            ck_assert_msg(fabs(ra[e] - rb[e]) <= tol * fabs(rb[e]),
+                          "epoch %d %s: resumed %.9g, straight %.9g", e + 1, keys[k], ra[e], rb[e]);
+    }
+}
+END_TEST
+
 /* A run killed while saving leaves model.safetensors.tmp.<pid>; the next run there removes it. */
 START_TEST(test_next_run_removes_stale_temporaries) {
     char dir[600], stale[700], out[16384];
@@ -216,17 +272,18 @@ END_TEST
 
 /* ---- labels and data ------------------------------------------------------------------------ */
 
-/* Writes the first n shipped digits of each split into dir; train label `at` (if >= 0) becomes
- * `label`, test label 0 becomes `test_label` (if >= 0); no labels files when labels is false. */
-static void make_data(const char *dir, int64_t n, int64_t at, int label, int test_label,
-                      bool labels) {
+/* Writes the first n shipped digits of each split (ntest of the test split) into dir; train label
+ * `at` (if >= 0) becomes `label`, test label 0 becomes `test_label` (if >= 0); no labels files when
+ * labels is false. */
+static void make_data(const char *dir, int64_t n, int64_t ntest, int64_t at, int label,
+                      int test_label, bool labels) {
     mkdir(dir, 0755);
     for (int train = 0; train < 2; train++) {
         idx_dataset d;
         char err[256], path[700];
         ck_assert_msg(idx_load_split("data/digits", train, 10, &d, err, sizeof err) == IDX_OK, "%s",
                       err);
-        idx_take(&d, n);
+        idx_take(&d, train ? n : ntest);
         if (train && at >= 0) d.labels[at] = (uint8_t)label;
         if (!train && test_label >= 0) d.labels[0] = (uint8_t)test_label;
         const char *prefix = train ? "train" : "t10k";
@@ -242,7 +299,7 @@ static void make_data(const char *dir, int64_t n, int64_t at, int label, int tes
 START_TEST(test_an_outlying_label_stops_a_conditional_run) {
     char data[600], out[8192];
     snprintf(data, sizeof data, "%s/label200", tmp);
-    make_data(data, 256, 17, 200, -1, true);
+    make_data(data, 256, 256, 17, 200, -1, true);
     /* by default K = 201 would need classes 10..199 to occur: the run names the example */
     int rc = vae(out, sizeof out, "train " SMALL " --conditional --data %s --out %s/l1", data, tmp);
     ck_assert_msg(rc == 1 && strstr(out, "example 17 of the training set has label 200") &&
@@ -255,7 +312,7 @@ START_TEST(test_an_outlying_label_stops_a_conditional_run) {
                   "exit %d:\n%s", rc, out);
     /* a test label the training set does not have */
     snprintf(data, sizeof data, "%s/testlabel", tmp);
-    make_data(data, 256, -1, 0, 12, true);
+    make_data(data, 256, 256, -1, 0, 12, true);
     rc = vae(out, sizeof out, "train " SMALL " --conditional --data %s --out %s/l3", data, tmp);
     ck_assert_msg(rc == 1 && strstr(out, "example 0 of the test set has label 12"), "exit %d:\n%s",
                   rc, out);
@@ -274,7 +331,7 @@ END_TEST
 START_TEST(test_unconditional_training_needs_no_labels) {
     char data[600], out[8192];
     snprintf(data, sizeof data, "%s/nolabels", tmp);
-    make_data(data, 256, -1, 0, -1, false);
+    make_data(data, 256, 256, -1, 0, -1, false);
     int rc = vae(out, sizeof out, "train " SMALL " --data %s --out %s/u1", data, tmp);
     ck_assert_msg(rc == 0, "unconditional training without labels files failed (%d):\n%s", rc, out);
     rc = vae(out, sizeof out, "train " SMALL " --conditional --data %s --out %s/u2", data, tmp);
@@ -352,6 +409,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_a_text_file_is_not_a_checkpoint);
     tcase_add_test(tc, test_resume_from_another_directory);
     tcase_add_test(tc, test_threads_flag);
+    tcase_add_test(tc, test_resume_after_an_odd_number_of_normals);
     suite_add_tcase(s, tc);
     return s;
 }
