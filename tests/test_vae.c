@@ -198,6 +198,26 @@ START_TEST(variant_objectives) {
     vae_terms fb = vae_loss_eps(&m, x, NULL, 0, eps);
     ck_assert_double_eq_tol(tensor_item(fb.objective), R + 2 * 1000, 1e-2);
     ck_assert_double_eq_tol(fb.elbo_loss, R + K, 1e-4); /* the beta = 1 ELBO is always reported */
+    /* A floor between the two dims' batch-mean KLs clamps only the smaller one:
+     * KL term = sum_d max(mean_b KL_bd, floor). */
+    Tensor *mu, *logvar;
+    vae_encode(&m, x, NULL, &mu, &logvar);
+    real mus[6], lvs[6]; /* [3, 2]; mu and logvar may be views */
+    tensor_to_array(mu, mus);
+    tensor_to_array(logvar, lvs);
+    double kd[2] = {0, 0};
+    for (int b = 0; b < 3; b++)
+        for (int d = 0; d < 2; d++) {
+            double u = mus[b * 2 + d], lv = lvs[b * 2 + d];
+            kd[d] += 0.5 * (u * u + exp(lv) - 1 - lv) / 3;
+        }
+    ck_assert_double_eq_tol(kd[0] + kd[1], K, 1e-4);
+    ck_assert_msg(fabs(kd[0] - kd[1]) > 1e-3, "the dims' KLs %g, %g are too close", kd[0], kd[1]);
+    double floor_ = (kd[0] + kd[1]) / 2; /* above one, below the other */
+    m.cfg.free_bits = floor_;
+    double want = R + fmax(kd[0], floor_) + fmax(kd[1], floor_);
+    ck_assert_double_eq_tol(tensor_item(vae_loss_eps(&m, x, NULL, 0, eps).objective), want, 1e-4);
+    ck_assert(want > R + K + 1e-4); /* the clamp changed something */
     ag_reset();
     tensor_free(x), tensor_free(eps);
     vae_free(&m);
