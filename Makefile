@@ -4,6 +4,7 @@
 #   make run        train the VAE on the digits shipped in data/ and write pictures to out/
 #   make test       unit tests (float and double builds)
 #   make test-san   the same tests under AddressSanitizer + UndefinedBehaviorSanitizer (CI runs it)
+#   make fuzz       libFuzzer harnesses (clang): replay the seeds in fuzz/corpus, then fuzz a while
 #   make bench      speed and memory against the peers (PyTorch, OpenBLAS)
 #
 # Variables: OMP=0 builds without OpenMP; DOUBLE=1 makes the element type double;
@@ -63,7 +64,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 # Not intermediates: kept, so an unchanged tree relinks and recompiles nothing.
 .SECONDARY: $(TEST_OBJ)
 
-.PHONY: all lib run test tests-built check-run test-float test-double test-san bench bench-deps bench-scaling deps data-fashion clean format
+.PHONY: all lib run test tests-built fuzz fuzz-build check-run test-float test-double test-san bench bench-deps bench-scaling deps data-fashion clean format
 all: $(LIB) $(IOLIB) $(EXAMPLES) $(VAE)
 
 lib: $(LIB)
@@ -136,6 +137,40 @@ test-san: deps
 tests-built: $(TESTS) $(VAE) $(EXAMPLES)
 
 test: test-float test-double
+
+# ---- fuzzing (libFuzzer, clang) ---------------------------------------------------------------
+# One harness per reader of outside bytes: fuzz/fuzz_<name>.c with seeds in fuzz/corpus/<name>/.
+# make fuzz replays every seed, then fuzzes each harness FUZZ_SECONDS; new inputs go to
+# build/fuzz/corpus/<name>/ and a crash to build/fuzz/crash-<name>-* (make it a regression test).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 20
+FUZZ_DIR     := build/fuzz
+FUZZ_FLAGS   := -g -O1 -std=c11 -I. -D_POSIX_C_SOURCE=200809L -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_SRC     := $(CORE_SRC) $(IO_SRC) $(filter-out examples/vae/main.c,$(VAE_SRC))
+FUZZ_OBJ     := $(FUZZ_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZERS      := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard fuzz/fuzz_*.c))
+.SECONDARY: $(FUZZ_OBJ)
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(if $(filter $<,$(CORE_SRC)),-DNB_INTERNAL) -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ $(ZLIB) -lm
+
+fuzz-build: deps
+	@command -v $(FUZZ_CC) >/dev/null || { echo "nabla: make fuzz needs clang (apt-get install clang)"; exit 1; }
+	@$(MAKE) --no-print-directory -j$(NPROC) $(FUZZERS)
+
+fuzz: fuzz-build
+	@for f in $(FUZZERS); do n=$${f##*/fuzz_}; log=$(FUZZ_DIR)/$$n.log; \
+	    mkdir -p $(FUZZ_DIR)/corpus/$$n; \
+	    $$f -close_fd_mask=3 -runs=0 fuzz/corpus/$$n >$$log 2>&1 || { tail -n 40 $$log; exit 1; }; \
+	    echo "fuzz: $$n: replayed fuzz/corpus/$$n: $$(tail -n 1 $$log)"; \
+	    $$f -close_fd_mask=3 -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_DIR)/crash-$$n- \
+	        $(FUZZ_DIR)/corpus/$$n fuzz/corpus/$$n >$$log 2>&1 || { tail -n 40 $$log; exit 1; }; \
+	    echo "fuzz: $$n: $(FUZZ_SECONDS) s: $$(grep -E '^#[0-9]+' $$log | tail -n 1)"; done
 
 # ---- benchmarks (peers: PyTorch from python3-torch, OpenBLAS, Fashion-MNIST) -------------------
 BENCH_DEBS := python3-torch python3-numpy libopenblas-dev dataset-fashion-mnist

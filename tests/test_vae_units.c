@@ -40,6 +40,8 @@ START_TEST(test_rng_text_round_trip) {
         "0123456789abcdef 0123456789abcdef 0123456789abcdef 0123456789abcdef 0000000000000000 0 ",
         "0123456789abcdef 0123456789abcdef 0123456789abcdef 0123456789abcdef 000000000000000 0",
         "0123456789abcdef  123456789abcdef 0123456789abcdef 0123456789abcdef 0000000000000000 0",
+        /* found by fuzz/fuzz_config.c: a 17th (upper-case) digit was read as part of the word */
+        "0123456789abcdef fedcba9876543210 0000000000000000 8000000000000000 3ff0000000000000F 0",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(!cli_rng_parse(bad[i], &r), "accepted '%s'", bad[i]);

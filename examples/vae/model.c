@@ -73,8 +73,11 @@ bool cli_rng_parse(const char *s, nb_rng *r) {
         if (*p != ' ' && i > 0) return false;
         if (i > 0) p++;
         if (strspn(p, "0123456789abcdef") != 16) return false;
-        w[i] = strtoull(p, &end, 16);
-        p = end;
+        char word[17]; /* exactly 16 digits: strtoull alone would read on ("...0F" was taken) */
+        memcpy(word, p, 16);
+        word[16] = '\0';
+        w[i] = strtoull(word, &end, 16);
+        p += 16;
     }
     if (strcmp(p, " 0") != 0 && strcmp(p, " 1") != 0) return false;
     if ((w[0] | w[1] | w[2] | w[3]) == 0) return false; /* xoshiro's one invalid state */
