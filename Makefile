@@ -145,7 +145,7 @@ test: test-float test-double
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 20
 FUZZ_DIR     := build/fuzz
-FUZZ_FLAGS   := -g -O1 -std=c11 -I. -D_POSIX_C_SOURCE=200809L -fno-omit-frame-pointer \
+FUZZ_FLAGS   := -g -O1 -std=c11 -I. -D_POSIX_C_SOURCE=200809L -MMD -MP -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_SRC     := $(CORE_SRC) $(IO_SRC) $(filter-out examples/vae/main.c,$(VAE_SRC))
 FUZZ_OBJ     := $(FUZZ_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
