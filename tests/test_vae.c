@@ -66,9 +66,10 @@ START_TEST(one_step_matches_pytorch) {
     }
     Tensor *x = ref_tensor(f, "x", NB_SHAPE(4, 12)), *eps = ref_tensor(f, "eps", NB_SHAPE(4, 3));
     real loss, recon, kl;
-    st_read_real(f, "loss", &loss, 0, NULL, &err);
-    st_read_real(f, "recon", &recon, 0, NULL, &err);
-    st_read_real(f, "kl", &kl, 0, NULL, &err);
+    const char *names[3] = {"loss", "recon", "kl"};
+    real *dst[3] = {&loss, &recon, &kl};
+    for (int i = 0; i < 3; i++) /* a missing reference would compare against garbage */
+        ck_assert_msg(st_read_real(f, names[i], dst[i], 0, NULL, &err) == ST_OK, "%s", err.message);
 
     nn_optim *opt = nn_optim_adam(&m.params, nn_adam_defaults(1e-3));
     vae_terms t = vae_loss_eps(&m, x, NULL, 0, eps);
