@@ -28,6 +28,7 @@
 #ifndef NB_IDX_H
 #define NB_IDX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -91,6 +92,11 @@ idx_status idx_load(const char *images_path, const char *labels_path, int num_cl
 idx_status idx_load_split(const char *dir, int train, int num_classes, idx_dataset *out, char *err,
                           size_t errlen);
 
+/* As idx_load_split, but the labels file may be absent (under both names): then every label is 0,
+ * num_classes is 1 and *has_labels is false. A labels file that exists must still be valid. */
+idx_status idx_load_split_unlabeled(const char *dir, int train, int num_classes, idx_dataset *out,
+                                    bool *has_labels, char *err, size_t errlen);
+
 /* Frees the dataset's arrays and zeroes it; NULL and an already freed dataset are fine. */
 void idx_free(idx_dataset *d);
 
@@ -99,9 +105,9 @@ void idx_free(idx_dataset *d);
 void idx_take(idx_dataset *d, int64_t n);
 
 /* Gathers examples index[0..count) into x: [count, rows*cols] as pixel/255 in [0, 1], and their
- * labels into labels: [count] (labels may be NULL). An index outside 0..n-1 is a programmer
- * error (nb_fail). */
-void idx_batch(const idx_dataset *d, const int64_t *index, int64_t count, real *x, int *labels);
+ * labels into labels: [count], int64_t as nn_cross_entropy takes them (labels may be NULL). An
+ * index outside 0..n-1 is a programmer error (nb_fail). */
+void idx_batch(const idx_dataset *d, const int64_t *index, int64_t count, real *x, int64_t *labels);
 
 /* Fills perm[0..n) with a uniformly random permutation of 0..n-1 (Fisher-Yates with
  * nb_rng_below). It does not depend on perm's old contents, so the data order of an epoch is

@@ -15,7 +15,7 @@ static const char *score_name[NSCORES] = {"neg_elbo", "recon", "neg_iwae"};
 
 typedef struct {
     int64_t n;
-    int *labels;            /* [n] */
+    int64_t *labels;        /* [n] */
     double *score[NSCORES]; /* [n] each, higher = more anomalous */
 } scored_set;
 
@@ -59,9 +59,9 @@ static int write_csv(const char *path, const scored_set *in, const scored_set *o
     const scored_set *sets[2] = {in, ood};
     for (int s = 0; s < 2; s++)
         for (int64_t i = 0; i < sets[s]->n; i++)
-            fprintf(f, "%s,%lld,%d,%.9g,%.9g,%.9g\n", s ? "ood" : "in", (long long)i,
-                    sets[s]->labels[i], sets[s]->score[S_ELBO][i], sets[s]->score[S_RECON][i],
-                    sets[s]->score[S_IWAE][i]);
+            fprintf(f, "%s,%lld,%lld,%.9g,%.9g,%.9g\n", s ? "ood" : "in", (long long)i,
+                    (long long)sets[s]->labels[i], sets[s]->score[S_ELBO][i],
+                    sets[s]->score[S_RECON][i], sets[s]->score[S_IWAE][i]);
     if (fclose(f) != 0) return cli_error(CLI_FAIL, CMD, "cannot write %s", path);
     return 0;
 }
@@ -89,15 +89,14 @@ int cli_anomaly(int argc, char **argv) {
         {"--limit", CLI_INT, &limit, "N", "use only the first N examples of each test set", 1, 1e12,
          false, false},
         {"--seed", CLI_INT, &seed, "S", "random seed (default 1)", 0, 9e18, false, false},
-        {"--threads", CLI_INT, &threads, "N", "threads (default: one per core)", 0, 1024, false,
-         false},
+        {"--threads", CLI_INT, &threads, "N", CLI_THREADS_HELP, 0, 1024, false, false},
     };
     int no = (int)(sizeof o / sizeof o[0]);
     int rc =
         cli_parse(CMD, "Scores in- and out-of-distribution examples and prints each score's AUROC.",
                   o, no, argc, argv);
     if (rc) return rc == CLI_HELP ? 0 : rc;
-    if (threads > 0) nb_set_num_threads((int)threads);
+    cli_set_threads(CMD, threads);
     vae_model m;
     if (cli_model_load(CMD, model, &m, NULL, -1, NULL)) return CLI_FAIL;
     idx_dataset in = {0}, ood = {0};
