@@ -16,6 +16,7 @@
 #include "nn/layers.h"
 #include "nn/loss.h"
 #include "nn/optim.h"
+#include "tensor/gemm.h"
 
 static int failures;
 static dist_group world;
@@ -239,16 +240,28 @@ int main(int argc, char **argv) {
         dist_finalize();
         return 0;
     }
+    /* the tape's pointer array lives as long as the process: count from after it exists */
+    Tensor *warm = tensor_zeros(NB_SHAPE(1));
+    tensor_requires_grad(warm, true);
+    ag_mul_scalar(warm, 2);
+    ag_reset();
+    arena_free_all();
+    tensor_free(warm);
+    int64_t live0 = nb_mem_stats().live;
     test_shard();
     test_sum();
     test_broadcast();
     test_null_grads();
     test_training();
+    arena_free_all();
+    nb_gemm_release(); /* one thread here (OMP_NUM_THREADS=1 in run.sh) */
+    nb_mem_stats_t mem = nb_mem_stats();
+    CHECK(mem.live == live0, "%lld blocks still allocated at the end, %lld at the start",
+          (long long)mem.live, (long long)live0);
     int any = failures > 0;
     MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
     if (world.rank == 0)
         printf("test_dist: %d ranks: %s\n", world.size, any ? "FAILED" : "all checks passed");
-    arena_free_all();
     dist_finalize();
     return any ? EXIT_FAILURE : EXIT_SUCCESS;
 }
