@@ -6,6 +6,7 @@
  * The sums of the counts stay small integers, exact in float. */
 #include "dist/dist.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,8 +90,9 @@ void dist_broadcast_params(const dist_group *g, const nn_params *ps) {
                    ps->n);
     for (int i = 0; i < ps->n; i++) {
         Tensor *t = ps->items[i].t;
-        if (!tensor_is_contiguous(t))
-            nb_fail("dist_broadcast_params", "%s is not contiguous", ps->items[i].name);
+        if (!tensor_is_contiguous(t) || t->numel > INT_MAX)
+            nb_fail("dist_broadcast_params", "%s is not contiguous or has over 2^31 values",
+                    ps->items[i].name);
         MPI_Bcast(t->data + t->offset, (int)t->numel, DIST_MPI_REAL, 0, g->comm);
     }
 }
@@ -177,6 +179,9 @@ dist_grads *dist_grads_new(const dist_group *g, const nn_params *ps, int max_mic
         s->np++;
     }
     s->len = s->np + s->off[s->np];
+    if (s->len > INT_MAX) /* MPI counts are ints */
+        nb_fail("dist_grads_new", "%lld gradient values: more than one MPI message holds",
+                (long long)s->len);
     s->stash = nb_malloc(sizeof(real) * (size_t)(s->len * max_micro));
     s->sum = nb_malloc(sizeof(real) * (size_t)s->len);
     s->had = nb_malloc(sizeof *s->had * (size_t)(s->np + 1));
