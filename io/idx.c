@@ -433,3 +433,9 @@ void idx_batch(const idx_dataset *d, const int64_t *index, int64_t count, real *
         if (labels) labels[i] = d->labels[index[i]];
     }
 }
+
+void idx_shuffle(int64_t *perm, int64_t n, nb_rng *rng) {
+    if (n < 0 || (n > 0 && (!perm || !rng)))
+        nb_fail("idx_shuffle", "NULL argument or negative count %lld", (long long)n);
+    nb_rng_permutation(rng, perm, n);
+}

@@ -103,4 +103,9 @@ void idx_take(idx_dataset *d, int64_t n);
  * index outside 0..n-1 is a programmer error (nb_fail). */
 void idx_batch(const idx_dataset *d, const int64_t *index, int64_t count, real *x, int64_t *labels);
 
+/* nb_rng_permutation(rng, perm, n) (tensor/rng.h), kept for older callers; nn/data.h's
+ * nn_batches walks a dataset in shuffled batches. NULL arguments with n > 0 are programmer
+ * errors. */
+void idx_shuffle(int64_t *perm, int64_t n, nb_rng *rng);
+
 #endif

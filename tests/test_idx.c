@@ -581,6 +581,26 @@ START_TEST(test_batch_bad_index) {
 }
 END_TEST
 
+/* idx_shuffle is nb_rng_permutation with its arguments checked. */
+START_TEST(test_shuffle_is_nb_rng_permutation) {
+    int64_t a[50], b[50];
+    nb_rng r1, r2;
+    nb_rng_seed(&r1, 3);
+    nb_rng_seed(&r2, 3);
+    idx_shuffle(a, 50, &r1);
+    nb_rng_permutation(&r2, b, 50);
+    ck_assert_mem_eq(a, b, sizeof a);
+    idx_shuffle(NULL, 0, NULL); /* nothing to do */
+    nb_set_error_handler(longjmp_handler);
+    if (setjmp(on_fail) == 0) {
+        idx_shuffle(a, 50, NULL);
+        ck_abort_msg("idx_shuffle accepted a NULL generator");
+    }
+    nb_set_error_handler(NULL);
+    ck_assert_ptr_nonnull(strstr(nb_last_error(), "idx_shuffle: NULL argument"));
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("idx");
     TCase *shipped = tcase_create("shipped");
@@ -589,6 +609,7 @@ static Suite *suite(void) {
     tcase_add_test(shipped, test_batch);
     tcase_add_test(shipped, test_header_example);
     tcase_add_test(shipped, test_batch_bad_index);
+    tcase_add_test(shipped, test_shuffle_is_nb_rng_permutation);
     tcase_add_test(shipped, test_strerror);
     tcase_add_test(shipped, test_arguments);
     suite_add_tcase(s, shipped);
