@@ -8,10 +8,10 @@
  * over its whole range, nb_log within 2 ulp of logf for every positive normal or denormal
  * input (tests/test_tensor.c sweeps both). Special values follow IEEE: exp(-inf) = 0,
  * exp(x > 88.72) = inf, log(0) = -inf, log(x < 0) = NaN, log(inf) = inf, NaN stays NaN.
- * nb_expm1 and nb_normal_cdf (the standard normal CDF, for GELU) are built on them: within
- * 2e-7 relative of expm1 and 4e-7 relative of Phi, in both tails (tests/test_ops_more.c sweeps
- * both; libm's 0.5 (1 + erff(x / sqrt 2)) has no correct digit left below x = -6).
- * In a double build (NB_DOUBLE) they are simply libm's exp, log, expm1 and erfc. */
+ * nb_expm1, nb_tanh and nb_normal_cdf (the standard normal CDF, for GELU) are built on them:
+ * within 2e-7 relative of expm1, 4e-7 of tanh and 4e-7 of Phi, in both tails (tests/test_ops_more.c
+ * sweeps them; libm's 0.5 (1 + erff(x / sqrt 2)) has no correct digit left below x = -6).
+ * In a double build (NB_DOUBLE) they are simply libm's exp, log, expm1, tanh and erfc. */
 #ifndef NB_FASTMATH_H
 #define NB_FASTMATH_H
 
@@ -39,6 +39,9 @@ static inline real nb_expm1(real x) {
 }
 static inline real nb_normal_cdf(real x) {
     return 0.5 * erfc(x * -0.70710678118654752440); /* erfc(-x / sqrt 2): no cancellation */
+}
+static inline real nb_tanh(real x) {
+    return tanh(x);
 }
 #else
 
@@ -139,6 +142,13 @@ static inline float nb_expm1(float x) {
     e = e * x + 5.000000000e-01f;
     float near = x + x * x * e;
     return fabsf(x) <= 0.5f ? near : nb_exp(x) - 1.0f;
+}
+
+/* tanh x = -expm1(-2|x|) / (2 + expm1(-2|x|)) with x's sign: no cancellation for small |x|, and
+ * exactly +-1 once exp(-2|x|) is below half an ulp of 1. */
+static inline float nb_tanh(float x) {
+    float em = nb_expm1(-2.0f * fabsf(x));
+    return copysignf(-em / (2.0f + em), x);
 }
 
 /* Phi(x), the standard normal CDF, accurate in both tails (where 0.5 (1 + erf(x / sqrt 2)) loses

@@ -30,7 +30,7 @@
     X(K_ABS,      RF(fabs)(x))                                                                     \
     X(K_RELU,     x > 0 ? x : 0)                                                                   \
     X(K_SIGMOID,  sigmoid(x))                  /* stable for large |x| */                          \
-    X(K_TANH,     RF(tanh)(x))                                                                     \
+    X(K_TANH,     nb_tanh(x))                                                                      \
     X(K_SOFTPLUS, softplus(x))                 /* log(1 + exp(x)), stable */                       \
     X(K_POW,      pow_scalar(x, p0))           /* x ^ p0 */                                        \
     X(K_CLAMP,    x < p0 ? p0 : (x > p1 ? p1 : x))                                                 \

@@ -339,6 +339,22 @@ START_TEST(expm1_keeps_small_arguments_digits) {
 }
 END_TEST
 
+START_TEST(tanh_is_accurate_near_0_and_saturates) {
+    double worst = 0, at = 0;
+    for (int i = -200000; i <= 200000; i++) { /* x in [-20, 20] by 1e-4, and tiny x */
+        real x = (real)(i * 1e-4);
+        if (i == 0) x = (real)-1e-7;
+        double want = tanh((double)x);
+        double err = fabs((double)nb_tanh(x) - want) / fabs(want);
+        if (err > worst) worst = err, at = x;
+    }
+    ck_assert_msg(worst < HELPER_TOL, "largest relative error %.3g at x = %.6g", worst, at);
+    ck_assert(nb_tanh(-INFINITY) == -1 && nb_tanh(INFINITY) == 1 && nb_tanh(30) == 1);
+    ck_assert(nb_tanh(0) == 0 && !signbit(nb_tanh(0)) && signbit(nb_tanh(-(real)0)));
+    ck_assert(isnan(nb_tanh(NAN)));
+}
+END_TEST
+
 /* ---- comparisons ---------------------------------------------------------------------------- */
 
 START_TEST(comparisons_are_constants) {
@@ -523,6 +539,7 @@ static Suite *suite(void) {
     tcase_add_test(r, pow_zero_gives_no_nan_upstream);
     tcase_add_test(r, normal_cdf_is_accurate_in_both_tails);
     tcase_add_test(r, expm1_keeps_small_arguments_digits);
+    tcase_add_test(r, tanh_is_accurate_near_0_and_saturates);
     suite_add_tcase(s, r);
     TCase *t = tcase_create("semantics");
     tcase_set_timeout(t, 120);
