@@ -2,7 +2,7 @@
 #
 #   make            static library build/libnabla.a, the examples and build/vae
 #   make run        train the VAE on the digits shipped in data/ and write pictures to out/
-#   make test       unit tests (float and double builds) and the sanitizer suite
+#   make test       the API page check, unit tests and examples (float and double builds)
 #   make bench      speed and memory against the peers (PyTorch, OpenBLAS)
 #
 # Variables: OMP=0 builds without OpenMP; DOUBLE=1 makes the element type double;
@@ -58,7 +58,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_LIB := $(BUILD)/obj/tests/testutil.o
 
-.PHONY: all lib run test check-run test-float test-double test-san bench bench-deps bench-scaling deps data-fashion clean format
+.PHONY: all lib run test check-api check-run test-float test-double test-san bench bench-deps bench-scaling deps data-fashion clean format
 all: $(LIB) $(IOLIB) $(EXAMPLES) $(VAE)
 
 lib: $(LIB)
@@ -120,7 +120,11 @@ test-double: deps
 test-san: deps
 	@$(MAKE) --no-print-directory SAN=1 check-run
 
-test: test-float test-double
+test: check-api test-float test-double
+
+# docs/API.md lists every public function; fails naming any it lacks or lists in vain.
+check-api:
+	@sh tools/check_api.sh
 
 # ---- benchmarks (peers: PyTorch from python3-torch, OpenBLAS, Fashion-MNIST) -------------------
 BENCH_DEBS := python3-torch python3-numpy libopenblas-dev dataset-fashion-mnist
