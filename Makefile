@@ -102,7 +102,8 @@ deps:
 
 # Examples (and the tutorial's samples) that check their own results: each exits non-zero
 # when its numbers are wrong, and check-run runs them all.
-CHECKED_EXAMPLES := grad_basics spirals micrograd linreg xor custom_op tut_scalar
+CHECKED_EXAMPLES := grad_basics spirals micrograd linreg xor custom_op \
+                    tut_scalar tut_vjp tut_views tut_vae_loss
 
 # Build every test binary of this variant, then run them all; fail if any fails.
 check-run: $(TESTS) $(VAE) $(EXAMPLES)

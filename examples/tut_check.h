@@ -31,11 +31,11 @@ static inline bool tut_close(const char *what, const Tensor *got, const real *wa
         if (err > worst) worst = err;
     }
     if (ok)
-        printf("  %-34s matches the hand formula (max error %.2g)\n", what, worst);
+        printf("  %-36s matches the hand formula (max error %.2g)\n", what, worst);
     else if (!got)
-        printf("  %-34s FAILED: no gradient\n", what);
+        printf("  %-36s FAILED: no gradient\n", what);
     else
-        printf("  %-34s FAILED at element %lld (error %.3g)\n", what, (long long)at, worst);
+        printf("  %-36s FAILED at element %lld (error %.3g)\n", what, (long long)at, worst);
     return ok;
 }
 
