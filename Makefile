@@ -104,6 +104,12 @@ deps:
 # when its numbers are wrong, and check-run runs them all.
 CHECKED_EXAMPLES := grad_basics spirals micrograd linreg xor custom_op \
                     tut_scalar tut_vjp tut_views tut_vae_loss
+# Trainings that check an accuracy (about 10 s of CPU each); the sanitizers make them ~8x slower,
+# so SAN=1 builds them without running them.
+CHECKED_TRAININGS := cnn_digits
+ifneq ($(SAN),1)
+CHECKED_EXAMPLES += $(CHECKED_TRAININGS)
+endif
 
 # Build every test binary of this variant, then run them all; fail if any fails.
 check-run: $(TESTS) $(VAE) $(EXAMPLES)
