@@ -106,7 +106,7 @@ CHECKED_EXAMPLES := grad_basics spirals micrograd linreg xor custom_op denoise c
                     tut_scalar tut_vjp tut_views tut_vae_loss
 # Trainings that check an accuracy (about 10 s of CPU each); the sanitizers make them ~8x slower,
 # so SAN=1 builds them without running them.
-CHECKED_TRAININGS := cnn_digits
+CHECKED_TRAININGS := cnn_digits vae_mog
 ifneq ($(SAN),1)
 CHECKED_EXAMPLES += $(CHECKED_TRAININGS)
 endif
