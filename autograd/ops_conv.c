@@ -121,12 +121,52 @@ static void col2im(const geom *g, const real *col, real *x) {
     for (int64_t r = 0; r < g->K; r++) col_row(g, x, r, (real *)col + r * g->P, true);
 }
 
-/* ---- row by row, for few output channels -------------------------------------------------------
+/* ---- stride 1 with few output channels: shifted planes instead of a column matrix -----------
  * With Og of 1 (the conv VAE's last layer) a gemm is a matrix-vector product and the column
- * matrix (K x P, 900 KB there) costs more to write and read than the arithmetic. Up to
- * NARROW_OG channels, the products take one column row at a time into a P-sized buffer that
- * stays in L1: y[o] += w[o, r] * row; dw[o, r] += y[o] . row; row = sum_o w[o, r] y[o]. */
+ * matrix (K x P, 900 KB there) costs more to write and read than the arithmetic. With stride 1
+ * and up to NARROW_OG channels, each sample's planes are copied once into zero-padded planes of
+ * width Wp = W + 2 pw, and the outputs are kept Wp wide too (the Wp - Wo extra columns are
+ * scratch, zero where they are read). Then row r = (c, i, j) of the column matrix is the padded
+ * plane c read from offset i dh Wp + j dw, so each product is a run of long contiguous loops:
+ *   y[o] += w[o, r] * xpad[c] >> shift      dw[o, r] += y[o] . (xpad[c] >> shift)
+ *   dxpad[c] >> shift += w[o, r] * y[o] */
 #define NARROW_OG 4
+
+static bool is_narrow(const geom *g) {
+    return g->Og <= NARROW_OG && g->sh == 1 && g->sw == 1 && !is_pointwise(g);
+}
+
+/* Sizes for the narrow path: a padded plane (with room for the last shift), a wide output. */
+static int64_t padded_plane(const geom *g) {
+    return (g->H + 2 * g->ph) * (g->W + 2 * g->pw) + (g->kw - 1) * g->dw;
+}
+static int64_t wide_plane(const geom *g) {
+    return g->Ho * (g->W + 2 * g->pw);
+}
+
+/* x [Cg, H, W] -> xp [Cg, padded_plane]: zero borders. */
+static void pad_planes(const geom *g, const real *x, real *xp) {
+    int64_t Wp = g->W + 2 * g->pw, PL = padded_plane(g);
+    for (int64_t c = 0; c < g->Cg; c++) {
+        real *d = xp + c * PL;
+        for (int64_t q = 0; q < PL; q++) d[q] = 0;
+        for (int64_t h = 0; h < g->H; h++)
+            for (int64_t w = 0; w < g->W; w++)
+                d[(g->ph + h) * Wp + g->pw + w] = x[(c * g->H + h) * g->W + w];
+    }
+}
+
+/* y [Og, Ho, Wo] <-> yw [Og, Ho, Wp] (the extra columns zero). */
+static void to_wide(const geom *g, const real *y, real *yw) {
+    int64_t Wp = g->W + 2 * g->pw;
+    for (int64_t q = 0; q < g->Og * g->Ho; q++)
+        for (int64_t w = 0; w < Wp; w++) yw[q * Wp + w] = w < g->Wo ? y[q * g->Wo + w] : 0;
+}
+static void from_wide(const geom *g, const real *yw, real *y) {
+    int64_t Wp = g->W + 2 * g->pw;
+    for (int64_t q = 0; q < g->Og * g->Ho; q++)
+        for (int64_t w = 0; w < g->Wo; w++) y[q * g->Wo + w] = yw[q * Wp + w];
+}
 
 static void axpy(real *restrict y, real a, const real *restrict x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
@@ -142,23 +182,29 @@ static real dot(const real *restrict a, const real *restrict b, int64_t n) {
     return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
 }
 
-/* ---- the three products -----------------------------------------------------------------------
- * x [N, C, H, W], y [N, O, Ho, Wo], w [O, Cg, kh, kw], all contiguous. Each task (a sample and
- * group) works in its thread's scratch: the whole column matrix, or one row of it (narrow). */
-
-static bool is_narrow(const geom *g) {
-    return g->Og <= NARROW_OG && !is_pointwise(g);
+/* Where row r of the column matrix starts in the padded planes. */
+static int64_t shift_of(const geom *g, int64_t r) {
+    int64_t c = r / (g->kh * g->kw), i = r / g->kw % g->kh, j = r % g->kw;
+    return c * padded_plane(g) + i * g->dh * (g->W + 2 * g->pw) + j * g->dw;
 }
 
-/* Scratch for T threads: K x P each (a column matrix), P (a row, narrow), none (pointwise). */
+/* ---- the three products -----------------------------------------------------------------------
+ * x [N, C, H, W], y [N, O, Ho, Wo], w [O, Cg, kh, kw], all contiguous. Each task (a sample and
+ * group) works in its thread's scratch: a column matrix, or padded and wide planes (narrow). */
+
+static int64_t scratch_each(const geom *g) {
+    if (is_pointwise(g)) return 0;
+    if (is_narrow(g)) return g->Cg * padded_plane(g) + g->Og * wide_plane(g);
+    return g->K * g->P;
+}
+
 static real *scratch(const geom *g, int T) {
-    if (is_pointwise(g)) return NULL;
-    int64_t each = is_narrow(g) ? g->P : g->K * g->P;
-    return arena_alloc((size_t)(T * each) * sizeof(real));
+    int64_t each = scratch_each(g);
+    return each ? arena_alloc((size_t)(T * each) * sizeof(real)) : NULL;
 }
 
 static real *my_scratch(const geom *g, real *buf) {
-    return buf + (int64_t)thread_id() * (is_narrow(g) ? g->P : g->K * g->P);
+    return buf + (int64_t)thread_id() * scratch_each(g);
 }
 
 /* Fills n planes of `size` elements with bias[0..n) (bias may be NULL: zeros). */
@@ -182,12 +228,14 @@ static void conv_forward(const geom *g, const real *x, const real *w, const real
         if (bias || (!acc && is_narrow(g)))
             fill_planes(ys, g->Og, g->P, bias ? bias + gi * g->Og : NULL);
         if (is_narrow(g)) {
-            real *row = my_scratch(g, buf);
-            for (int64_t r = 0; r < g->K; r++) {
-                col_row(g, (real *)xs, r, row, false);
+            real *xp = my_scratch(g, buf), *yw = xp + g->Cg * padded_plane(g);
+            int64_t Q = wide_plane(g);
+            pad_planes(g, xs, xp);
+            to_wide(g, ys, yw);
+            for (int64_t r = 0; r < g->K; r++)
                 for (int64_t o = 0; o < g->Og; o++)
-                    axpy(ys + o * g->P, wg[o * g->K + r], row, g->P);
-            }
+                    axpy(yw + o * Q, wg[o * g->K + r], xp + shift_of(g, r), Q);
+            from_wide(g, yw, ys);
             continue;
         }
         const real *col = xs;
@@ -218,13 +266,17 @@ static void conv_backward_data(const geom *g, const real *y, const real *w, cons
         if (direct) {
             nb_gemm(g->K, g->P, g->Og, wg, 1, g->K, ys, g->P, 1, bias || acc ? 1 : 0, xs, g->P);
         } else if (is_narrow(g)) {
-            real *row = my_scratch(g, buf);
-            for (int64_t r = 0; r < g->K; r++) {
-                for (int64_t p = 0; p < g->P; p++) row[p] = wg[r] * ys[p];
-                for (int64_t o = 1; o < g->Og; o++)
-                    axpy(row, wg[o * g->K + r], ys + o * g->P, g->P);
-                col_row(g, xs, r, row, true);
-            }
+            real *xp = my_scratch(g, buf), *yw = xp + g->Cg * padded_plane(g);
+            int64_t Q = wide_plane(g), PL = padded_plane(g), Wp = g->W + 2 * g->pw;
+            to_wide(g, ys, yw);
+            for (int64_t q = 0; q < g->Cg * PL; q++) xp[q] = 0;
+            for (int64_t r = 0; r < g->K; r++)
+                for (int64_t o = 0; o < g->Og; o++)
+                    axpy(xp + shift_of(g, r), wg[o * g->K + r], yw + o * Q, Q);
+            for (int64_t c = 0; c < g->Cg; c++)
+                for (int64_t h = 0; h < g->H; h++)
+                    for (int64_t v = 0; v < g->W; v++)
+                        xs[(c * g->H + h) * g->W + v] += xp[c * PL + (g->ph + h) * Wp + g->pw + v];
         } else {
             real *col = my_scratch(g, buf);
             nb_gemm(g->K, g->P, g->Og, wg, 1, g->K, ys, g->P, 1, 0, col, g->P);
@@ -254,14 +306,15 @@ static void conv_backward_weight(const geom *g, const real *x, const real *y, re
                 real *pg = part + s * wn + gi * g->Og * g->K; /* [Og, K] */
                 bool first = n == s * g->N / S;
                 if (is_narrow(g)) {
-                    real *row = my_scratch(g, buf);
-                    for (int64_t r = 0; r < g->K; r++) {
-                        col_row(g, (real *)xs, r, row, false);
+                    real *xp = my_scratch(g, buf), *yw = xp + g->Cg * padded_plane(g);
+                    int64_t Q = wide_plane(g);
+                    pad_planes(g, xs, xp);
+                    to_wide(g, ys, yw);
+                    for (int64_t r = 0; r < g->K; r++)
                         for (int64_t o = 0; o < g->Og; o++) {
-                            real v = dot(ys + o * g->P, row, g->P);
+                            real v = dot(yw + o * Q, xp + shift_of(g, r), Q);
                             pg[o * g->K + r] = first ? v : pg[o * g->K + r] + v;
                         }
-                    }
                     continue;
                 }
                 const real *col = xs;

@@ -7,7 +7,8 @@
  * input is the data), gradients cleared each time (PyTorch's zero_grad(set_to_none=True)).
  * Each layer runs 3 untimed steps, then `reps` timed ones in 5 batches; it prints one JSON line
  * per layer with the fastest batch's and the median batch's milliseconds per step (the machine
- * is shared: the fastest batch is the one least disturbed by other processes). */
+ * is shared: the fastest batch is the one least disturbed by other processes), and the fastest
+ * batch's process CPU time per step (all threads; on a busy machine, closer to an idle one). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -18,6 +19,12 @@
 static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double cpu_now(void) { /* CPU seconds of the whole process, every thread */
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
@@ -63,9 +70,9 @@ int main(int argc, char **argv) {
         tensor_requires_grad(w, true);
         tensor_requires_grad(b, true);
         Tensor *g = NULL;
-        double t[5];
+        double t[5], cpu[5];
         for (int it = -3, batch = 0; batch < 5;) {
-            double t0 = now();
+            double t0 = now(), c0 = cpu_now();
             int n = it < 0 ? 1 : reps / 5;
             for (int k = 0; k < n; k++) {
                 tensor_clear_grad(x);
@@ -78,12 +85,16 @@ int main(int argc, char **argv) {
             }
             if (it < 0)
                 it++;
-            else
+            else {
+                cpu[batch] = (cpu_now() - c0) / n;
                 t[batch++] = (now() - t0) / n;
+            }
         }
         qsort(t, 5, sizeof t[0], cmp);
-        printf("{\"layer\": \"%s\", \"threads\": %d, \"ms\": %.4f, \"median_ms\": %.4f}\n", L->name,
-               nb_get_num_threads(), 1e3 * t[0], 1e3 * t[2]);
+        qsort(cpu, 5, sizeof cpu[0], cmp);
+        printf("{\"layer\": \"%s\", \"threads\": %d, \"ms\": %.4f, \"median_ms\": %.4f, "
+               "\"cpu_ms\": %.4f}\n",
+               L->name, nb_get_num_threads(), 1e3 * t[0], 1e3 * t[2], 1e3 * cpu[0]);
         fflush(stdout);
         tensor_free(x), tensor_free(w), tensor_free(b), tensor_free(g);
     }
