@@ -6,6 +6,9 @@
 #include "tests/testutil.h"
 
 #include <math.h>
+#include <string.h>
+
+#include "tensor/gemm.h"
 
 #include "tests/norm_ref.h"
 
@@ -414,6 +417,57 @@ START_TEST(argmax_ties_and_nan_match_pytorch) {
 }
 END_TEST
 
+/* ---- the same bits on any thread count --------------------------------------------------------
+ * Shapes big enough that the loops over groups (and cumsum's lines) split across threads. */
+
+/* Runs op `which` on fixed inputs with `threads` threads; returns y, then x's, w's and b's
+ * gradients, in one buffer of *n values (caller frees). */
+static real *run_threaded(int which, int threads, int64_t *n) {
+    nb_set_num_threads(threads);
+    int64_t C = 8;
+    Tensor *x = which == 0   ? nbt_param(NB_SHAPE(300, 131), -2, 2, 7)
+                : which == 1 ? nbt_param(NB_SHAPE(64, C, 9, 9), -2, 2, 7)
+                             : nbt_param(NB_SHAPE(40000, 3), -2, 2, 7);
+    int64_t P = which == 0 ? 131 : C;
+    Tensor *w = nbt_param(NB_SHAPE(P), 0.5, 1.5, 8), *b = nbt_param(NB_SHAPE(P), -1, 1, 9);
+    Tensor *y = which == 0   ? ag_layer_norm(x, 1, w, b, 1e-5)
+                : which == 1 ? ag_batch_norm(x, NULL, NULL, w, b, true, 0.1, 1e-5)
+                             : ag_cumsum(x, 1);
+    Tensor *gy = nbt_tensor(y->ndim, y->shape, -1, 1, 10, false);
+    ag_backward_with(y, gy);
+    *n = y->numel + x->numel + (which < 2 ? 2 * P : 0);
+    real *out = nb_malloc((size_t)*n * sizeof(real)), *o = out;
+    tensor_to_array(y, o);
+    tensor_to_array(x->grad, o += y->numel);
+    if (which < 2) {
+        tensor_to_array(w->grad, o += x->numel);
+        tensor_to_array(b->grad, o + P);
+    }
+    tensor_free(x);
+    tensor_free(w);
+    tensor_free(b);
+    tensor_free(gy);
+    ag_reset();
+    return out;
+}
+
+START_TEST(same_bits_on_any_thread_count) {
+    static const char *names[] = {"layer_norm", "batch_norm", "cumsum"};
+    int saved = nb_get_num_threads();
+    int64_t n1, n;
+    real *one = run_threaded(_i, 1, &n1);
+    for (int threads = 2; threads <= 3; threads++) {
+        real *many = run_threaded(_i, threads, &n);
+        ck_assert_int_eq(n, n1);
+        ck_assert_msg(memcmp(one, many, (size_t)n * sizeof(real)) == 0,
+                      "%s: %d threads differ from 1", names[_i], threads);
+        nb_free(many);
+    }
+    nb_free(one);
+    nb_set_num_threads(saved);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("norm");
     TCase *t = tcase_create("norm");
@@ -428,6 +482,7 @@ static Suite *suite(void) {
     tcase_add_loop_test(st, statistics_match_pytorch, 0, NORM_REF_COUNT(norm_ref_stats));
     tcase_add_test(st, statistics_edge_cases);
     tcase_add_test(st, argmax_ties_and_nan_match_pytorch);
+    tcase_add_loop_test(st, same_bits_on_any_thread_count, 0, 3);
     suite_add_tcase(s, st);
     return s;
 }
