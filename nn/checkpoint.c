@@ -140,7 +140,7 @@ nn_ckpt_status nn_checkpoint_save(const char *path, const nn_params *ps, const n
     int nm = nmeta;
     if (opt) {
         snprintf(lr, sizeof lr, "%.17g", nn_optim_get_lr(opt));
-        sm[nm++] = (st_meta){KEY_KIND, nn_optim_kind_name(nn_optim_get_kind(opt))};
+        sm[nm++] = (st_meta){KEY_KIND, nn_optim_name(opt)};
         sm[nm++] = (st_meta){KEY_LR, lr};
     }
 
@@ -245,7 +245,7 @@ static nn_ckpt_status check_real(const char *path, const st_file *f, const char 
 static nn_ckpt_status check_optim(const char *path, const st_file *f, const nn_optim *opt,
                                   double *lr, int64_t *steps, nn_ckpt_error *err) {
     const char *kind = st_meta_get(f, KEY_KIND);
-    const char *want = nn_optim_kind_name(nn_optim_get_kind(opt));
+    const char *want = nn_optim_name(opt);
     if (!kind) return fail(err, NN_CKPT_OPTIM, ST_OK, "%s: holds no optimizer state", path);
     if (strcmp(kind, want) != 0)
         return fail(err, NN_CKPT_OPTIM, ST_OK,

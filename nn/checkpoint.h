@@ -19,8 +19,8 @@
  * The file: each parameter under its name ("encoder.fc1.weight") as F32 (converted from double
  * when real is double); with an optimizer, each state buffer under "optim." + its state name
  * ("optim.exp_avg.encoder.fc1.weight", F32) and each step counter as an I64 scalar
- * ("optim.step.encoder.fc1.weight"), plus the metadata keys "optim.kind" ("adam") and
- * "optim.lr" (%.17g). The caller's metadata (model config, epoch, step, rng state, ...) is
+ * ("optim.step.encoder.fc1.weight"), plus the metadata keys "optim.kind" (nn_optim_name: "adam")
+ * and "optim.lr" (%.17g). The caller's metadata (model config, epoch, step, rng state, ...) is
  * stored as given; keys starting with "optim." are reserved. The write is atomic: a crash
  * leaves the old file or the new one, never half of one.
  *
