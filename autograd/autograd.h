@@ -197,10 +197,10 @@ Tensor *tensor_one_hot(const int64_t *ids, int64_t n, int64_t num_classes);
 /* Normalizes over the last normalized_ndim dims (biased variance), then * w + b; w and b have
  * those dims' shape, or are NULL. */
 Tensor *ag_layer_norm(Tensor *x, int normalized_ndim, Tensor *w, Tensor *b, real eps);
-/* x [N, C] or [N, C, H, W]; statistics per channel C. Training: batch statistics (biased for
- * normalizing), and running_mean/var (kept [C], or NULL) updated in place with momentum, the
- * variance unbiased, as PyTorch. Evaluation: normalizes with the running statistics. w, b [C] or
- * NULL. */
+/* x [N, C] or [N, C, H, W] (or [N, C, L]); statistics per channel C. Training: batch statistics
+ * (biased for normalizing), and running_mean/var ([C], or NULL) updated in place with momentum,
+ * the variance unbiased, as PyTorch; fails when a channel has 1 value (N * H * W == 1).
+ * Evaluation: normalizes with the running statistics (required). w, b [C] or NULL. */
 Tensor *ag_batch_norm(Tensor *x, Tensor *running_mean, Tensor *running_var, Tensor *w, Tensor *b,
                       bool training, real momentum, real eps);
 
