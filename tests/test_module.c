@@ -355,6 +355,79 @@ START_TEST(test_layer_norm_equals_op) {
 }
 END_TEST
 
+/* ---- dropout, embedding, the activations of the element-wise family ------------------------ */
+
+START_TEST(test_dropout_train_and_eval) {
+    nb_rng r1, r2;
+    nb_rng_seed(&r1, 31);
+    nb_rng_seed(&r2, 31);
+    nn_module *d = nn_dropout(0.4f, &r1);
+    Tensor *x = nbt_tensor(NB_SHAPE(8, 16), 0.5, 1, 13, false);
+    Tensor *y = nn_forward(d, x);
+    assert_same(y, ag_dropout(x, 0.4f, true, &r2), "Dropout training");
+    int zeros = 0;
+    for (int64_t i = 0; i < y->numel; i++) zeros += y->data[i] == 0;
+    ck_assert_msg(zeros > 20 && zeros < 80, "%d of 128 dropped", zeros);
+    nn_module_train(d, false);
+    ck_assert_ptr_eq(nn_forward(d, x), x); /* evaluation: the identity */
+    NBT_EXPECT_FAIL(nn_dropout(1.5f, NULL), "Dropout", "1.5");
+    ag_reset();
+    nn_module_free(d);
+    tensor_free(x);
+}
+END_TEST
+
+START_TEST(test_embedding) {
+    nb_rng rng;
+    nb_rng_seed(&rng, 17);
+    nn_module *e = nn_embedding(100, 50, &rng);
+    Tensor *w = find(e, "weight");
+    ck_assert(w->shape[0] == 100 && w->shape[1] == 50);
+    double sum = 0, sq = 0; /* N(0, 1) */
+    for (int64_t i = 0; i < w->numel; i++) sum += w->data[i], sq += w->data[i] * w->data[i];
+    double mean = sum / (double)w->numel, sd = sqrt(sq / (double)w->numel - mean * mean);
+    ck_assert_msg(fabs(mean) < 0.05 && fabs(sd - 1) < 0.05, "mean %g, sd %g", mean, sd);
+
+    Tensor *ids = tensor_from_array(NB_SHAPE(2, 3), (real[]){3, 0, 99, 3, 7, 1});
+    Tensor *y = nn_forward(e, ids);
+    ck_assert(y->ndim == 3 && y->shape[2] == 50);
+    assert_same(y, ag_embedding(w, NB_SHAPE(2, 3), (int64_t[]){3, 0, 99, 3, 7, 1}), "Embedding");
+    /* ids read through strides: a transposed view gives the transposed lookup */
+    Tensor *yt = nn_forward(e, ag_transpose(ids, 0, 1));
+    assert_same(yt, ag_embedding(w, NB_SHAPE(3, 2), (int64_t[]){3, 3, 0, 7, 99, 1}), "strided");
+    ag_backward(ag_sum(y));
+    ck_assert(w->grad->data[3 * 50] == 2 && w->grad->data[2 * 50] == 0); /* id 3 twice */
+
+    Tensor *bad = tensor_from_array(NB_SHAPE(2), (real[]){1, 2.5});
+    NBT_EXPECT_FAIL(nn_forward(e, bad), "Embedding", "id 2.5 (element 1)");
+    bad->data[1] = 100;
+    NBT_EXPECT_FAIL(nn_forward(e, bad), "id 100", "[0, 100)");
+    bad->data[1] = -1;
+    NBT_EXPECT_FAIL(nn_forward(e, bad), "id -1");
+    ag_reset();
+    nn_module_free(e);
+    tensor_free(ids);
+    tensor_free(bad);
+}
+END_TEST
+
+START_TEST(test_more_activations_equal_ops) {
+    Tensor *x = nbt_tensor(NB_SHAPE(3, 4), -3, 3, 14, false);
+    nn_module *g = nn_gelu_module(), *s = nn_silu_module(), *e = nn_elu_module(0.7f);
+    assert_same(nn_forward(g, x), ag_gelu(x), "GELU");
+    assert_same(nn_forward(s, x), ag_silu(x), "SiLU");
+    assert_same(nn_forward(e, x), ag_elu(x, 0.7f), "ELU");
+    ck_assert_str_eq(g->ops->type, "GELU");
+    ck_assert_str_eq(s->ops->type, "SiLU");
+    ck_assert_str_eq(e->ops->type, "ELU");
+    ag_reset();
+    nn_module_free(g);
+    nn_module_free(s);
+    nn_module_free(e);
+    tensor_free(x);
+}
+END_TEST
+
 /* ---- train/eval and a user's own module ---------------------------------------------------- */
 
 /* A user module: y = x * scale + shift, scale and shift [D] ("scale", "shift"); it counts how
@@ -563,11 +636,11 @@ static nn_module *cnn(uint64_t seed) {
 
 /* A few Adam steps in training mode on an MSE to fixed targets: the parameters and batch norm's
  * running statistics all move away from their initial values. */
-static void train_steps(nn_module *net, Tensor *x, int steps) {
+static void train_steps(nn_module *net, Tensor *x, int64_t out, int steps) {
     nn_params ps = {0};
     nn_module_params(net, NULL, &ps);
     nn_optim *opt = nn_optim_adam(&ps, nn_adam_defaults(0.01));
-    Tensor *t = nbt_tensor(NB_SHAPE(x->shape[0], 3), -1, 1, 77, false);
+    Tensor *t = nbt_tensor(NB_SHAPE(x->shape[0], out), -1, 1, 77, false); /* targets */
     for (int s = 0; s < steps; s++) {
         nn_optim_zero_grad(opt);
         Tensor *d = ag_sub(nn_forward(net, x), t);
@@ -616,7 +689,7 @@ START_TEST(test_checkpoint_with_buffers_round_trip) {
     snprintf(path, sizeof path, "%s/cnn.safetensors", dir);
     Tensor *x = nbt_tensor(NB_SHAPE(5, 1, 6, 6), -1, 1, 21, false);
     nn_module *a = cnn(1), *b = cnn(2);
-    train_steps(a, x, 3);
+    train_steps(a, x, 3, 3);
     Tensor *rm = find(a, "features.1.running_mean");
     ck_assert(rm->data[0] != 0 && tensor_item(find(a, "features.1.num_batches_tracked")) == 3);
     save(a, path);
@@ -633,6 +706,27 @@ START_TEST(test_checkpoint_with_buffers_round_trip) {
     nn_module_free(a);
     nn_module_free(b);
     tensor_free(x);
+}
+END_TEST
+
+/* The network tools/torch_load_module.py rebuilds as "emb": ids [N, 3] -> [N, 4]. */
+static nn_module *emb(uint64_t seed) { /* dropout draws from the global generator: rng dies */
+    nb_rng rng;
+    nb_rng_seed(&rng, seed);
+    return nn_sequential(nn_embedding(10, 6, &rng), nn_dropout(0.3f, NULL), nn_gelu_module(),
+                         nn_flatten(1, -1), nn_linear_module(18, 8, true, &rng), nn_silu_module(),
+                         nn_layer_norm(1, (int64_t[]){8}, 1e-5f), nn_elu_module(0.5f),
+                         nn_linear_module(8, 4, false, &rng), nn_leaky_relu_module(0.2f),
+                         nn_tanh_module(), nn_sigmoid_module(), NULL);
+}
+
+START_TEST(test_checkpoint_loads_in_pytorch_emb) {
+    Tensor *ids = tensor_from_array(NB_SHAPE(4, 3), (real[]){0, 1, 2, 9, 8, 7, 3, 3, 3, 5, 0, 4});
+    nn_module *net = emb(4);
+    train_steps(net, ids, 4, 2);
+    torch_check("emb", net, ids);
+    nn_module_free(net);
+    tensor_free(ids);
 }
 END_TEST
 
@@ -658,6 +752,9 @@ static Suite *suite(void) {
     tcase_add_test(t, test_batch_norm_train_and_eval);
     tcase_add_test(t, test_batch_norm1d_and_cumulative_average);
     tcase_add_test(t, test_layer_norm_equals_op);
+    tcase_add_test(t, test_dropout_train_and_eval);
+    tcase_add_test(t, test_embedding);
+    tcase_add_test(t, test_more_activations_equal_ops);
     tcase_add_test(t, test_user_module_trains_in_sequential);
     tcase_add_test(t, test_free_releases_everything);
     tcase_add_test(t, test_checkpoint_round_trip);
@@ -667,6 +764,7 @@ static Suite *suite(void) {
     tcase_set_timeout(torch, 300);
     tcase_add_test(torch, test_checkpoint_with_buffers_round_trip);
     tcase_add_test(torch, test_checkpoint_loads_in_pytorch_mlp);
+    tcase_add_test(torch, test_checkpoint_loads_in_pytorch_emb);
     suite_add_tcase(s, torch);
     return s;
 }

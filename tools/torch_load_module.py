@@ -49,6 +49,11 @@ def build(arch):
             nn.LayerNorm(72), nn.Unflatten(1, (2, 36)), nn.Conv1d(2, 3, 5), nn.Flatten())
         return nn.Sequential(collections.OrderedDict([
             ("features", features), ("head", nn.Linear(96, 3))]))
+    if arch == "emb":
+        return nn.Sequential(
+            nn.Embedding(10, 6), nn.Dropout(0.3), nn.GELU(), nn.Flatten(), nn.Linear(18, 8),
+            nn.SiLU(), nn.LayerNorm(8), nn.ELU(0.5), nn.Linear(8, 4, bias=False), nn.LeakyReLU(0.2),
+            nn.Tanh(), nn.Sigmoid())
     raise SystemExit("torch_load_module.py: unknown architecture '%s'" % arch)
 
 
@@ -62,7 +67,8 @@ def main():
     model.eval()
     io = read_safetensors(io_path)
     with torch.no_grad():
-        y = model(io["x"])
+        x = io["x"].long() if arch == "emb" else io["x"]  # nabla's ids are integer-valued reals
+        y = model(x)
     err = (y - io["y"]).abs().max().item()
     scale = max(1.0, io["y"].abs().max().item())
     print("torch_load_module.py: %s: %d keys loaded strictly, max |torch - nabla| = %.3g"
