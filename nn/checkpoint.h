@@ -27,7 +27,9 @@
  * Loading is strict, like PyTorch's load_state_dict(strict=True): every parameter and (when an
  * optimizer is given) every state entry must be present with the same shape, the optimizer's
  * kind must match, and a tensor the model does not expect is an error (the "optim." entries are
- * ignored when no optimizer is given). Everything is checked before anything is copied, so on
+ * ignored when no optimizer is given). Values may be F32 or F64 in the file, and a buffer's also
+ * I64 (PyTorch's num_batches_tracked), converted to real. Buffers (nn_params_add_buffer) are saved
+ * and loaded as parameters are. Everything is checked before anything is copied, so on
  * any error the model and the optimizer are left exactly as they were. Errors from the file or
  * its contents come back as a status and a message naming the path, the tensor and the shapes;
  * they never abort. */

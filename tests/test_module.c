@@ -612,6 +612,37 @@ START_TEST(test_checkpoint_round_trip) {
 }
 END_TEST
 
+/* A buffer may come as I64 (PyTorch saves num_batches_tracked so); a parameter may not. */
+START_TEST(test_checkpoint_i64_buffer) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/bn.safetensors", dir);
+    float w[2] = {2, 3}, b[2] = {-1, 1}, rm[2] = {0.5f, 0.25f}, rv[2] = {4, 9};
+    int64_t count = 7, wi[2] = {2, 3};
+    int64_t shape[1] = {2};
+    st_tensor ts[] = {{"weight", ST_F32, 1, shape, w, sizeof w},
+                      {"bias", ST_F32, 1, shape, b, sizeof b},
+                      {"running_mean", ST_F32, 1, shape, rm, sizeof rm},
+                      {"running_var", ST_F32, 1, shape, rv, sizeof rv},
+                      {"num_batches_tracked", ST_I64, 0, NULL, &count, sizeof count}};
+    ck_assert_int_eq(st_save(path, ts, 5, NULL, 0, NULL), ST_OK);
+    nn_module *bn = nn_batch_norm1d(2, 1e-5f, 0.1f);
+    load(bn, path);
+    ck_assert(tensor_item(find(bn, "num_batches_tracked")) == 7);
+    ck_assert(find(bn, "running_var")->data[1] == 9 && find(bn, "weight")->data[0] == 2);
+
+    ts[0] = (st_tensor){"weight", ST_I64, 1, shape, wi, sizeof wi};
+    ck_assert_int_eq(st_save(path, ts, 5, NULL, 0, NULL), ST_OK);
+    nn_params ps = {0};
+    nn_module_params(bn, NULL, &ps);
+    nn_ckpt_error err;
+    ck_assert_int_eq(nn_checkpoint_load(path, &ps, NULL, NULL, &err), NN_CKPT_DTYPE);
+    ck_assert_msg(strstr(err.message, "'weight' has dtype I64, expected F32 or F64"), "%s",
+                  err.message);
+    nn_params_free(&ps);
+    nn_module_free(bn);
+}
+END_TEST
+
 /* The network tools/torch_load_module.py rebuilds as "cnn": every parameterized module type
  * whose op is merged, named children, buffers. x [N, 1, 6, 6] -> [N, 3]. */
 static nn_module *cnn(uint64_t seed) {
@@ -654,8 +685,10 @@ static void train_steps(nn_module *net, Tensor *x, int64_t out, int steps) {
 }
 
 /* Saves net and (x, net's output in evaluation mode) under dir, then asks PyTorch to load the
- * checkpoint into its twin of `arch` and compare outputs; skipped, saying so, without torch. */
-static void torch_check(const char *arch, nn_module *net, Tensor *x) {
+ * checkpoint into its twin of `arch` and compare outputs; skipped, saying so, without torch.
+ * Then loads the state_dict torch writes back (in torch's dtypes: num_batches_tracked is I64)
+ * into `back`, a module of the same architecture, which must then equal net. */
+static void torch_check(const char *arch, nn_module *net, Tensor *x, nn_module *back) {
     if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0 ||
         access("tools/torch_load_module.py", R_OK) != 0) {
         fprintf(stderr,
@@ -664,9 +697,10 @@ static void torch_check(const char *arch, nn_module *net, Tensor *x) {
                 arch);
         return;
     }
-    char model_path[128], io_path[128], cmd[512];
+    char model_path[128], io_path[128], back_path[128], cmd[640];
     snprintf(model_path, sizeof model_path, "%s/%s.safetensors", dir, arch);
     snprintf(io_path, sizeof io_path, "%s/%s_io.safetensors", dir, arch);
+    snprintf(back_path, sizeof back_path, "%s/%s_torch.safetensors", dir, arch);
     save(net, model_path);
     nn_module_train(net, false);
     Tensor *y = tensor_copy(nn_forward(net, x));
@@ -677,9 +711,11 @@ static void torch_check(const char *arch, nn_module *net, Tensor *x) {
     nn_ckpt_error err;
     ck_assert_msg(nn_checkpoint_save(io_path, &io, NULL, NULL, 0, &err) == NN_CKPT_OK, "%s",
                   err.message);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tools/torch_load_module.py %s %s %s 1>&2", arch,
-             model_path, io_path);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tools/torch_load_module.py %s %s %s %s 1>&2", arch,
+             model_path, io_path, back_path);
     ck_assert_msg(system(cmd) == 0, "PyTorch could not load or match the '%s' checkpoint", arch);
+    load(back, back_path);
+    assert_params_equal(net, back);
     nn_params_free(&io);
     tensor_free(y);
 }
@@ -702,7 +738,9 @@ START_TEST(test_checkpoint_with_buffers_round_trip) {
     tensor_to_array(ya, want);
     nbt_assert_close(yb, want, 1e-5);
     ag_reset();
-    torch_check("cnn", a, x);
+    nn_module *c = cnn(3);
+    torch_check("cnn", a, x, c);
+    nn_module_free(c);
     nn_module_free(a);
     nn_module_free(b);
     tensor_free(x);
@@ -722,19 +760,21 @@ static nn_module *emb(uint64_t seed) { /* dropout draws from the global generato
 
 START_TEST(test_checkpoint_loads_in_pytorch_emb) {
     Tensor *ids = tensor_from_array(NB_SHAPE(4, 3), (real[]){0, 1, 2, 9, 8, 7, 3, 3, 3, 5, 0, 4});
-    nn_module *net = emb(4);
+    nn_module *net = emb(4), *back = emb(5);
     train_steps(net, ids, 4, 2);
-    torch_check("emb", net, ids);
+    torch_check("emb", net, ids, back);
     nn_module_free(net);
+    nn_module_free(back);
     tensor_free(ids);
 }
 END_TEST
 
 START_TEST(test_checkpoint_loads_in_pytorch_mlp) {
     Tensor *x = nbt_tensor(NB_SHAPE(3, 4), -1, 1, 22, false);
-    nn_module *net = mlp(3);
-    torch_check("mlp", net, x);
+    nn_module *net = mlp(3), *back = mlp(4);
+    torch_check("mlp", net, x, back);
     nn_module_free(net);
+    nn_module_free(back);
     tensor_free(x);
 }
 END_TEST
@@ -758,6 +798,7 @@ static Suite *suite(void) {
     tcase_add_test(t, test_user_module_trains_in_sequential);
     tcase_add_test(t, test_free_releases_everything);
     tcase_add_test(t, test_checkpoint_round_trip);
+    tcase_add_test(t, test_checkpoint_i64_buffer);
     suite_add_tcase(s, t);
     TCase *torch = tcase_create("pytorch"); /* starts /usr/bin/python3 with torch: slow */
     tcase_add_checked_fixture(torch, setup, teardown);

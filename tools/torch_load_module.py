@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """Loads a nabla module checkpoint into the equivalent PyTorch module with load_state_dict.
 
-Usage: /usr/bin/python3 tools/torch_load_module.py ARCH MODEL IO
+Usage: /usr/bin/python3 tools/torch_load_module.py ARCH MODEL IO [BACK]
 
 MODEL is a checkpoint nabla wrote (nn_checkpoint_save of nn_module_params, no optimizer) for the
 architecture ARCH, built the same way in tests/test_module.c; IO is a safetensors file with "x",
 an input, and "y", nabla's output for it in evaluation mode. The script builds ARCH in torch,
 calls load_state_dict(strict=True) (every key present, no key left over, every shape equal),
 runs x through it in eval mode and compares with y. Prints what it checked; exits 1 on any
-difference. Run by tests/test_module.c when /usr/bin/python3 has torch.
+difference. With BACK, also writes the torch module's state_dict there as safetensors in torch's
+own dtypes (F32, and I64 for num_batches_tracked), for nabla to load in turn. Run by
+tests/test_module.c when /usr/bin/python3 has torch.
 """
 
 import collections
@@ -20,6 +22,7 @@ import torch
 from torch import nn
 
 DTYPES = {"F32": ("f", torch.float32), "F64": ("d", torch.float64), "I64": ("q", torch.int64)}
+NAMES = {dtype: (name, fmt) for name, (fmt, dtype) in DTYPES.items()}
 
 
 def read_safetensors(path):
@@ -35,6 +38,23 @@ def read_safetensors(path):
         values = struct.unpack_from("<%d%s" % (count, fmt), buf, 8 + n + begin)
         out[name] = torch.tensor(values, dtype=dtype).reshape(t["shape"])
     return out
+
+
+def write_safetensors(path, tensors):
+    """Writes a dict of torch tensors (F32, F64 or I64) as a safetensors file."""
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors.items():
+        dtype, fmt = NAMES[t.dtype]
+        values = t.detach().reshape(-1).tolist()
+        blob = struct.pack("<%d%s" % (len(values), fmt), *values)
+        header[name] = {"dtype": dtype, "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    text = json.dumps(header).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
 def build(arch):
@@ -58,9 +78,9 @@ def build(arch):
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5):
         raise SystemExit(__doc__)
-    arch, model_path, io_path = sys.argv[1:]
+    arch, model_path, io_path = sys.argv[1:4]
     model = build(arch)
     state = read_safetensors(model_path)
     model.load_state_dict(state, strict=True)  # raises on a missing, extra or misshapen key
@@ -76,6 +96,8 @@ def main():
     if tuple(y.shape) != tuple(io["y"].shape) or not err <= 1e-5 * scale:
         print("torch_load_module.py: %s: outputs differ" % arch)
         sys.exit(1)
+    if len(sys.argv) == 5:
+        write_safetensors(sys.argv[4], model.state_dict())
 
 
 if __name__ == "__main__":
