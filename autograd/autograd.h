@@ -153,7 +153,7 @@ void ag_split(Tensor *a, const int64_t *sizes, int n, int dim, Tensor **out);
 int ag_chunk(Tensor *a, int n, int dim, Tensor **out);
 
 /* ---- element-wise, more (autograd/ops_elementwise.c) -----------------------------------------
- * PyTorch's definitions; gelu is the exact (erf) form. */
+ * PyTorch's definitions; gelu is the exact (erf) form; maximum and minimum propagate NaN. */
 
 Tensor *ag_gelu(Tensor *a);               /* a * Phi(a), Phi the standard normal CDF */
 Tensor *ag_silu(Tensor *a);               /* a * sigmoid(a) */
@@ -172,8 +172,9 @@ Tensor *ag_le(Tensor *a, Tensor *b);
 Tensor *ag_eq(Tensor *a, Tensor *b);
 Tensor *ag_ne(Tensor *a, Tensor *b);
 /* Inverted dropout: in training each element is zeroed with probability p and the rest are
- * scaled by 1 / (1 - p); with training false (or p == 0) it returns x unchanged. 0 <= p <= 1.
- * rng NULL: the global generator. */
+ * scaled by 1 / (1 - p) (p == 1: all zeros); with training false or p == 0 it returns x itself
+ * (which may be a kept tensor). Fails unless 0 <= p <= 1. The mask takes one uniform draw per
+ * element from rng (NULL: the global generator), so a seed fixes it; backward reuses it. */
 Tensor *ag_dropout(Tensor *x, real p, bool training, nb_rng *rng);
 
 /* ---- statistics and scans (autograd/ops_reduce.c) ---------------------------------------------
