@@ -30,10 +30,8 @@ enum { D = 784, K = 10, BATCH = 32, C1 = 16, C2 = 32 };
  * does for MNIST, and their labels into labels [count]. */
 static void load_batch(const idx_dataset *d, const int64_t *index, int64_t count, Tensor *x,
                        int64_t *labels) {
-    int lab[BATCH];
-    idx_batch(d, index, count, x->data, lab);
+    idx_batch(d, index, count, x->data, labels);
     for (int64_t i = 0; i < count * D; i++) x->data[i] = (x->data[i] - (real)0.1307) / (real)0.3081;
-    for (int64_t i = 0; i < count; i++) labels[i] = lab[i];
 }
 
 /* Data augmentation: shifts each of the count images in x by up to 2 pixels each way (zeros, in
