@@ -2,7 +2,8 @@
 #
 #   make            static library build/libnabla.a, the examples and build/vae
 #   make run        train the VAE on the digits shipped in data/ and write pictures to out/
-#   make test       the API page check, unit tests and examples (float and double builds)
+#   make test       unit tests, the checked examples and docs (float and double builds), and
+#                   the API page check (tools/check_api.sh --missing prints what it lacks)
 #   make bench      speed and memory against the peers (PyTorch, OpenBLAS)
 #
 # Variables: OMP=0 builds without OpenMP; DOUBLE=1 makes the element type double;
