@@ -5,6 +5,7 @@
 #   make test       unit tests (float and double builds)
 #   make test-san   the same tests under AddressSanitizer + UndefinedBehaviorSanitizer (CI runs it)
 #   make fuzz       libFuzzer harnesses (clang): replay the seeds in fuzz/corpus, then fuzz a while
+#                   plus the checked examples and docs, and the API page check
 #   make bench      speed and memory against the peers (PyTorch, OpenBLAS)
 #   make install PREFIX=/usr/local   headers, libnabla.a, libnabla_io.a and nabla.pc (pkg-config)
 #
@@ -65,7 +66,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 # Not intermediates: kept, so an unchanged tree relinks and recompiles nothing.
 .SECONDARY: $(TEST_OBJ)
 
-.PHONY: all lib run test tests-built fuzz fuzz-build check-run test-float test-double test-san bench bench-deps bench-scaling deps data-fashion clean format install install-check
+.PHONY: all lib run test tests-built check-api fuzz fuzz-build check-run test-float test-double test-san bench bench-deps bench-scaling deps data-fashion clean format install install-check
 all: $(LIB) $(IOLIB) $(EXAMPLES) $(VAE)
 
 lib: $(LIB)
@@ -115,12 +116,24 @@ $(BUILD)/tests/test_st_fsync: LDFLAGS += -Wl,--wrap=fsync -Wl,--wrap=rename
 deps:
 	@sh tools/need.sh check zlib
 
+# Examples (and the tutorial's samples) that check their own results: each exits non-zero
+# when its numbers are wrong, and check-run runs them all.
+CHECKED_EXAMPLES := grad_basics spirals micrograd linreg xor custom_op denoise char_rnn \
+                    tut_scalar tut_vjp tut_views tut_vae_loss
+# Trainings that check an accuracy (about 10 s of CPU each); the sanitizers make them ~8x slower,
+# so SAN=1 builds them without running them.
+CHECKED_TRAININGS := cnn_digits vae_mog
+ifneq ($(SAN),1)
+CHECKED_EXAMPLES += $(CHECKED_TRAININGS)
+endif
+
 # Build every test binary of this variant, then run them all; fail if any fails.
 check-run: $(TESTS) $(VAE) $(EXAMPLES)
 	@fail=0; for t in $(TESTS); do \
 	    NABLA_BUILD=$(BUILD) CK_DEFAULT_TIMEOUT=600 $$t || fail=1; done; \
-	    $(BUILD)/grad_basics >/dev/null || { echo "grad_basics: gradient check failed"; fail=1; }; \
-	    $(BUILD)/spirals >/dev/null || { echo "spirals: save/load round trip failed"; fail=1; }; \
+	    for e in $(CHECKED_EXAMPLES); do \
+	        out=$$($(BUILD)/$$e 2>&1) || { echo "$$out" | tail -n 20; echo "$$e: its check FAILED"; fail=1; }; done; \
+	    sh tools/check_docs.sh $(BUILD) || fail=1; \
 	    if [ $$fail = 0 ]; then echo "nabla: all tests in $(BUILD) passed"; \
 	    else echo "nabla: FAILED tests in $(BUILD)"; exit 1; fi
 
@@ -137,7 +150,11 @@ test-san: deps
 
 tests-built: $(TESTS) $(VAE) $(EXAMPLES)
 
-test: test-float test-double
+test: check-api test-float test-double
+
+# docs/API.md lists every public function; fails naming any it lacks or lists in vain.
+check-api:
+	@sh tools/check_api.sh
 
 # ---- fuzzing (libFuzzer, clang) ---------------------------------------------------------------
 # One harness per reader of outside bytes: fuzz/fuzz_<name>.c with seeds in fuzz/corpus/<name>/.
@@ -180,6 +197,10 @@ $(BUILD)/bench/bench_vae: bench/bench_vae.c $(LIB) $(IOLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(IOLIB) $(LIB) $(ZLIB) $(LDLIBS)
 
+$(BUILD)/bench/bench_conv: bench/bench_conv.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
+
 $(BUILD)/bench/bench_gemm: bench/bench_gemm.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $$(pkg-config --cflags openblas) $< -o $@ $(LDFLAGS) $(LIB) \
@@ -199,7 +220,7 @@ bench-deps:
 	    else echo "bench: missing$$missing (sudo apt-get install$$missing); those peers are skipped"; fi; fi
 
 bench: deps bench-deps
-	@$(MAKE) --no-print-directory $(BUILD)/bench/bench_vae
+	@$(MAKE) --no-print-directory $(BUILD)/bench/bench_vae $(BUILD)/bench/bench_conv
 	@if pkg-config --exists openblas; then $(MAKE) --no-print-directory $(BUILD)/bench/bench_gemm; fi
 	@BUILD=$(BUILD) bash bench/run.sh
 

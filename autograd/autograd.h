@@ -65,8 +65,16 @@ bool ag_is_grad_enabled(void);
 int64_t ag_tape_length(void); /* number of recorded ops (for tests and the graph printer) */
 Tensor *ag_tape_at(int64_t i);
 
-/* Writes the graph that produced t in Graphviz dot form (ops, shapes, which have grads). */
+/* Writes the graph that produced t in Graphviz dot form: each node's name or op and shape,
+ * "grad" on those that require it and, once backward has run (before ag_reset or a zero_grad
+ * that clears them), "|grad| <2-norm>" on every node that holds a gradient. */
 void ag_write_dot(FILE *f, const Tensor *t);
+
+/* Backward trace, for following a reverse walk by eye: with f non-NULL, every backward prints
+ * to f one line per op it runs (tape index, op, output shape, |d loss / d output|) followed by
+ * the op's inputs and the norms of the gradients they hold so far. NULL (the default) turns it
+ * off. Returns the previous stream. The tape is per process, and so is this setting. */
+FILE *ag_set_backward_trace(FILE *f);
 
 /* ---- step-tensor constants for forward code ---------------------------------------------------
  */

@@ -145,6 +145,14 @@ int cli_write_manifold(const char *cmd, const vae_model *m, const char *path, in
 /* The standard normal quantile of p in (0, 1). */
 double cli_normal_quantile(double p);
 
+/* ---- the graph (graph.c) ----------------------------------------------------------------------
+ */
+
+/* Writes the graph behind objective (after its backward: with gradient norms) as Graphviz DOT
+ * to path, the parameters labelled with their names and x as the batch. 0 or CLI_FAIL. */
+int cli_write_graph(const char *cmd, const char *path, const vae_model *m, Tensor *x,
+                    const Tensor *objective);
+
 /* ---- progress (progress.c) ---------------------------------------------------------------------
  */
 

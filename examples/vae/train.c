@@ -28,7 +28,7 @@
 #define META_TEST  "train.history.test_loss"
 
 typedef struct {
-    const char *data, *out, *resume;
+    const char *data, *out, *resume, *graph;
     char *data_abs; /* data as an absolute path (saved in checkpoints), or NULL */
     int64_t epochs, batch, latent, warmup, limit, seed, threads, iw, capacity_steps;
     int64_t classes; /* --classes K (0: from the training labels) */
@@ -44,6 +44,8 @@ typedef struct {
     int64_t epoch, step; /* completed epochs, optimizer steps */
     nb_rng rng;
     double *train_hist, *test_hist; /* [epochs] per-epoch losses, for loss.png */
+    const char *graph;              /* --graph: written after the next backward, then NULL */
+    int graph_rc;                   /* cli_write_graph's status */
 } run_state;
 
 /* ---- checkpoints --------------------------------------------------------------------------- */
@@ -208,6 +210,8 @@ static pass_result train_epoch(const vae_model *m, nn_optim *opt, cli_batches *b
     while (cli_batches_next(b)) {
         vae_terms t = vae_loss(m, b->x, cli_labels(m, b->labels), st->step, &st->rng);
         ag_backward(t.objective);
+        if (st->graph) st->graph_rc = cli_write_graph(CMD, st->graph, m, b->x, t.objective);
+        st->graph = NULL;
         nn_optim_step(opt);
         nn_optim_zero_grad(opt);
         double bs = (double)b->count;
@@ -362,6 +366,8 @@ int cli_train(int argc, char **argv) {
          "continue from a checkpoint (model.safetensors)", 0, 0, false, false},
         {"--limit", CLI_INT, &f.limit, "N", "use only the first N train and N test examples", 1,
          1e12, false, false},
+        {"--graph", CLI_STRING, &f.graph, "FILE",
+         "write the first step's graph, with gradient norms, as Graphviz DOT", 0, 0, false, false},
     };
     int no = (int)(sizeof o / sizeof o[0]);
     int rc = cli_parse(CMD,
@@ -405,6 +411,7 @@ static int run(train_flags *f, cli_opt *o, int no) {
     } else {
         nb_rng_seed(&st.rng, (uint64_t)f->seed);
     }
+    st.graph = f->graph;
     bool labels = f->conditional || (have_model && m.cfg.num_classes > 0); /* else optional */
     if (!rc) rc = cli_load_split_labels(CMD, f->data, 1, f->limit, labels, &train);
     if (!rc) rc = cli_load_split_labels(CMD, f->data, 0, f->limit, labels, &test);
@@ -475,6 +482,7 @@ static int run(train_flags *f, cli_opt *o, int no) {
         snprintf(label, sizeof label, "epoch %lld/%lld", (long long)epoch, (long long)f->epochs);
         double t0 = cli_now();
         pass_result tr = train_epoch(&m, opt, &tb, &st, label);
+        if ((rc = st.graph_rc) != 0) break; /* --graph could not be written */
         pass_result te = test_pass(&m, &vb, &st);
         st.train_hist[st.epoch] = tr.loss;
         st.test_hist[st.epoch] = te.loss;
