@@ -116,7 +116,8 @@ nn_module *nn_embedding(int64_t V, int64_t E, nb_rng *rng);
 
 /* ---- activations, pooling, reshaping: no parameters, any shape unless said ------------------ */
 
-/* Any element-wise function as a module; type is the class name reported (e.g. "Softplus"). */
+/* Any element-wise function as a module; type is the class name reported (e.g. "Softplus"), a
+ * string that outlives the module (it is not copied). */
 nn_module *nn_activation_module(const char *type, Tensor *(*fn)(Tensor *x));
 /* The same for a function of x and one real argument (ELU's alpha, LeakyReLU's slope). */
 nn_module *nn_activation_arg_module(const char *type, Tensor *(*fn)(Tensor *x, real a), real arg);
