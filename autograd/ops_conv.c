@@ -321,8 +321,10 @@ static void gather_products(const geom *g, const real *x, const real *w, const r
     ag_release(m);
 }
 
-/* db[c] (+)= sum of y[n, c, :] over n (planes of P elements), in double, in a fixed order. */
+/* db[c] (+)= sum of y[n, c, :] over n (planes of P elements), in double, in a fixed order;
+ * channels shared out over the threads. */
 static void bias_backward(const real *y, int64_t N, int64_t C, int64_t P, real *db, bool acc) {
+    NB_PARALLEL_FOR(N * C * P)
     for (int64_t c = 0; c < C; c++) {
         double s = 0;
         for (int64_t n = 0; n < N; n++) s += k_dsum(y + (n * C + c) * P, P);
