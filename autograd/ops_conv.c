@@ -13,13 +13,17 @@
  * conv_transpose2d is conv2d's input gradient as an op: its input is the column side, its output
  * the image side, so its forward is the "input grad" product, its input gradient is the
  * "forward" product and its weight gradient is the same "weight grad" product with the roles of
- * the two sides' data swapped. Nothing is written twice.
+ * the two sides' data swapped. Nothing is written twice: the forward and weight-gradient
+ * products share one function (both read im2col of the image side, which the transpose's
+ * backward then builds once for both), and one backward function serves both ops.
  *
  * Threads take whole (sample, group) tasks, each with its own column buffer from the arena, and
  * call the gemm on one thread; every output element is computed by one task, so the bits do not
  * depend on the thread count. The weight gradient is a sum over samples: samples are dealt into
  * a fixed number of slots (CONV_SLOTS, whatever the thread count), each slot sums its samples in
  * order into its own partial gradient, and the partials are added in slot order.
+ * Two shortcuts skip the column matrix: a 1x1 stride-1 unpadded kernel reads the image itself,
+ * and a stride-1 layer with few output channels works on zero-padded planes (see "narrow").
  *
  * Pooling and upsampling run a plain loop per (sample, channel) plane, planes shared out over
  * the threads; their backward passes write each input plane from one thread. */
@@ -526,7 +530,7 @@ Tensor *ag_conv1d(Tensor *x, Tensor *w, Tensor *b, nb_conv2d_opts o) {
                          .dilation = {1, o.dilation[0]},
                          .output_padding = {0, o.output_padding[0]},
                          .groups = o.groups};
-    Tensor *y = ag_conv2d(ag_unsqueeze(x, 2), ag_unsqueeze(w, 2), b, o2);
+    Tensor *y = conv_op("conv1d", ag_unsqueeze(x, 2), ag_unsqueeze(w, 2), b, o2, false);
     return ag_squeeze(y, 2);
 }
 
