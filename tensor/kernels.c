@@ -174,14 +174,9 @@ K_INLINE real softplus(real x) {
     return (x > 0 ? x : 0) + nb_log1p_unit(nb_exp(-RF(fabs)(x))); /* exp(-|x|) is in (0, 1] */
 }
 
-/* Phi(x), the standard normal CDF. */
-K_INLINE real normal_cdf(real x) {
-    return (real)0.5 * (1 + RF(erf)(x * (real)0.70710678118654752440)); /* 1 / sqrt(2) */
-}
-
 /* d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density. */
 K_INLINE real gelu_grad(real x) {
-    return normal_cdf(x) + x * (real)0.39894228040143267794 * nb_exp(-(real)0.5 * x * x);
+    return nb_normal_cdf(x) + x * (real)0.39894228040143267794 * nb_exp(-(real)0.5 * x * x);
 }
 
 /* d/dx x sigmoid(x) = s (1 + x (1 - s)). */

@@ -17,7 +17,8 @@
  * X(NAME, formula): the formula is what the kernel computes per element, written in the inputs
  * (x for unary ops; a, b for binary; a, b, c for ternary) and the scalars p0, p1. The rows make
  * the enums here and, in tensor/kernels.c, every per-op loop, so adding an op is adding a row.
- * Helpers the formulas name (sigmoid, gelu, ..., RF(f): libm's f for `real`) live in kernels.c.
+ * Helpers the formulas name live in kernels.c (sigmoid, gelu_grad, ...; RF(f) is libm's f for
+ * `real`) and tensor/fastmath.h (nb_exp, nb_normal_cdf, ...).
  * "_BWD" rows are gradients: a is the upstream gradient, b the op's input (or output, as said). */
 // clang-format off
 #define K_UNARY_OPS(X)                                                                             \
@@ -34,9 +35,9 @@
     X(K_POW,      pow_scalar(x, p0))           /* x ^ p0 */                                        \
     X(K_CLAMP,    x < p0 ? p0 : (x > p1 ? p1 : x))                                                 \
     X(K_AFFINE,   x * p0 + p1)                                                                     \
-    X(K_GELU,     x * normal_cdf(x))           /* exact (erf) form */                              \
+    X(K_GELU,     x * nb_normal_cdf(x))        /* exact (erf) form */                              \
     X(K_SILU,     x * sigmoid(x))                                                                  \
-    X(K_ELU,      x > 0 ? x : p0 * RF(expm1)(x))                                                   \
+    X(K_ELU,      x > 0 ? x : p0 * nb_expm1(x))                                                    \
     X(K_SIN,      RF(sin)(x))                                                                      \
     X(K_COS,      RF(cos)(x))
 

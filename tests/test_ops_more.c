@@ -9,6 +9,8 @@
 
 #include <math.h>
 
+#include "tensor/fastmath.h"
+
 /* ---- gradient checks: one table row per op case ------------------------------------------------
  */
 
@@ -299,6 +301,44 @@ START_TEST(pow_zero_gives_no_nan_upstream) {
 }
 END_TEST
 
+/* ---- the vectorizable helpers behind gelu and elu (tensor/fastmath.h) ----------------------- */
+
+#ifdef NB_DOUBLE
+#define HELPER_TOL 1e-13 /* erfc at -12 moves 2 z^2 ulp per ulp of its argument */
+#else
+#define HELPER_TOL 1e-6
+#endif
+
+START_TEST(normal_cdf_is_accurate_in_both_tails) {
+    double worst = 0, at = 0;
+    for (int i = -120000; i <= 120000; i++) { /* x in [-12, 12] by 1e-4 */
+        real x = (real)(i * 1e-4);
+        double want = 0.5 * erfc(-(double)x / sqrt(2.0));
+        double err = fabs((double)nb_normal_cdf(x) - want) / want;
+        if (err > worst) worst = err, at = x;
+    }
+    ck_assert_msg(worst < HELPER_TOL, "largest relative error %.3g at x = %.6g", worst, at);
+    ck_assert(nb_normal_cdf(-INFINITY) == 0 && nb_normal_cdf(INFINITY) == 1);
+    ck_assert(nb_normal_cdf(-40) == 0 && nb_normal_cdf(40) == 1);
+    ck_assert(isnan(nb_normal_cdf(NAN)));
+}
+END_TEST
+
+START_TEST(expm1_keeps_small_arguments_digits) {
+    double worst = 0, at = 0;
+    for (int i = -200000; i <= 200000; i++) { /* x in [-20, 20] by 1e-4, and tiny x */
+        real x = (real)(i * 1e-4);
+        if (i == 0) x = (real)1e-7;
+        double want = expm1((double)x);
+        double err = fabs((double)nb_expm1(x) - want) / fabs(want);
+        if (err > worst) worst = err, at = x;
+    }
+    ck_assert_msg(worst < HELPER_TOL / 4, "largest relative error %.3g at x = %.6g", worst, at);
+    ck_assert(nb_expm1(-INFINITY) == -1 && nb_expm1(INFINITY) == INFINITY);
+    ck_assert(nb_expm1(0) == 0 && isnan(nb_expm1(NAN)));
+}
+END_TEST
+
 /* ---- comparisons ---------------------------------------------------------------------------- */
 
 START_TEST(comparisons_are_constants) {
@@ -362,7 +402,7 @@ START_TEST(dropout_drops_a_fraction_p_and_scales_the_rest) {
         real p = ps[k], scale = 1 / (1 - p);
         nb_rng rng;
         nb_rng_seed(&rng, 5 + (uint64_t)k);
-        Tensor *x = tensor_ones(NB_SHAPE(400, 250));
+        Tensor *x = tensor_ones(NB_SHAPE(200, 150));
         Tensor *y = ag_dropout(x, p, true, &rng);
         int64_t zeros = 0;
         for (int64_t i = 0; i < y->numel; i++) {
@@ -371,9 +411,9 @@ START_TEST(dropout_drops_a_fraction_p_and_scales_the_rest) {
                           (double)v);
             zeros += v == 0;
         }
-        /* 100,000 draws: the fraction's standard deviation is at most 0.0016 */
+        /* 30,000 draws: the fraction's standard deviation is at most 0.003 */
         double frac = (double)zeros / (double)y->numel;
-        ck_assert_msg(fabs(frac - p) < 0.01, "p %g: dropped %g", (double)p, frac);
+        ck_assert_msg(fabs(frac - p) < 0.015, "p %g: dropped %g", (double)p, frac);
         tensor_free(x);
         ag_reset();
     }
@@ -474,13 +514,18 @@ END_TEST
 static Suite *suite(void) {
     Suite *s = suite_create("ops_more");
     TCase *g = tcase_create("gradcheck");
+    tcase_set_timeout(g, 120);
     tcase_add_loop_test(g, gradcheck_every_op, 0, (int)(sizeof cases / sizeof cases[0]));
     suite_add_tcase(s, g);
     TCase *r = tcase_create("pytorch");
+    tcase_set_timeout(r, 120);
     tcase_add_loop_test(r, matches_pytorch, 0, OPS_REF_NCASES);
     tcase_add_test(r, pow_zero_gives_no_nan_upstream);
+    tcase_add_test(r, normal_cdf_is_accurate_in_both_tails);
+    tcase_add_test(r, expm1_keeps_small_arguments_digits);
     suite_add_tcase(s, r);
     TCase *t = tcase_create("semantics");
+    tcase_set_timeout(t, 120);
     tcase_add_test(t, comparisons_are_constants);
     tcase_add_test(t, where_gives_no_gradient_to_cond);
     tcase_add_test(t, dropout_drops_a_fraction_p_and_scales_the_rest);
