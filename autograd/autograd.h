@@ -170,13 +170,16 @@ Tensor *ag_ne(Tensor *a, Tensor *b);
 Tensor *ag_dropout(Tensor *x, real p, bool training, nb_rng *rng);
 
 /* ---- statistics and scans (autograd/ops_reduce.c) ---------------------------------------------
- * dims NULL or n == 0: over every element. correction 1 is Bessel's (torch.var's default). */
+ * dims NULL or n == 0: over every element. correction 1 is Bessel's (torch.var's default).
+ * sum((a - mean)^2) / (count - correction); a denominator <= 0 gives inf or NaN, as PyTorch.
+ * std's gradient is 0 where std is 0 (as PyTorch), not NaN. */
 
 Tensor *ag_var(Tensor *a, const int *dims, int n, int correction, bool keepdim);
 Tensor *ag_std(Tensor *a, const int *dims, int n, int correction, bool keepdim);
-Tensor *ag_cumsum(Tensor *a, int dim); /* same shape; running sum along dim */
+Tensor *ag_cumsum(Tensor *a, int dim); /* same shape; running sum along dim, in double */
 /* Indices of the first maximum (minimum) along dim, row-major over the reduced shape (the shape
- * without dim): out has numel / shape[dim] entries. Not differentiable, so no tensor: int64_t. */
+ * without dim): out has numel / shape[dim] entries (1 for a scalar). A NaN counts as both the
+ * maximum and the minimum (as PyTorch). Fails on an empty dim. Not differentiable: int64_t. */
 void tensor_argmax(const Tensor *a, int dim, int64_t *out);
 void tensor_argmin(const Tensor *a, int dim, int64_t *out);
 
@@ -185,11 +188,12 @@ void tensor_argmin(const Tensor *a, int dim, int64_t *out);
 
 /* n tensors of one shape -> a new dim at `dim` (0 <= dim <= ndim; negative counts from the end). */
 Tensor *ag_stack(Tensor *const *ts, int n, int dim);
-/* weight [V, E]; ids: the numel of `shape` indices in [0, V), row-major -> shape + [E].
- * Rows of weight gather; backward scatters-adds into weight's gradient. Fails naming the first
- * id out of range. */
+/* weight [V, E]; ids: the numel of `shape` indices in [0, V), row-major -> shape + [E] (ndim 0:
+ * one id -> [E]). Rows of weight gather; backward scatter-adds into weight's gradient in id
+ * order (deterministic). ids are copied. Fails naming the first id out of range and its place. */
 Tensor *ag_embedding(Tensor *weight, int ndim, const int64_t *shape, const int64_t *ids);
-/* ids [n] in [0, num_classes) -> a kept [n, num_classes] tensor of 0/1 rows. */
+/* ids [n] in [0, num_classes) -> a kept [n, num_classes] tensor of 0/1 rows (caller frees).
+ * Fails naming the first id out of range. */
 Tensor *tensor_one_hot(const int64_t *ids, int64_t n, int64_t num_classes);
 
 /* ---- normalization (autograd/ops_norm.c) ------------------------------------------------------

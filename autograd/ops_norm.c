@@ -11,12 +11,13 @@
  *   dw = sum of g * xhat,  db = sum of g,  over every position that shares the weight.
  * Batch norm in evaluation normalizes with fixed running statistics, so there dx = gw * rstd.
  *
- * The statistics are two passes in double (the mean, then the squared deviations). Each group is
- * summed in a fixed order by one thread, so results are the same bits on any thread count. */
+ * The statistics are two passes in double (the mean, then the squared deviations from it). Every
+ * sum runs in an order fixed by the shapes alone (threads split groups or columns, never one
+ * sum), so results are the same bits on any thread count. Batch norm sums down the columns of x
+ * seen as [N, C * S] (contiguous rows, vectorized), then adds each channel's S column sums. */
 #include "autograd/autograd.h"
 
 #include <math.h>
-#include <string.h>
 
 #include "tensor/parallel.h"
 
@@ -45,22 +46,84 @@ static const real *values(const Tensor *t) {
     return c->data;
 }
 
-/* Mean and biased variance of the rows * len values x[r * stride + k] (r < rows, k < len), in
- * double: the sum, then the squared deviations from the mean, each in a fixed order. */
-static void moments(const real *x, int64_t rows, int64_t stride, int64_t len, double *mean,
-                    double *var) {
-    double s = 0;
-    for (int64_t r = 0; r < rows; r++) s += k_dsum(x + r * stride, len);
-    double n = (double)(rows * len), m = s / n, q[4] = {0};
-    for (int64_t r = 0; r < rows; r++) {
-        const real *p = x + r * stride;
-        int64_t k = 0;
-        for (; k + 4 <= len; k += 4)
-            for (int j = 0; j < 4; j++) q[j] += ((double)p[k + j] - m) * ((double)p[k + j] - m);
-        for (; k < len; k++) q[0] += ((double)p[k] - m) * ((double)p[k] - m);
+/* Row sums in double with eight running sums (element k goes to sum k % 8), folded pairwise: a
+ * fixed order that the compiler vectorizes (one accumulator array per loop; with two it won't). */
+static double fold8(const double *a) {
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+/* sum of (x - m)^2 over x[0..n) */
+static double row_sq_dev(const real *x, double m, int64_t n) {
+    double a[8] = {0};
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int j = 0; j < 8; j++) a[j] += ((double)x[k + j] - m) * ((double)x[k + j] - m);
+    for (int j = 0; k < n; k++, j++) a[j] += ((double)x[k] - m) * ((double)x[k] - m);
+    return fold8(a);
+}
+
+/* sum of g w over [0..n) */
+static double row_dot(const real *g, const real *w, int64_t n) {
+    double a[8] = {0};
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int j = 0; j < 8; j++) a[j] += (double)g[k + j] * (double)w[k + j];
+    for (int j = 0; k < n; k++, j++) a[j] += (double)g[k] * (double)w[k];
+    return fold8(a);
+}
+
+/* sum of g w (x - m) over [0..n) */
+static double row_dot_dev(const real *g, const real *w, const real *x, double m, int64_t n) {
+    double a[8] = {0};
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int j = 0; j < 8; j++)
+            a[j] += (double)g[k + j] * (double)w[k + j] * ((double)x[k + j] - m);
+    for (int j = 0; k < n; k++, j++) a[j] += (double)g[k] * (double)w[k] * ((double)x[k] - m);
+    return fold8(a);
+}
+
+/* Column sums in double over the N rows of [N, L] blocks, each column added in row order:
+ *   s[j] = sum over n of (a[n, j] - ma[j]) * (b[n, j] - mb[j])
+ * where b NULL stands for 1 (and then ma is unused) and ma NULL for 0. Threads split the columns,
+ * so the sums don't depend on their number. */
+static void column_sums(const real *a, const double *ma, const real *b, const double *mb, int64_t N,
+                        int64_t L, double *s) {
+    enum { BLOCK = 256 };
+    int64_t nblocks = (L + BLOCK - 1) / BLOCK;
+    NORM_PARALLEL_FOR(N * L)
+    for (int64_t blk = 0; blk < nblocks; blk++) {
+        int64_t j0 = blk * BLOCK, nj = L - j0 < BLOCK ? L - j0 : BLOCK;
+        double *sj = s + j0;
+        for (int64_t j = 0; j < nj; j++) sj[j] = 0;
+        for (int64_t n = 0; n < N; n++) {
+            const real *an = a + n * L + j0, *bn = b ? b + n * L + j0 : NULL;
+            if (!b)
+                for (int64_t j = 0; j < nj; j++) sj[j] += an[j];
+            else if (!ma)
+                for (int64_t j = 0; j < nj; j++) sj[j] += an[j] * ((double)bn[j] - mb[j0 + j]);
+            else
+                for (int64_t j = 0; j < nj; j++)
+                    sj[j] += ((double)an[j] - ma[j0 + j]) * ((double)bn[j] - mb[j0 + j]);
+        }
     }
-    *mean = m;
-    *var = ((q[0] + q[1]) + (q[2] + q[3])) / n;
+}
+
+/* Per channel, the sum of its S column sums (in order) divided by count: [C] from [C * S]. */
+static void channel_means(const double *cols, int64_t C, int64_t S, double count, double *out) {
+    for (int64_t c = 0; c < C; c++) {
+        double t = 0;
+        for (int64_t k = 0; k < S; k++) t += cols[c * S + k];
+        out[c] = t / count;
+    }
+}
+
+/* Each channel's value repeated over its S columns: [C * S] from [C]. */
+static double *per_column(const double *v, int64_t C, int64_t S) {
+    double *out = arena_alloc((size_t)(C * S > 0 ? C * S : 1) * sizeof(double));
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t k = 0; k < S; k++) out[c * S + k] = v[c];
+    return out;
 }
 
 /* Fails unless p (a weight or bias, or NULL) has the given shape. */
@@ -129,21 +192,23 @@ static void layer_norm_backward(Tensor *y) {
     bool fresh_x = false, fresh_w = false, fresh_b = false;
     if (x->requires_grad) {
         Tensor *dx = ag_grad_begin(x, &fresh_x);
+        const real *w1 = s->w;
+        if (!w1) { /* no weight: ones, so the loops below have no branch */
+            real *ones = arena_alloc((size_t)(K ? K : 1) * sizeof(real));
+            for (int64_t k = 0; k < K; k++) ones[k] = 1;
+            w1 = ones;
+        }
         NORM_PARALLEL_FOR(M * K)
         for (int64_t i = 0; i < M; i++) {
             const real *gi = g + i * K, *xi = s->x + i * K;
             real *di = dx->data + i * K;
-            double m = s->mean[i], r = s->rstd[i], sg = 0, sgx = 0;
+            double sg = row_dot(gi, w1, K), sgx = row_dot_dev(gi, w1, xi, s->mean[i], K);
+            /* dx = r gw - r mean(gw) - (x - m) r^2 mean(gw (x - m)) */
+            double r = s->rstd[i];
+            real rr = (real)r, m = (real)s->mean[i], c0 = (real)(r * sg / (double)K),
+                 c1 = (real)(r * r * r * sgx / (double)K);
             for (int64_t k = 0; k < K; k++) {
-                double gw = (double)gi[k] * (s->w ? s->w[k] : 1);
-                sg += gw;
-                sgx += gw * (((double)xi[k] - m) * r);
-            }
-            sg /= (double)K;
-            sgx /= (double)K;
-            for (int64_t k = 0; k < K; k++) {
-                double gw = (double)gi[k] * (s->w ? s->w[k] : 1);
-                real d = (real)(r * (gw - sg - ((double)xi[k] - m) * r * sgx));
+                real d = rr * gi[k] * w1[k] - c0 - (xi[k] - m) * c1;
                 di[k] = fresh_x ? d : di[k] + d;
             }
         }
@@ -177,9 +242,8 @@ Tensor *ag_layer_norm(Tensor *x, int normalized_ndim, Tensor *w, Tensor *b, real
     for (int64_t i = 0; i < M; i++) {
         const real *xi = s->x + i * K;
         real *yi = y->data + i * K;
-        double var;
-        moments(xi, 1, 0, K, &s->mean[i], &var);
-        s->rstd[i] = 1 / sqrt(var + (double)eps);
+        s->mean[i] = k_dsum(xi, K) / (double)K; /* two passes: the mean, then the deviations */
+        s->rstd[i] = 1 / sqrt(row_sq_dev(xi, s->mean[i], K) / (double)K + (double)eps);
         real m = (real)s->mean[i], r = (real)s->rstd[i];
         for (int64_t k = 0; k < K; k++) {
             real h = (xi[k] - m) * r;
@@ -205,36 +269,50 @@ static void batch_norm_backward(Tensor *y) {
     Tensor *w = y->iarg[0] ? y->parents[1] : NULL,
            *b = y->iarg[1] ? y->parents[y->nparents - 1] : NULL;
     const norm_saved *s = y->saved;
-    int64_t N = y->iarg[2], C = y->iarg[3], S = y->iarg[4];
+    int64_t N = y->iarg[2], C = y->iarg[3], S = y->iarg[4], L = C * S;
     const real *g = y->grad->data + y->grad->offset;
     bool fresh_x = false, fresh_w = false, fresh_b = false;
     Tensor *dx = x->requires_grad ? ag_grad_begin(x, &fresh_x) : NULL;
     Tensor *dw = w && w->requires_grad ? ag_grad_begin(w, &fresh_w) : NULL;
     Tensor *db = b && b->requires_grad ? ag_grad_begin(b, &fresh_b) : NULL;
+    /* per channel: sg = sum of g, sgx = sum of g xhat */
+    double *cols = arena_alloc((size_t)(L ? L : 1) * sizeof(double));
+    double *sg = arena_alloc((size_t)(C ? C : 1) * sizeof(double));
+    double *sgx = arena_alloc((size_t)(C ? C : 1) * sizeof(double));
+    column_sums(g, NULL, NULL, NULL, N, L, cols);
+    channel_means(cols, C, S, 1, sg);
+    column_sums(g, NULL, s->x, per_column(s->mean, C, S), N, L, cols);
+    channel_means(cols, C, S, 1, sgx);
+    /* dx = a (g - mg - (x - m) k) per channel */
+    real *m = arena_alloc((size_t)(C ? C : 1) * sizeof(real) * 4), *a = m + C, *mg = a + C,
+         *k = mg + C;
     double count = (double)(N * S);
-    NORM_PARALLEL_FOR(N * C * S)
     for (int64_t c = 0; c < C; c++) {
-        double m = s->mean[c], r = s->rstd[c], sg = 0, sgx = 0;
-        for (int64_t n = 0; n < N; n++) {
-            const real *gp = g + (n * C + c) * S, *xp = s->x + (n * C + c) * S;
-            for (int64_t k = 0; k < S; k++) {
-                sg += gp[k];
-                sgx += gp[k] * (((double)xp[k] - m) * r);
+        double r = s->rstd[c];
+        sgx[c] *= r;
+        if (dw) dw->data[c] = (real)sgx[c] + (fresh_w ? 0 : dw->data[c]);
+        if (db) db->data[c] = (real)sg[c] + (fresh_b ? 0 : db->data[c]);
+        m[c] = (real)s->mean[c];
+        a[c] = (real)((s->w ? s->w[c] : 1) * r);
+        mg[c] = s->training ? (real)(sg[c] / count) : 0;
+        k[c] = s->training ? (real)(r * sgx[c] / count) : 0;
+    }
+    if (!dx) return;
+    NORM_PARALLEL_FOR(N * L)
+    for (int64_t n = 0; n < N; n++) {
+        const real *gn = g + n * L, *xn = s->x + n * L;
+        real *dn = dx->data + n * L;
+        if (S == 1) /* [N, C]: the loop runs along the channels */
+            for (int64_t c = 0; c < C; c++) {
+                real d = a[c] * (gn[c] - mg[c] - (xn[c] - m[c]) * k[c]);
+                dn[c] = fresh_x ? d : dn[c] + d;
             }
-        }
-        if (dw) dw->data[c] = (real)sgx + (fresh_w ? 0 : dw->data[c]);
-        if (db) db->data[c] = (real)sg + (fresh_b ? 0 : db->data[c]);
-        if (!dx) continue;
-        double wr = (s->w ? s->w[c] : 1) * r;
-        double mg = s->training ? sg / count : 0, mgx = s->training ? sgx / count : 0;
-        for (int64_t n = 0; n < N; n++) {
-            const real *gp = g + (n * C + c) * S, *xp = s->x + (n * C + c) * S;
-            real *dp = dx->data + (n * C + c) * S;
-            for (int64_t k = 0; k < S; k++) {
-                real d = (real)(wr * (gp[k] - mg - ((double)xp[k] - m) * r * mgx));
-                dp[k] = fresh_x ? d : dp[k] + d;
-            }
-        }
+        else
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t j = c * S; j < (c + 1) * S; j++) {
+                    real d = a[c] * (gn[j] - mg[c] - (xn[j] - m[c]) * k[c]);
+                    dn[j] = fresh_x ? d : dn[j] + d;
+                }
     }
 }
 
@@ -280,28 +358,42 @@ Tensor *ag_batch_norm(Tensor *x, Tensor *running_mean, Tensor *running_var, Tens
     int64_t rms = running_mean ? running_mean->strides[0] : 0;
     int64_t rvs = running_var ? running_var->strides[0] : 0;
     Tensor *y = tensor_step(x->ndim, x->shape);
-    NORM_PARALLEL_FOR(N * C * S)
+    int64_t L = C * S;
+    double count = (double)(N * S), *var = arena_alloc((size_t)(C ? C : 1) * sizeof(double));
+    if (training) { /* the mean, then the squared deviations from it */
+        double *cols = arena_alloc((size_t)(L ? L : 1) * sizeof(double));
+        column_sums(s->x, NULL, NULL, NULL, N, L, cols);
+        channel_means(cols, C, S, count, s->mean);
+        double *mcol = per_column(s->mean, C, S);
+        column_sums(s->x, mcol, s->x, mcol, N, L, cols);
+        channel_means(cols, C, S, count, var);
+    }
+    real *m = arena_alloc((size_t)(C ? C : 1) * sizeof(real) * 3), *sc = m + C, *sh = sc + C;
     for (int64_t c = 0; c < C; c++) {
-        double mean, var;
-        if (training) {
-            moments(s->x + c * S, N, C * S, S, &mean, &var);
-            if (rm) { /* PyTorch keeps the unbiased variance */
-                double n = (double)(N * S), mo = (double)momentum;
-                rm[c * rms] = (real)((1 - mo) * (double)rm[c * rms] + mo * mean);
-                rv[c * rvs] = (real)((1 - mo) * (double)rv[c * rvs] + mo * var * n / (n - 1));
-            }
-        } else {
-            mean = (double)rm[c * rms];
-            var = (double)rv[c * rvs];
+        if (training && rm) { /* PyTorch keeps the unbiased variance */
+            double mo = (double)momentum;
+            rm[c * rms] = (real)((1 - mo) * (double)rm[c * rms] + mo * s->mean[c]);
+            rv[c * rvs] =
+                (real)((1 - mo) * (double)rv[c * rvs] + mo * var[c] * count / (count - 1));
+        } else if (!training) {
+            s->mean[c] = (double)rm[c * rms];
+            var[c] = (double)rv[c * rvs];
         }
-        s->mean[c] = mean;
-        s->rstd[c] = 1 / sqrt(var + (double)eps);
-        real m = (real)mean, sc = (real)(s->rstd[c] * (s->w ? s->w[c] : 1)), sh = bv ? bv[c] : 0;
-        for (int64_t n = 0; n < N; n++) {
-            const real *xp = s->x + (n * C + c) * S;
-            real *yp = y->data + (n * C + c) * S;
-            for (int64_t k = 0; k < S; k++) yp[k] = (xp[k] - m) * sc + sh;
-        }
+        s->rstd[c] = 1 / sqrt(var[c] + (double)eps);
+        m[c] = (real)s->mean[c];
+        sc[c] = (real)(s->rstd[c] * (s->w ? s->w[c] : 1));
+        sh[c] = bv ? bv[c] : 0;
+    }
+    NORM_PARALLEL_FOR(N * L)
+    for (int64_t n = 0; n < N; n++) {
+        const real *xn = s->x + n * L;
+        real *yn = y->data + n * L;
+        if (S == 1) /* [N, C]: the loop runs along the channels */
+            for (int64_t c = 0; c < C; c++) yn[c] = (xn[c] - m[c]) * sc[c] + sh[c];
+        else
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t j = c * S; j < (c + 1) * S; j++)
+                    yn[j] = (xn[j] - m[c]) * sc[c] + sh[c];
     }
     record(y, "batch_norm", batch_norm_backward, x, w, b);
     y->iarg[2] = N;

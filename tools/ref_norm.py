@@ -101,23 +101,27 @@ def layer_cases(h):
 
 
 # ---- batch norm ------------------------------------------------------------------------------
-# name, x shape, with w, with b, training, with running stats, momentum, eps
+# name, x shape, with w, with b, training, with running stats, momentum, eps, shift of x
 BATCH = [
-    ('[6, 4] train w b running, 2 steps', (6, 4), True, True, True, True, 0.1, 1e-5),
-    ('[3, 2, 5, 3] train w b running, 2 steps', (3, 2, 5, 3), True, True, True, True, 0.3, 1e-5),
-    ('[3, 2, 5, 3] eval w b', (3, 2, 5, 3), True, True, False, True, 0.1, 1e-5),
-    ('[4, 3] train, no w b, no running', (4, 3), False, False, True, False, 0.1, 1e-5),
-    ('[5, 3, 4] eval, no w b', (5, 3, 4), False, False, False, True, 0.1, 1e-3),
-    ('[2, 3, 2, 2] train w, running, 2 steps', (2, 3, 2, 2), True, False, True, True, 0.5, 1e-5),
+    ('[6, 4] train w b running, 2 steps', (6, 4), True, True, True, True, 0.1, 1e-5, 0.5),
+    ('[3, 2, 5, 3] train w b running, 2 steps', (3, 2, 5, 3), True, True, True, True, 0.3, 1e-5,
+     0.5),
+    ('[3, 2, 5, 3] eval w b', (3, 2, 5, 3), True, True, False, True, 0.1, 1e-5, 0.5),
+    ('[4, 3] train, no w b, no running', (4, 3), False, False, True, False, 0.1, 1e-5, 0.5),
+    ('[5, 3, 4] eval, no w b', (5, 3, 4), False, False, False, True, 0.1, 1e-3, 0.5),
+    ('[2, 3, 2, 2] train w, running, 2 steps', (2, 3, 2, 2), True, False, True, True, 0.5, 1e-5,
+     0.5),
+    ('[16, 3, 5] train w b, x shifted by 500', (16, 3, 5), True, True, True, True, 0.1, 1e-5,
+     500.0),
 ]
 
 
 def batch_cases(h):
     out = []
-    for name, shape, hw, hb, training, running, momentum, eps in BATCH:
+    for name, shape, hw, hb, training, running, momentum, eps, shift in BATCH:
         C = shape[1]
         steps = 2 if training else 1
-        xs = [randn(*shape, scale=1.5, shift=0.5) for _ in range(steps)]
+        xs = [randn(*shape, scale=1.5, shift=shift) for _ in range(steps)]
         w = randn(C, scale=0.5, shift=1.0) if hw else None
         b = randn(C) if hb else None
         rm0 = randn(C, scale=0.3) if running else None
