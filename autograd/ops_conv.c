@@ -13,13 +13,17 @@
  * conv_transpose2d is conv2d's input gradient as an op: its input is the column side, its output
  * the image side, so its forward is the "input grad" product, its input gradient is the
  * "forward" product and its weight gradient is the same "weight grad" product with the roles of
- * the two sides' data swapped. Nothing is written twice.
+ * the two sides' data swapped. Nothing is written twice: the forward and weight-gradient
+ * products share one function (both read im2col of the image side, which the transpose's
+ * backward then builds once for both), and one backward function serves both ops.
  *
  * Threads take whole (sample, group) tasks, each with its own column buffer from the arena, and
  * call the gemm on one thread; every output element is computed by one task, so the bits do not
  * depend on the thread count. The weight gradient is a sum over samples: samples are dealt into
  * a fixed number of slots (CONV_SLOTS, whatever the thread count), each slot sums its samples in
  * order into its own partial gradient, and the partials are added in slot order.
+ * Two shortcuts skip the column matrix: a 1x1 stride-1 unpadded kernel reads the image itself,
+ * and a stride-1 layer with few output channels works on zero-padded planes (see "narrow").
  *
  * Pooling and upsampling run a plain loop per (sample, channel) plane, planes shared out over
  * the threads; their backward passes write each input plane from one thread. */
@@ -213,41 +217,6 @@ static void fill_planes(real *p, int64_t n, int64_t size, const real *bias) {
         for (int64_t q = 0; q < size; q++) p[c * size + q] = bias ? bias[c] : 0;
 }
 
-/* y = (bias, or y if acc, or 0) + W @ im2col(x) for every sample and group. */
-static void conv_forward(const geom *g, const real *x, const real *w, const real *bias, real *y,
-                         bool acc) {
-    int64_t tasks = g->N * g->G;
-    int T = team(tasks, 2.0 * (double)(g->N * g->O * g->K * g->P));
-    ag_mark_t m = ag_mark();
-    real *buf = scratch(g, T);
-    CONV_FOR(T)
-    for (int64_t t = 0; t < tasks; t++) {
-        int64_t n = t / g->G, gi = t % g->G;
-        const real *xs = x + (n * g->C + gi * g->Cg) * g->H * g->W, *wg = w + gi * g->Og * g->K;
-        real *ys = y + (n * g->O + gi * g->Og) * g->P;
-        if (bias || (!acc && is_narrow(g)))
-            fill_planes(ys, g->Og, g->P, bias ? bias + gi * g->Og : NULL);
-        if (is_narrow(g)) {
-            real *xp = my_scratch(g, buf), *yw = xp + g->Cg * padded_plane(g);
-            int64_t Q = wide_plane(g);
-            pad_planes(g, xs, xp);
-            to_wide(g, ys, yw);
-            for (int64_t r = 0; r < g->K; r++)
-                for (int64_t o = 0; o < g->Og; o++)
-                    axpy(yw + o * Q, wg[o * g->K + r], xp + shift_of(g, r), Q);
-            from_wide(g, yw, ys);
-            continue;
-        }
-        const real *col = xs;
-        if (buf) {
-            im2col(g, xs, my_scratch(g, buf));
-            col = my_scratch(g, buf);
-        }
-        nb_gemm(g->Og, g->P, g->K, wg, g->K, 1, col, g->P, 1, bias || acc ? 1 : 0, ys, g->P);
-    }
-    ag_release(m);
-}
-
 /* x = (bias, or x if acc, or 0) + col2im(W^T @ y) for every sample and group. */
 static void conv_backward_data(const geom *g, const real *y, const real *w, const real *bias,
                                real *x, bool acc) {
@@ -286,35 +255,51 @@ static void conv_backward_data(const geom *g, const real *y, const real *w, cons
     ag_release(m);
 }
 
-/* dw (+)= sum over n of y[n] @ im2col(x[n])^T, per group; in slot order (see the top). */
-static void conv_backward_weight(const geom *g, const real *x, const real *y, real *dw, bool acc) {
-    int64_t S = g->N < CONV_SLOTS ? g->N : CONV_SLOTS, wn = g->O * g->K;
-    if (S == 0) {
-        if (!acc) memset(dw, 0, (size_t)wn * sizeof(real));
-        return;
-    }
-    int T = team(S, 2.0 * (double)(g->N * g->O * g->K * g->P));
+/* The two products that read im2col(x), with one im2col per sample and group:
+ *   out = (bias, or out if out_acc, or 0) + W @ im2col(x)       (when out is not NULL)
+ *   dw (+)= sum over n of y[n] @ im2col(x[n])^T                (when dw is not NULL)
+ * conv_transpose2d's backward needs both from the same image (its output's gradient). Tasks are
+ * runs of samples: one sample each, or with dw the CONV_SLOTS slots (see the top). */
+static void gather_products(const geom *g, const real *x, const real *w, const real *bias,
+                            real *out, bool out_acc, const real *y, real *dw, bool dw_acc) {
+    int64_t S = !dw ? g->N : g->N < CONV_SLOTS ? g->N : CONV_SLOTS, wn = g->O * g->K;
+    if (dw && S == 0 && !dw_acc) memset(dw, 0, (size_t)wn * sizeof(real));
+    if (S == 0) return;
+    int T = team(S, ((out ? 2.0 : 0.0) + (dw ? 2.0 : 0.0)) * (double)(g->N * g->O * g->K * g->P));
     ag_mark_t m = ag_mark();
     real *buf = scratch(g, T);
-    real *part = arena_alloc((size_t)(S * wn) * sizeof(real));
+    real *part = dw ? arena_alloc((size_t)(S * wn) * sizeof(real)) : NULL;
     CONV_FOR(T)
     for (int64_t s = 0; s < S; s++)
         for (int64_t n = s * g->N / S; n < (s + 1) * g->N / S; n++)
             for (int64_t gi = 0; gi < g->G; gi++) {
                 const real *xs = x + (n * g->C + gi * g->Cg) * g->H * g->W;
-                const real *ys = y + (n * g->O + gi * g->Og) * g->P;
-                real *pg = part + s * wn + gi * g->Og * g->K; /* [Og, K] */
+                real *os = out ? out + (n * g->O + gi * g->Og) * g->P : NULL;
+                const real *ys = dw ? y + (n * g->O + gi * g->Og) * g->P : NULL;
+                const real *wg = out ? w + gi * g->Og * g->K : NULL;
+                real *pg = dw ? part + s * wn + gi * g->Og * g->K : NULL; /* [Og, K] */
                 bool first = n == s * g->N / S;
+                if (os && (bias || (!out_acc && is_narrow(g))))
+                    fill_planes(os, g->Og, g->P, bias ? bias + gi * g->Og : NULL);
                 if (is_narrow(g)) {
                     real *xp = my_scratch(g, buf), *yw = xp + g->Cg * padded_plane(g);
                     int64_t Q = wide_plane(g);
                     pad_planes(g, xs, xp);
-                    to_wide(g, ys, yw);
-                    for (int64_t r = 0; r < g->K; r++)
-                        for (int64_t o = 0; o < g->Og; o++) {
-                            real v = dot(yw + o * Q, xp + shift_of(g, r), Q);
-                            pg[o * g->K + r] = first ? v : pg[o * g->K + r] + v;
-                        }
+                    if (os) {
+                        to_wide(g, os, yw);
+                        for (int64_t r = 0; r < g->K; r++)
+                            for (int64_t o = 0; o < g->Og; o++)
+                                axpy(yw + o * Q, wg[o * g->K + r], xp + shift_of(g, r), Q);
+                        from_wide(g, yw, os);
+                    }
+                    if (pg) {
+                        to_wide(g, ys, yw);
+                        for (int64_t r = 0; r < g->K; r++)
+                            for (int64_t o = 0; o < g->Og; o++) {
+                                real v = dot(yw + o * Q, xp + shift_of(g, r), Q);
+                                pg[o * g->K + r] = first ? v : pg[o * g->K + r] + v;
+                            }
+                    }
                     continue;
                 }
                 const real *col = xs;
@@ -322,20 +307,28 @@ static void conv_backward_weight(const geom *g, const real *x, const real *y, re
                     im2col(g, xs, my_scratch(g, buf));
                     col = my_scratch(g, buf);
                 }
+                if (os)
+                    nb_gemm(g->Og, g->P, g->K, wg, g->K, 1, col, g->P, 1, bias || out_acc ? 1 : 0,
+                            os, g->P);
                 /* part_g [Og, K] (+)= y_g [Og, P] @ col^T [P, K] */
-                nb_gemm(g->Og, g->K, g->P, ys, g->P, 1, col, 1, g->P, first ? 0 : 1, pg, g->K);
+                if (pg)
+                    nb_gemm(g->Og, g->K, g->P, ys, g->P, 1, col, 1, g->P, first ? 0 : 1, pg, g->K);
             }
-    NB_PARALLEL_FOR(wn)
-    for (int64_t i = 0; i < wn; i++) {
-        real v = acc ? dw[i] : 0;
-        for (int64_t s = 0; s < S; s++) v += part[s * wn + i];
-        dw[i] = v;
+    if (dw) {
+        NB_PARALLEL_FOR(wn)
+        for (int64_t i = 0; i < wn; i++) {
+            real v = dw_acc ? dw[i] : 0;
+            for (int64_t q = 0; q < S; q++) v += part[q * wn + i];
+            dw[i] = v;
+        }
     }
     ag_release(m);
 }
 
-/* db[c] (+)= sum of y[n, c, :] over n (planes of P elements), in double, in a fixed order. */
+/* db[c] (+)= sum of y[n, c, :] over n (planes of P elements), in double, in a fixed order;
+ * channels shared out over the threads. */
 static void bias_backward(const real *y, int64_t N, int64_t C, int64_t P, real *db, bool acc) {
+    NB_PARALLEL_FOR(N * C * P)
     for (int64_t c = 0; c < C; c++) {
         double s = 0;
         for (int64_t n = 0; n < N; n++) s += k_dsum(y + (n * C + c) * P, P);
@@ -467,18 +460,21 @@ static void conv_backward(Tensor *y) {
     const conv_saved *s = y->saved;
     const geom *g = &s->g;
     const real *dy = y->grad->data + y->grad->offset;
-    bool fresh;
+    bool fresh_x = false, fresh_w = false, fresh;
+    real *dx = NULL, *dw = NULL;
     if (x->requires_grad) {
-        Tensor *gx = ag_grad_begin(x, &fresh);
-        if (s->transposed)
-            conv_forward(g, dy, s->w, NULL, gx->data + gx->offset, !fresh);
-        else
-            conv_backward_data(g, dy, s->w, NULL, gx->data + gx->offset, !fresh);
+        Tensor *gx = ag_grad_begin(x, &fresh_x);
+        dx = gx->data + gx->offset;
     }
     if (w->requires_grad) {
-        Tensor *gw = ag_grad_begin(w, &fresh);
-        conv_backward_weight(g, s->transposed ? dy : s->x, s->transposed ? s->x : dy,
-                             gw->data + gw->offset, !fresh);
+        Tensor *gw = ag_grad_begin(w, &fresh_w);
+        dw = gw->data + gw->offset;
+    }
+    if (s->transposed) { /* both products read im2col(dy): one pass */
+        if (dx || dw) gather_products(g, dy, s->w, NULL, dx, !fresh_x, s->x, dw, !fresh_w);
+    } else {
+        if (dx) conv_backward_data(g, dy, s->w, NULL, dx, !fresh_x);
+        if (dw) gather_products(g, s->x, NULL, NULL, NULL, false, dy, dw, !fresh_w);
     }
     if (b && b->requires_grad) {
         Tensor *gb = ag_grad_begin(b, &fresh);
@@ -504,7 +500,7 @@ static Tensor *conv_op(const char *op, Tensor *x, Tensor *w, Tensor *b, nb_conv2
         conv_backward_data(g, s->x, s->w, bias, y->data, false);
     } else {
         y = tensor_step(NB_SHAPE(g->N, g->O, g->Ho, g->Wo));
-        conv_forward(g, s->x, s->w, bias, y->data, false);
+        gather_products(g, s->x, s->w, bias, y->data, false, NULL, NULL, false);
     }
     y->saved = s;
     if (b)
@@ -534,7 +530,7 @@ Tensor *ag_conv1d(Tensor *x, Tensor *w, Tensor *b, nb_conv2d_opts o) {
                          .dilation = {1, o.dilation[0]},
                          .output_padding = {0, o.output_padding[0]},
                          .groups = o.groups};
-    Tensor *y = ag_conv2d(ag_unsqueeze(x, 2), ag_unsqueeze(w, 2), b, o2);
+    Tensor *y = conv_op("conv1d", ag_unsqueeze(x, 2), ag_unsqueeze(w, 2), b, o2, false);
     return ag_squeeze(y, 2);
 }
 

@@ -89,10 +89,11 @@ if [ -x "$BUILD/bench/bench_conv" ]; then
         done
         echo "conv round $r of $CONV_ROUNDS done" >&2
     done
-    echo "conv VAE layers, batch 128, forward+backward, ms per step (fastest batch; medians of $CONV_ROUNDS rounds)"
-    awk '
+    conv_table() { # $1: the JSON field (ms: wall time of the fastest batch; cpu_ms: its CPU time)
+    awk -v field="$1" '
         { cfg = $1; match($0, /"layer": "[^"]*"/); layer = substr($0, RSTART + 10, RLENGTH - 11)
-          match($0, /"ms": [0-9.]+/); ms = substr($0, RSTART + 6, RLENGTH - 6)
+          if (!match($0, "\"" field "\": [0-9.]+")) next
+          ms = substr($0, RSTART + length(field) + 4, RLENGTH - length(field) - 4)
           if (!(layer in seen)) { seen[layer] = 1; order[++n] = layer }
           k = cfg SUBSEP layer; cnt[k]++; v[k, cnt[k]] = ms }
         function med(k,   m, i, j, t, a) {
@@ -109,8 +110,13 @@ if [ -x "$BUILD/bench/bench_conv" ]; then
                 best = p1; if (p2 != "" && (best == "" || p2 + 0 < best + 0)) best = p2
                 printf "%-24s %9s %9s %9s %9s %12s %12s\n", L, n1, n2, (p1 == "" ? "n/a" : p1), (p2 == "" ? "n/a" : p2), ratio(n1, best), ratio(n2, best)
             }
-            print "(best = PyTorch'"'"'s faster thread setting per layer; a ratio above 1 means nabla is faster)"
         }' "$runs"
+    }
+    echo "conv VAE layers, batch 128, forward+backward, ms per step (fastest batch; medians of $CONV_ROUNDS rounds)"
+    conv_table ms
+    echo "the same batches' process CPU time, ms per step (all threads; less disturbed by other load)"
+    conv_table cpu_ms
+    echo "(best = PyTorch's faster thread setting per layer; a ratio above 1 means nabla is faster)"
     rm -f "$runs"
     echo
 fi

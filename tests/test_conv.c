@@ -203,6 +203,9 @@ START_TEST(bad_arguments_fail_with_the_shapes) {
     /* conv1d */
     o = nb_conv2d_defaults();
     NBT_EXPECT_FAIL(ag_conv1d(x, w, NULL, o), "conv1d", "[2, 4, 7, 7]");
+    Tensor *w1 = tensor_zeros(NB_SHAPE(6, 3, 3)); /* 3 channels against x3's 4 */
+    NBT_EXPECT_FAIL(ag_conv1d(x3, w1, NULL, o), "conv1d", "[6, 3, 1, 3]", "[2, 4, 1, 7]");
+    tensor_free(w1);
     /* pooling and upsampling */
     NBT_EXPECT_FAIL(ag_max_pool2d(x, 3, 2, 2), "max_pool2d", "padding 2", "kernel 3");
     NBT_EXPECT_FAIL(ag_avg_pool2d(x, 0, 1, 0), "avg_pool2d", "kernel 0");

@@ -758,6 +758,33 @@ static nn_module *emb(uint64_t seed) { /* dropout draws from the global generato
                          nn_tanh_module(), nn_sigmoid_module(), NULL);
 }
 
+/* Every module type, trained a step with Adam and freed: no block is left (after a first pass
+ * that grows the tape, which the process keeps). */
+static void every_module_type(void) {
+    Tensor *x = nbt_tensor(NB_SHAPE(2, 1, 6, 6), -1, 1, 23, false);
+    Tensor *ids = tensor_from_array(NB_SHAPE(2, 3), (real[]){0, 1, 2, 9, 8, 7});
+    nn_module *a = cnn(1), *b = emb(2);
+    nn_module *c = nn_sequential(nn_avg_pool2d_module(2, 0, 0), nn_upsample_nearest2d_module(2),
+                                 nn_flatten(1, -1), nn_batch_norm1d(36, 1e-5f, 0.1f), NULL);
+    train_steps(a, x, 3, 1);
+    train_steps(b, ids, 4, 1);
+    train_steps(c, x, 36, 1);
+    nn_module_free(a);
+    nn_module_free(b);
+    nn_module_free(c);
+    tensor_free(x);
+    tensor_free(ids);
+    arena_free_all();
+}
+
+START_TEST(test_free_every_module_type) {
+    every_module_type();
+    int64_t live = nb_mem_stats().live;
+    every_module_type();
+    ck_assert_int_eq(nb_mem_stats().live, live);
+}
+END_TEST
+
 START_TEST(test_checkpoint_loads_in_pytorch_emb) {
     Tensor *ids = tensor_from_array(NB_SHAPE(4, 3), (real[]){0, 1, 2, 9, 8, 7, 3, 3, 3, 5, 0, 4});
     nn_module *net = emb(4), *back = emb(5);
@@ -799,6 +826,7 @@ static Suite *suite(void) {
     tcase_add_test(t, test_free_releases_everything);
     tcase_add_test(t, test_checkpoint_round_trip);
     tcase_add_test(t, test_checkpoint_i64_buffer);
+    tcase_add_test(t, test_free_every_module_type);
     suite_add_tcase(s, t);
     TCase *torch = tcase_create("pytorch"); /* starts /usr/bin/python3 with torch: slow */
     tcase_add_checked_fixture(torch, setup, teardown);
