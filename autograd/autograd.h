@@ -65,8 +65,16 @@ bool ag_is_grad_enabled(void);
 int64_t ag_tape_length(void); /* number of recorded ops (for tests and the graph printer) */
 Tensor *ag_tape_at(int64_t i);
 
-/* Writes the graph that produced t in Graphviz dot form (ops, shapes, which have grads). */
+/* Writes the graph that produced t in Graphviz dot form: each node's name or op and shape,
+ * "grad" on those that require it and, once backward has run (before ag_reset or a zero_grad
+ * that clears them), "|grad| <2-norm>" on every node that holds a gradient. */
 void ag_write_dot(FILE *f, const Tensor *t);
+
+/* Backward trace, for following a reverse walk by eye: with f non-NULL, every backward prints
+ * to f one line per op it runs (tape index, op, output shape, |d loss / d output|) followed by
+ * the op's inputs and the norms of the gradients they hold so far. NULL (the default) turns it
+ * off. Returns the previous stream. The tape is per process, and so is this setting. */
+FILE *ag_set_backward_trace(FILE *f);
 
 /* ---- step-tensor constants for forward code ---------------------------------------------------
  */
@@ -145,7 +153,7 @@ void ag_split(Tensor *a, const int64_t *sizes, int n, int dim, Tensor **out);
 int ag_chunk(Tensor *a, int n, int dim, Tensor **out);
 
 /* ---- element-wise, more (autograd/ops_elementwise.c) -----------------------------------------
- * PyTorch's definitions; gelu is the exact (erf) form. */
+ * PyTorch's definitions; gelu is the exact (erf) form; maximum and minimum propagate NaN. */
 
 Tensor *ag_gelu(Tensor *a);               /* a * Phi(a), Phi the standard normal CDF */
 Tensor *ag_silu(Tensor *a);               /* a * sigmoid(a) */
@@ -164,8 +172,9 @@ Tensor *ag_le(Tensor *a, Tensor *b);
 Tensor *ag_eq(Tensor *a, Tensor *b);
 Tensor *ag_ne(Tensor *a, Tensor *b);
 /* Inverted dropout: in training each element is zeroed with probability p and the rest are
- * scaled by 1 / (1 - p); with training false (or p == 0) it returns x unchanged. 0 <= p <= 1.
- * rng NULL: the global generator. */
+ * scaled by 1 / (1 - p) (p == 1: all zeros); with training false or p == 0 it returns x itself
+ * (which may be a kept tensor). Fails unless 0 <= p <= 1. The mask takes one uniform draw per
+ * element from rng (NULL: the global generator), so a seed fixes it; backward reuses it. */
 Tensor *ag_dropout(Tensor *x, real p, bool training, nb_rng *rng);
 
 /* ---- statistics and scans (autograd/ops_reduce.c) ---------------------------------------------
@@ -233,7 +242,9 @@ Tensor *ag_upsample_nearest2d(Tensor *x, int scale); /* [N, C, H, W] -> [N, C, s
  * An op makes its output with tensor_step, computes it, then calls ag_record to attach its
  * inputs and backward function (which does nothing if no input requires grad or grad mode is
  * off). A backward function reads out->grad and adds into ag_grad(parent) for each parent that
- * requires grad. */
+ * requires grad. ag_record also fails on an input that ag_reset released (tensor_check_live);
+ * an op that returns without ag_record checks its inputs itself, and a view op takes its
+ * output's header from arena_header, never from arena_alloc. */
 void ag_record(Tensor *out, const char *op, ag_backward_fn backward, Tensor *const *parents, int n);
 Tensor *ag_grad(Tensor *t); /* t->grad, made (zeroed) on first use */
 /* t->grad for a backward that is about to write it: when *fresh comes back true the gradient
@@ -298,6 +309,37 @@ void ag_accumulate_binary(Tensor *parent, k_binary_op op, const Tensor *g, const
 #define ag_max_pool2d(...)  NB_AT(Tensor *, ag_max_pool2d(__VA_ARGS__))
 #define ag_avg_pool2d(...)  NB_AT(Tensor *, ag_avg_pool2d(__VA_ARGS__))
 #define ag_upsample_nearest2d(...) NB_AT(Tensor *, ag_upsample_nearest2d(__VA_ARGS__))
+#endif
+
+/* The ops that cannot fail on shapes are wrapped too, so a step tensor remembers the user's line
+ * that made it, which a use after ag_reset reports (tensor_check_live in tensor/tensor.h). */
+#ifndef NB_INTERNAL
+#define ag_zeros(...)      NB_AT(Tensor *, ag_zeros(__VA_ARGS__))
+#define ag_full(...)       NB_AT(Tensor *, ag_full(__VA_ARGS__))
+#define ag_randn(...)      NB_AT(Tensor *, ag_randn(__VA_ARGS__))
+#define ag_rand(...)       NB_AT(Tensor *, ag_rand(__VA_ARGS__))
+#define ag_constant(...)   NB_AT(Tensor *, ag_constant(__VA_ARGS__))
+#define ag_neg(...)        NB_AT(Tensor *, ag_neg(__VA_ARGS__))
+#define ag_add_scalar(...) NB_AT(Tensor *, ag_add_scalar(__VA_ARGS__))
+#define ag_mul_scalar(...) NB_AT(Tensor *, ag_mul_scalar(__VA_ARGS__))
+#define ag_exp(...)        NB_AT(Tensor *, ag_exp(__VA_ARGS__))
+#define ag_log(...)        NB_AT(Tensor *, ag_log(__VA_ARGS__))
+#define ag_pow(...)        NB_AT(Tensor *, ag_pow(__VA_ARGS__))
+#define ag_sqrt(...)       NB_AT(Tensor *, ag_sqrt(__VA_ARGS__))
+#define ag_abs(...)        NB_AT(Tensor *, ag_abs(__VA_ARGS__))
+#define ag_relu(...)       NB_AT(Tensor *, ag_relu(__VA_ARGS__))
+#define ag_sigmoid(...)    NB_AT(Tensor *, ag_sigmoid(__VA_ARGS__))
+#define ag_tanh(...)       NB_AT(Tensor *, ag_tanh(__VA_ARGS__))
+#define ag_softplus(...)   NB_AT(Tensor *, ag_softplus(__VA_ARGS__))
+#define ag_gelu(...)       NB_AT(Tensor *, ag_gelu(__VA_ARGS__))
+#define ag_silu(...)       NB_AT(Tensor *, ag_silu(__VA_ARGS__))
+#define ag_elu(...)        NB_AT(Tensor *, ag_elu(__VA_ARGS__))
+#define ag_sin(...)        NB_AT(Tensor *, ag_sin(__VA_ARGS__))
+#define ag_cos(...)        NB_AT(Tensor *, ag_cos(__VA_ARGS__))
+#define ag_sum(...)        NB_AT(Tensor *, ag_sum(__VA_ARGS__))
+#define ag_mean(...)       NB_AT(Tensor *, ag_mean(__VA_ARGS__))
+#define ag_contiguous(...) NB_AT(Tensor *, ag_contiguous(__VA_ARGS__))
+#define ag_detach(...)     NB_AT(Tensor *, ag_detach(__VA_ARGS__))
 #endif
 
 #endif

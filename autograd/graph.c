@@ -1,6 +1,7 @@
 /* autograd/graph.c: the tape, grad mode, backward, and the helpers every op uses. */
 #include "autograd/autograd.h"
 
+#include <math.h>
 #include <string.h>
 
 /* ---- the tape
@@ -11,6 +12,7 @@
 static Tensor **tape;
 static int64_t tape_len, tape_cap;
 static bool grad_enabled = true;
+static FILE *trace; /* ag_set_backward_trace: where backward narrates its walk, or NULL */
 
 static void tape_push(Tensor *t) {
     if (tape_len == tape_cap) {
@@ -61,6 +63,7 @@ void ag_reset(void) {
 
 void ag_record(Tensor *out, const char *op, ag_backward_fn backward, Tensor *const *parents,
                int n) {
+    for (int i = 0; i < n; i++) tensor_check_live(op, parents[i]);
     out->op = op;
     if (!grad_enabled) return;
     bool needs = false;
@@ -172,8 +175,60 @@ void ag_accumulate_binary(Tensor *parent, k_binary_op op, const Tensor *g, const
 /* ---- backward
  * ---------------------------------------------------------------------------------------- */
 
+/* The 2-norm of t's gradient, in double; 0 when t has none. Gradients are contiguous. */
+static double grad_norm(const Tensor *t) {
+    double s = 0;
+    if (t->grad)
+        for (int64_t i = 0; i < t->grad->numel; i++) {
+            double v = t->grad->data[t->grad->offset + i];
+            s += v * v;
+        }
+    return sqrt(s);
+}
+
+/* What to call a node when printing: its name, else its op, else "leaf" (kept) or "constant". */
+static const char *node_label(const Tensor *t) {
+    if (t->name) return t->name;
+    return t->op ? t->op : (t->kept ? "leaf" : "constant");
+}
+
+FILE *ag_set_backward_trace(FILE *f) {
+    FILE *prev = trace;
+    trace = f;
+    return prev;
+}
+
+static void trace_begin(const Tensor *t, int64_t end) {
+    char s[128];
+    fprintf(trace, "backward from %s %s: %lld ops on the tape to walk, last first\n", node_label(t),
+            nb_shape_str(s, t->ndim, t->shape), (long long)(end + 1));
+}
+
+/* One line per op backward has just run: which op, its output, d(loss)/d(output)'s norm, and
+ * each input with the norm of the gradient it has received so far (a tensor used twice gets
+ * its second share when its other consumer's turn comes). */
+static void trace_step(const Tensor *n) {
+    char s[128], who[64];
+    snprintf(who, sizeof who, "%s%s%s", n->name ? n->name : "", n->name ? ": " : "", n->op);
+    fprintf(trace, "  #%-4lld %-16s %-14s |grad| %-11.5g <-", (long long)n->tape_index, who,
+            nb_shape_str(s, n->ndim, n->shape), grad_norm(n));
+    for (int i = 0; i < n->nparents; i++) {
+        const Tensor *p = n->parents[i];
+        fprintf(trace, "%s %s %s", i ? "," : "", node_label(p), nb_shape_str(s, p->ndim, p->shape));
+        if (p->requires_grad)
+            fprintf(trace, " |grad| %.5g", grad_norm(p));
+        else
+            fprintf(trace, " (no grad)");
+    }
+    fputc('\n', trace);
+}
+
 void ag_backward_at(const char *file, int line, Tensor *t, const Tensor *grad) {
     char s1[128], s2[128];
+    nb_site_push(file, line); /* so a stale t is reported at the caller's line */
+    tensor_check_live("backward", t);
+    tensor_check_live("backward", grad);
+    nb_site_pop(NULL);
     if (!t->requires_grad)
         nb_fail_at(file, line, "backward",
                    "tensor of shape %s does not require grad (no input required grad, or it was "
@@ -202,9 +257,13 @@ void ag_backward_at(const char *file, int line, Tensor *t, const Tensor *grad) {
     }
     /* The tape is in topological order: walking it backwards visits every node after all the
      * nodes that use it. A node without a gradient was not reached from t. */
+    if (trace) trace_begin(t, end);
     for (int64_t i = end; i >= 0; i--) {
         Tensor *n = tape[i];
-        if (n->grad && n->backward) n->backward(n);
+        if (n->grad && n->backward) {
+            n->backward(n);
+            if (trace) trace_step(n);
+        }
     }
 }
 
@@ -269,10 +328,12 @@ void ag_write_dot(FILE *f, const Tensor *root) {
             stack = k2;
         }
         seen[nseen++] = t;
-        char s[128];
-        fprintf(f, "  n%p [label=\"%s%s%s\\n%s%s\"%s];\n", (const void *)t, t->name ? t->name : "",
-                t->name ? ": " : "", t->op ? t->op : (t->kept ? "leaf" : "constant"),
-                nb_shape_str(s, t->ndim, t->shape), t->requires_grad ? " grad" : "",
+        char s[128], g[48] = "";
+        if (t->grad) snprintf(g, sizeof g, "\\n|grad| %.4g", grad_norm(t));
+        fprintf(f, "  n%p [label=\"%s%s%s\\n%s%s%s\"%s];\n", (const void *)t,
+                t->name ? t->name : "", t->name ? ": " : "",
+                t->op ? t->op : (t->kept ? "leaf" : "constant"), nb_shape_str(s, t->ndim, t->shape),
+                t->requires_grad ? " grad" : "", g,
                 t->op ? "" : ", style=filled, fillcolor=\"#dde8ff\"");
         for (int i = 0; i < t->nparents; i++) {
             fprintf(f, "  n%p -> n%p;\n", (const void *)t->parents[i], (const void *)t);

@@ -28,7 +28,7 @@
 #define META_TEST  "train.history.test_loss"
 
 typedef struct {
-    const char *data, *out, *resume;
+    const char *data, *out, *resume, *graph;
     char *data_abs; /* data as an absolute path (saved in checkpoints), or NULL */
     int64_t epochs, batch, latent, warmup, limit, seed, threads, iw, capacity_steps;
     int64_t classes; /* --classes K (0: from the training labels) */
@@ -44,6 +44,8 @@ typedef struct {
     int64_t epoch, step; /* completed epochs, optimizer steps */
     nb_rng rng;
     double *train_hist, *test_hist; /* [epochs] per-epoch losses, for loss.png */
+    const char *graph;              /* --graph: written after the next backward, then NULL */
+    int graph_rc;                   /* cli_write_graph's status */
 } run_state;
 
 /* ---- checkpoints --------------------------------------------------------------------------- */
@@ -198,16 +200,18 @@ typedef struct {
     double seconds;
 } pass_result;
 
-/* One pass of training over the permuted set. */
-static pass_result train_epoch(const vae_model *m, nn_optim *opt, cli_batches *b,
-                               const int64_t *perm, run_state *st, const char *label) {
+/* One pass of training over the set, in an order drawn from the run's generator. */
+static pass_result train_epoch(const vae_model *m, nn_optim *opt, cli_batches *b, run_state *st,
+                               const char *label) {
     pass_result r = {0};
     cli_progress bar;
     cli_progress_begin(&bar, label, b->d->n);
-    b->pos = 0;
-    while (cli_batches_next(b, perm)) {
+    cli_batches_start(b, &st->rng);
+    while (cli_batches_next(b)) {
         vae_terms t = vae_loss(m, b->x, cli_labels(m, b->labels), st->step, &st->rng);
         ag_backward(t.objective);
+        if (st->graph) st->graph_rc = cli_write_graph(CMD, st->graph, m, b->x, t.objective);
+        st->graph = NULL;
         nn_optim_step(opt);
         nn_optim_zero_grad(opt);
         double bs = (double)b->count;
@@ -228,8 +232,8 @@ static pass_result train_epoch(const vae_model *m, nn_optim *opt, cli_batches *b
 static pass_result test_pass(const vae_model *m, cli_batches *b, run_state *st) {
     pass_result r = {0};
     bool prev = ag_set_grad_enabled(false);
-    b->pos = 0;
-    while (cli_batches_next(b, NULL)) {
+    cli_batches_start(b, NULL);
+    while (cli_batches_next(b)) {
         vae_terms t = vae_loss(m, b->x, cli_labels(m, b->labels), st->step, &st->rng);
         double bs = (double)b->count;
         r.elbo += bs * t.elbo_loss;
@@ -362,6 +366,8 @@ int cli_train(int argc, char **argv) {
          "continue from a checkpoint (model.safetensors)", 0, 0, false, false},
         {"--limit", CLI_INT, &f.limit, "N", "use only the first N train and N test examples", 1,
          1e12, false, false},
+        {"--graph", CLI_STRING, &f.graph, "FILE",
+         "write the first step's graph, with gradient norms, as Graphviz DOT", 0, 0, false, false},
     };
     int no = (int)(sizeof o / sizeof o[0]);
     int rc = cli_parse(CMD,
@@ -405,6 +411,7 @@ static int run(train_flags *f, cli_opt *o, int no) {
     } else {
         nb_rng_seed(&st.rng, (uint64_t)f->seed);
     }
+    st.graph = f->graph;
     bool labels = f->conditional || (have_model && m.cfg.num_classes > 0); /* else optional */
     if (!rc) rc = cli_load_split_labels(CMD, f->data, 1, f->limit, labels, &train);
     if (!rc) rc = cli_load_split_labels(CMD, f->data, 0, f->limit, labels, &test);
@@ -462,21 +469,20 @@ static int run(train_flags *f, cli_opt *o, int no) {
     }
 
     cli_batches tb, vb;
-    int64_t *perm = NULL;
     const char *good = f->resume; /* the last finite checkpoint, and its epoch */
     int64_t good_epoch = st.epoch;
-    if (!rc) {
-        cli_batches_init(&tb, &train, f->batch);
-        cli_batches_init(&vb, &test, f->batch);
-        perm = nb_malloc((size_t)(train.n > 0 ? train.n : 1) * sizeof *perm);
+    bool have_batches = !rc;
+    if (have_batches) {
+        cli_batches_init(&tb, &train, f->batch, true);
+        cli_batches_init(&vb, &test, f->batch, false);
     }
     while (!rc && st.epoch < f->epochs) {
         int64_t epoch = st.epoch + 1;
         char label[64];
         snprintf(label, sizeof label, "epoch %lld/%lld", (long long)epoch, (long long)f->epochs);
         double t0 = cli_now();
-        idx_shuffle(perm, train.n, &st.rng);
-        pass_result tr = train_epoch(&m, opt, &tb, perm, &st, label);
+        pass_result tr = train_epoch(&m, opt, &tb, &st, label);
+        if ((rc = st.graph_rc) != 0) break; /* --graph could not be written */
         pass_result te = test_pass(&m, &vb, &st);
         st.train_hist[st.epoch] = tr.loss;
         st.test_hist[st.epoch] = te.loss;
@@ -517,8 +523,7 @@ static int run(train_flags *f, cli_opt *o, int no) {
         printf("wrote %s/{metrics.jsonl, model.safetensors, samples.png, reconstructions.png, "
                "loss.png}\n",
                f->out);
-    if (perm) {
-        nb_free(perm);
+    if (have_batches) {
         cli_batches_free(&tb);
         cli_batches_free(&vb);
     }

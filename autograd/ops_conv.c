@@ -1,0 +1,715 @@
+/* autograd/ops_conv.c: convolution, pooling and upsampling over NCHW tensors.
+ *
+ * Every convolution here is one of three products over a conv "geometry": an image side
+ * X [N, C, H, W], a column side Y [N, O, Ho, Wo] and a weight W [O, C/G, kh, kw] (G groups):
+ *
+ *   forward      Y[n]  (+)= W @ im2col(X[n])                   (per sample and group)
+ *   input grad   X[n]  (+)= col2im(W^T @ Y[n])
+ *   weight grad  W     (+)= sum over n of Y[n] @ im2col(X[n])^T
+ *
+ * im2col lays one sample's receptive fields out as a (C/G * kh * kw) x (Ho * Wo) matrix, so each
+ * product is one nb_gemm; col2im is its adjoint, a scatter-add back onto the image.
+ * conv2d uses the three as written (x is the image side, its output the column side).
+ * conv_transpose2d is conv2d's input gradient as an op: its input is the column side, its output
+ * the image side, so its forward is the "input grad" product, its input gradient is the
+ * "forward" product and its weight gradient is the same "weight grad" product with the roles of
+ * the two sides' data swapped. Nothing is written twice: the forward and weight-gradient
+ * products share one function (both read im2col of the image side, which the transpose's
+ * backward then builds once for both), and one backward function serves both ops.
+ *
+ * Threads take whole (sample, group) tasks, each with its own column buffer from the arena, and
+ * call the gemm on one thread; every output element is computed by one task, so the bits do not
+ * depend on the thread count. The weight gradient is a sum over samples: samples are dealt into
+ * a fixed number of slots (CONV_SLOTS, whatever the thread count), each slot sums its samples in
+ * order into its own partial gradient, and the partials are added in slot order.
+ * Two shortcuts skip the column matrix: a 1x1 stride-1 unpadded kernel reads the image itself,
+ * and a stride-1 layer with few output channels works on zero-padded planes (see "narrow").
+ *
+ * Pooling and upsampling run a plain loop per (sample, channel) plane, planes shared out over
+ * the threads; their backward passes write each input plane from one thread. */
+#include "autograd/autograd.h"
+#include "tensor/gemm.h"
+#include "tensor/parallel.h"
+
+#include <math.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#define CONV_FOR(T) NB_PRAGMA(omp parallel for schedule(static) num_threads(T) if ((T) > 1))
+#else
+#define CONV_FOR(T)
+#endif
+
+/* Slots for the weight gradient's sum over samples: a constant, so the partition (and so the
+ * order of every addition) is the same for any thread count. */
+#define CONV_SLOTS 8
+
+/* Below this much work a conv runs on the calling thread (as the gemm does). */
+#define CONV_MIN_PARALLEL_FLOPS 1e6
+
+typedef struct {
+    int64_t N, C, H, W;             /* image side */
+    int64_t O, Ho, Wo;              /* column side */
+    int64_t kh, kw, sh, sw, ph, pw; /* kernel, stride, padding */
+    int64_t dh, dw;                 /* dilation */
+    int64_t G, Cg, Og;              /* groups; channels per group on each side */
+    int64_t K, P;                   /* rows of a column matrix (Cg kh kw), its columns (Ho Wo) */
+} geom;
+
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Threads for `tasks` independent tasks of `flops` work in all. */
+static int team(int64_t tasks, double flops) {
+    int t = nb_get_num_threads();
+    if (flops < CONV_MIN_PARALLEL_FLOPS) t = 1;
+    if (t > tasks) t = (int)tasks;
+    return t < 1 ? 1 : t;
+}
+
+/* 1x1 kernel, stride 1, no padding: the column matrix is the image itself. */
+static bool is_pointwise(const geom *g) {
+    return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+}
+
+/* ---- im2col and col2im ------------------------------------------------------------------------
+ * col [K, P] holds, in row (c, i, j) and column (oh, ow), the image element at
+ * (c, oh*sh - ph + i*dh, ow*sw - pw + j*dw), or 0 where that falls in the padding.
+ * gather: col = im2col(x). scatter: x += col2im(col), the adjoint (padding positions dropped). */
+
+/* The output columns ow whose input column ow*sw + off lies in [0, W): [*lo, *hi). */
+static void valid_span(int64_t Wo, int64_t sw, int64_t off, int64_t W, int64_t *lo, int64_t *hi) {
+    int64_t a = off >= 0 ? 0 : (-off + sw - 1) / sw;
+    int64_t b = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
+    *lo = a < Wo ? a : Wo;
+    *hi = b < Wo ? b : Wo;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* Row r = (c, i, j) of one sample-group's column matrix: gathered into row[P] (scatter false),
+ * or row[P] added back onto the image (scatter true). x: [Cg, H, W] contiguous. */
+static void col_row(const geom *g, real *x, int64_t r, real *row, bool scatter) {
+    int64_t c = r / (g->kh * g->kw), i = r / g->kw % g->kh, j = r % g->kw;
+    int64_t off = j * g->dw - g->pw, lo, hi, sw = g->sw;
+    valid_span(g->Wo, sw, off, g->W, &lo, &hi);
+    for (int64_t oh = 0; oh < g->Ho; oh++, row += g->Wo) {
+        int64_t ih = oh * g->sh - g->ph + i * g->dh;
+        bool inside = ih >= 0 && ih < g->H;
+        /* column ow's element is img[ow * sw + off] (plain loops: runs of a few dozen) */
+        real *img = x + (c * g->H + (inside ? ih : 0)) * g->W;
+        int64_t a = inside ? lo : g->Wo, b = inside ? hi : g->Wo;
+        if (scatter) {
+            for (int64_t ow = a; ow < b; ow++) img[ow * sw + off] += row[ow];
+            continue;
+        }
+        for (int64_t ow = 0; ow < a; ow++) row[ow] = 0;
+        if (sw == 1)
+            for (int64_t ow = a; ow < b; ow++) row[ow] = img[ow + off];
+        else
+            for (int64_t ow = a; ow < b; ow++) row[ow] = img[ow * sw + off];
+        for (int64_t ow = b; ow < g->Wo; ow++) row[ow] = 0;
+    }
+}
+
+static void im2col(const geom *g, const real *x, real *col) {
+    for (int64_t r = 0; r < g->K; r++) col_row(g, (real *)x, r, col + r * g->P, false);
+}
+
+static void col2im(const geom *g, const real *col, real *x) {
+    for (int64_t r = 0; r < g->K; r++) col_row(g, x, r, (real *)col + r * g->P, true);
+}
+
+/* ---- stride 1 with few output channels: shifted planes instead of a column matrix -----------
+ * With Og of 1 (the conv VAE's last layer) a gemm is a matrix-vector product and the column
+ * matrix (K x P, 900 KB there) costs more to write and read than the arithmetic. With stride 1
+ * and up to NARROW_OG channels, each sample's planes are copied once into zero-padded planes of
+ * width Wp = W + 2 pw, and the outputs are kept Wp wide too (the Wp - Wo extra columns are
+ * scratch, zero where they are read). Then row r = (c, i, j) of the column matrix is the padded
+ * plane c read from offset i dh Wp + j dw, so each product is a run of long contiguous loops:
+ *   y[o] += w[o, r] * xpad[c] >> shift      dw[o, r] += y[o] . (xpad[c] >> shift)
+ *   dxpad[c] >> shift += w[o, r] * y[o] */
+#define NARROW_OG 4
+
+static bool is_narrow(const geom *g) {
+    return g->Og <= NARROW_OG && g->sh == 1 && g->sw == 1 && !is_pointwise(g);
+}
+
+/* Sizes for the narrow path: a padded plane (with room for the last shift), a wide output. */
+static int64_t padded_plane(const geom *g) {
+    return (g->H + 2 * g->ph) * (g->W + 2 * g->pw) + (g->kw - 1) * g->dw;
+}
+static int64_t wide_plane(const geom *g) {
+    return g->Ho * (g->W + 2 * g->pw);
+}
+
+/* x [Cg, H, W] -> xp [Cg, padded_plane]: zero borders. */
+static void pad_planes(const geom *g, const real *x, real *xp) {
+    int64_t Wp = g->W + 2 * g->pw, PL = padded_plane(g);
+    for (int64_t c = 0; c < g->Cg; c++) {
+        real *d = xp + c * PL;
+        for (int64_t q = 0; q < PL; q++) d[q] = 0;
+        for (int64_t h = 0; h < g->H; h++)
+            for (int64_t w = 0; w < g->W; w++)
+                d[(g->ph + h) * Wp + g->pw + w] = x[(c * g->H + h) * g->W + w];
+    }
+}
+
+/* y [Og, Ho, Wo] <-> yw [Og, Ho, Wp] (the extra columns zero). */
+static void to_wide(const geom *g, const real *y, real *yw) {
+    int64_t Wp = g->W + 2 * g->pw;
+    for (int64_t q = 0; q < g->Og * g->Ho; q++)
+        for (int64_t w = 0; w < Wp; w++) yw[q * Wp + w] = w < g->Wo ? y[q * g->Wo + w] : 0;
+}
+static void from_wide(const geom *g, const real *yw, real *y) {
+    int64_t Wp = g->W + 2 * g->pw;
+    for (int64_t q = 0; q < g->Og * g->Ho; q++)
+        for (int64_t w = 0; w < g->Wo; w++) y[q * g->Wo + w] = yw[q * Wp + w];
+}
+
+static void axpy(real *restrict y, real a, const real *restrict x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+/* a . b with eight running sums (element i to sum i % 8), added pairwise: a fixed order. */
+static real dot(const real *restrict a, const real *restrict b, int64_t n) {
+    real s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
+    for (int k = 0; i < n; i++, k++) s[k] += a[i] * b[i];
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+/* Where row r of the column matrix starts in the padded planes. */
+static int64_t shift_of(const geom *g, int64_t r) {
+    int64_t c = r / (g->kh * g->kw), i = r / g->kw % g->kh, j = r % g->kw;
+    return c * padded_plane(g) + i * g->dh * (g->W + 2 * g->pw) + j * g->dw;
+}
+
+/* ---- the three products -----------------------------------------------------------------------
+ * x [N, C, H, W], y [N, O, Ho, Wo], w [O, Cg, kh, kw], all contiguous. Each task (a sample and
+ * group) works in its thread's scratch: a column matrix, or padded and wide planes (narrow). */
+
+static int64_t scratch_each(const geom *g) {
+    if (is_pointwise(g)) return 0;
+    if (is_narrow(g)) return g->Cg * padded_plane(g) + g->Og * wide_plane(g);
+    return g->K * g->P;
+}
+
+static real *scratch(const geom *g, int T) {
+    int64_t each = scratch_each(g);
+    return each ? arena_alloc((size_t)(T * each) * sizeof(real)) : NULL;
+}
+
+static real *my_scratch(const geom *g, real *buf) {
+    return buf + (int64_t)thread_id() * scratch_each(g);
+}
+
+/* Fills n planes of `size` elements with bias[0..n) (bias may be NULL: zeros). */
+static void fill_planes(real *p, int64_t n, int64_t size, const real *bias) {
+    for (int64_t c = 0; c < n; c++)
+        for (int64_t q = 0; q < size; q++) p[c * size + q] = bias ? bias[c] : 0;
+}
+
+/* x = (bias, or x if acc, or 0) + col2im(W^T @ y) for every sample and group. */
+static void conv_backward_data(const geom *g, const real *y, const real *w, const real *bias,
+                               real *x, bool acc) {
+    int64_t tasks = g->N * g->G, HW = g->H * g->W;
+    int T = team(tasks, 2.0 * (double)(g->N * g->O * g->K * g->P));
+    bool direct = is_pointwise(g);
+    ag_mark_t m = ag_mark();
+    real *buf = scratch(g, T);
+    CONV_FOR(T)
+    for (int64_t t = 0; t < tasks; t++) {
+        int64_t n = t / g->G, gi = t % g->G;
+        real *xs = x + (n * g->C + gi * g->Cg) * HW;
+        const real *ys = y + (n * g->O + gi * g->Og) * g->P, *wg = w + gi * g->Og * g->K;
+        if (bias || (!acc && !direct)) fill_planes(xs, g->Cg, HW, bias ? bias + gi * g->Cg : NULL);
+        /* dcol[K, P] = W_g^T [K, Og] @ y_g [Og, P] */
+        if (direct) {
+            nb_gemm(g->K, g->P, g->Og, wg, 1, g->K, ys, g->P, 1, bias || acc ? 1 : 0, xs, g->P);
+        } else if (is_narrow(g)) {
+            real *xp = my_scratch(g, buf), *yw = xp + g->Cg * padded_plane(g);
+            int64_t Q = wide_plane(g), PL = padded_plane(g), Wp = g->W + 2 * g->pw;
+            to_wide(g, ys, yw);
+            for (int64_t q = 0; q < g->Cg * PL; q++) xp[q] = 0;
+            for (int64_t r = 0; r < g->K; r++)
+                for (int64_t o = 0; o < g->Og; o++)
+                    axpy(xp + shift_of(g, r), wg[o * g->K + r], yw + o * Q, Q);
+            for (int64_t c = 0; c < g->Cg; c++)
+                for (int64_t h = 0; h < g->H; h++)
+                    for (int64_t v = 0; v < g->W; v++)
+                        xs[(c * g->H + h) * g->W + v] += xp[c * PL + (g->ph + h) * Wp + g->pw + v];
+        } else {
+            real *col = my_scratch(g, buf);
+            nb_gemm(g->K, g->P, g->Og, wg, 1, g->K, ys, g->P, 1, 0, col, g->P);
+            col2im(g, col, xs);
+        }
+    }
+    ag_release(m);
+}
+
+/* The two products that read im2col(x), with one im2col per sample and group:
+ *   out = (bias, or out if out_acc, or 0) + W @ im2col(x)       (when out is not NULL)
+ *   dw (+)= sum over n of y[n] @ im2col(x[n])^T                (when dw is not NULL)
+ * conv_transpose2d's backward needs both from the same image (its output's gradient). Tasks are
+ * runs of samples: one sample each, or with dw the CONV_SLOTS slots (see the top). */
+static void gather_products(const geom *g, const real *x, const real *w, const real *bias,
+                            real *out, bool out_acc, const real *y, real *dw, bool dw_acc) {
+    int64_t S = !dw ? g->N : g->N < CONV_SLOTS ? g->N : CONV_SLOTS, wn = g->O * g->K;
+    if (dw && S == 0 && !dw_acc) memset(dw, 0, (size_t)wn * sizeof(real));
+    if (S == 0) return;
+    int T = team(S, ((out ? 2.0 : 0.0) + (dw ? 2.0 : 0.0)) * (double)(g->N * g->O * g->K * g->P));
+    ag_mark_t m = ag_mark();
+    real *buf = scratch(g, T);
+    real *part = dw ? arena_alloc((size_t)(S * wn) * sizeof(real)) : NULL;
+    CONV_FOR(T)
+    for (int64_t s = 0; s < S; s++)
+        for (int64_t n = s * g->N / S; n < (s + 1) * g->N / S; n++)
+            for (int64_t gi = 0; gi < g->G; gi++) {
+                const real *xs = x + (n * g->C + gi * g->Cg) * g->H * g->W;
+                real *os = out ? out + (n * g->O + gi * g->Og) * g->P : NULL;
+                const real *ys = dw ? y + (n * g->O + gi * g->Og) * g->P : NULL;
+                const real *wg = out ? w + gi * g->Og * g->K : NULL;
+                real *pg = dw ? part + s * wn + gi * g->Og * g->K : NULL; /* [Og, K] */
+                bool first = n == s * g->N / S;
+                if (os && (bias || (!out_acc && is_narrow(g))))
+                    fill_planes(os, g->Og, g->P, bias ? bias + gi * g->Og : NULL);
+                if (is_narrow(g)) {
+                    real *xp = my_scratch(g, buf), *yw = xp + g->Cg * padded_plane(g);
+                    int64_t Q = wide_plane(g);
+                    pad_planes(g, xs, xp);
+                    if (os) {
+                        to_wide(g, os, yw);
+                        for (int64_t r = 0; r < g->K; r++)
+                            for (int64_t o = 0; o < g->Og; o++)
+                                axpy(yw + o * Q, wg[o * g->K + r], xp + shift_of(g, r), Q);
+                        from_wide(g, yw, os);
+                    }
+                    if (pg) {
+                        to_wide(g, ys, yw);
+                        for (int64_t r = 0; r < g->K; r++)
+                            for (int64_t o = 0; o < g->Og; o++) {
+                                real v = dot(yw + o * Q, xp + shift_of(g, r), Q);
+                                pg[o * g->K + r] = first ? v : pg[o * g->K + r] + v;
+                            }
+                    }
+                    continue;
+                }
+                const real *col = xs;
+                if (buf) {
+                    im2col(g, xs, my_scratch(g, buf));
+                    col = my_scratch(g, buf);
+                }
+                if (os)
+                    nb_gemm(g->Og, g->P, g->K, wg, g->K, 1, col, g->P, 1, bias || out_acc ? 1 : 0,
+                            os, g->P);
+                /* part_g [Og, K] (+)= y_g [Og, P] @ col^T [P, K] */
+                if (pg)
+                    nb_gemm(g->Og, g->K, g->P, ys, g->P, 1, col, 1, g->P, first ? 0 : 1, pg, g->K);
+            }
+    if (dw) {
+        NB_PARALLEL_FOR(wn)
+        for (int64_t i = 0; i < wn; i++) {
+            real v = dw_acc ? dw[i] : 0;
+            for (int64_t q = 0; q < S; q++) v += part[q * wn + i];
+            dw[i] = v;
+        }
+    }
+    ag_release(m);
+}
+
+/* db[c] (+)= sum of y[n, c, :] over n (planes of P elements), in double, in a fixed order;
+ * channels shared out over the threads. */
+static void bias_backward(const real *y, int64_t N, int64_t C, int64_t P, real *db, bool acc) {
+    NB_PARALLEL_FOR(N * C * P)
+    for (int64_t c = 0; c < C; c++) {
+        double s = 0;
+        for (int64_t n = 0; n < N; n++) s += k_dsum(y + (n * C + c) * P, P);
+        db[c] = (real)(acc ? db[c] + s : s);
+    }
+}
+
+/* ---- options and shapes -----------------------------------------------------------------------
+ */
+
+nb_conv2d_opts nb_conv2d_defaults(void) {
+    nb_conv2d_opts o = {.stride = {1, 1}, .dilation = {1, 1}, .groups = 1};
+    return o;
+}
+
+/* Checks x, w, b and the options for conv2d (transposed false) or conv_transpose2d, and returns
+ * the geometry: for conv2d x is the image side, for the transpose the column side. */
+static geom make_geom(const char *op, const Tensor *x, const Tensor *w, const Tensor *b,
+                      nb_conv2d_opts o, bool transposed) {
+    char s1[128], s2[128];
+    if (x->ndim != 4 || w->ndim != 4)
+        nb_fail(op, "want x [N, C, H, W] and a 4-D weight, got x %s and weight %s",
+                nb_shape_str(s1, x->ndim, x->shape), nb_shape_str(s2, w->ndim, w->shape));
+    for (int d = 0; d < 2; d++)
+        if (o.stride[d] <= 0 || o.dilation[d] <= 0 || o.padding[d] < 0 || o.output_padding[d] < 0)
+            nb_fail(op,
+                    "stride (%d, %d) and dilation (%d, %d) must be positive, padding (%d, %d) and "
+                    "output_padding (%d, %d) non-negative",
+                    o.stride[0], o.stride[1], o.dilation[0], o.dilation[1], o.padding[0],
+                    o.padding[1], o.output_padding[0], o.output_padding[1]);
+    if (o.groups <= 0) nb_fail(op, "groups must be positive, got %d", o.groups);
+    int64_t G = o.groups, C = x->shape[1];
+    if (C % G != 0)
+        nb_fail(op, "groups %d does not divide the %lld input channels of x %s", o.groups,
+                (long long)C, nb_shape_str(s1, x->ndim, x->shape));
+    if (w->shape[2] <= 0 || w->shape[3] <= 0)
+        nb_fail(op, "empty kernel in weight %s", nb_shape_str(s1, w->ndim, w->shape));
+    geom g = {.N = x->shape[0],
+              .kh = w->shape[2],
+              .kw = w->shape[3],
+              .sh = o.stride[0],
+              .sw = o.stride[1],
+              .ph = o.padding[0],
+              .pw = o.padding[1],
+              .dh = o.dilation[0],
+              .dw = o.dilation[1],
+              .G = G};
+    int64_t out_c;
+    if (!transposed) {
+        if (o.output_padding[0] || o.output_padding[1])
+            nb_fail(op, "output_padding (%d, %d) applies only to conv_transpose2d",
+                    o.output_padding[0], o.output_padding[1]);
+        if (w->shape[0] % G != 0 || w->shape[1] * G != C)
+            nb_fail(op,
+                    "weight %s does not fit x %s with groups %d (want [O, C/groups, kh, kw] with "
+                    "O divisible by groups)",
+                    nb_shape_str(s1, w->ndim, w->shape), nb_shape_str(s2, x->ndim, x->shape),
+                    o.groups);
+        g.C = C, g.H = x->shape[2], g.W = x->shape[3];
+        g.O = out_c = w->shape[0];
+        g.Ho = (g.H + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
+        g.Wo = (g.W + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+        if (g.H + 2 * g.ph - g.dh * (g.kh - 1) - 1 < 0 ||
+            g.W + 2 * g.pw - g.dw * (g.kw - 1) - 1 < 0)
+            g.Ho = g.Wo = 0;
+        if (g.Ho <= 0 || g.Wo <= 0)
+            nb_fail(op,
+                    "output size %lldx%lld is empty: input %s, kernel %lldx%lld, padding (%d, %d), "
+                    "dilation (%d, %d)",
+                    (long long)g.Ho, (long long)g.Wo, nb_shape_str(s1, x->ndim, x->shape),
+                    (long long)g.kh, (long long)g.kw, o.padding[0], o.padding[1], o.dilation[0],
+                    o.dilation[1]);
+    } else {
+        for (int d = 0; d < 2; d++)
+            if (o.output_padding[d] >= o.stride[d] && o.output_padding[d] >= o.dilation[d])
+                nb_fail(op, "output_padding %d must be smaller than stride %d or dilation %d",
+                        o.output_padding[d], o.stride[d], o.dilation[d]);
+        if (w->shape[0] != C)
+            nb_fail(op,
+                    "weight %s does not fit x %s (want [C, O/groups, kh, kw] with C the input "
+                    "channels)",
+                    nb_shape_str(s1, w->ndim, w->shape), nb_shape_str(s2, x->ndim, x->shape));
+        g.O = C, g.Ho = x->shape[2], g.Wo = x->shape[3];
+        g.C = out_c = w->shape[1] * G;
+        g.H = (g.Ho - 1) * g.sh - 2 * g.ph + g.dh * (g.kh - 1) + o.output_padding[0] + 1;
+        g.W = (g.Wo - 1) * g.sw - 2 * g.pw + g.dw * (g.kw - 1) + o.output_padding[1] + 1;
+        if (g.H <= 0 || g.W <= 0)
+            nb_fail(op,
+                    "output size %lldx%lld is empty: input %s, kernel %lldx%lld, stride (%d, %d), "
+                    "padding (%d, %d)",
+                    (long long)g.H, (long long)g.W, nb_shape_str(s1, x->ndim, x->shape),
+                    (long long)g.kh, (long long)g.kw, o.stride[0], o.stride[1], o.padding[0],
+                    o.padding[1]);
+        /* the column side's size must come back from the image side (it does unless the input
+         * is empty) */
+    }
+    if (b && (b->ndim != 1 || b->shape[0] != out_c))
+        nb_fail(op, "bias %s does not match the %lld output channels",
+                nb_shape_str(s1, b->ndim, b->shape), (long long)out_c);
+    g.Cg = g.C / G, g.Og = g.O / G;
+    g.K = g.Cg * g.kh * g.kw, g.P = g.Ho * g.Wo;
+    return g;
+}
+
+/* t's data as a contiguous block: t's own, or a step copy. */
+static real *contiguous_data(Tensor *t) {
+    if (tensor_is_contiguous(t)) return t->data + t->offset;
+    Tensor *c = tensor_step(t->ndim, t->shape);
+    k_unary(K_COPY, t, c, 0, 0, false);
+    return c->data;
+}
+
+typedef struct {
+    geom g;
+    bool transposed; /* conv_transpose2d: x is the column side, y the image side */
+    real *x, *w;     /* contiguous data of the op's input and weight */
+} conv_saved;
+
+/* ---- conv2d and conv_transpose2d ---------------------------------------------------------------
+ * conv2d (x the image side, y the column side):
+ *   y = W @ im2col(x) + b        dx += col2im(W^T @ dy)    dW += dy @ im2col(x)^T
+ * conv_transpose2d, conv2d's input gradient as an op (x [N, C, H, W] the column side,
+ * w [C, O/groups, kh, kw], y [N, O, H', W'] the image side):
+ *   y = col2im(W^T @ x) + b      dx += W @ im2col(dy)      dW += x @ im2col(dy)^T
+ * and for both db += dy summed over N, H', W'. */
+
+static void conv_backward(Tensor *y) {
+    Tensor *x = y->parents[0], *w = y->parents[1], *b = y->nparents > 2 ? y->parents[2] : NULL;
+    const conv_saved *s = y->saved;
+    const geom *g = &s->g;
+    const real *dy = y->grad->data + y->grad->offset;
+    bool fresh_x = false, fresh_w = false, fresh;
+    real *dx = NULL, *dw = NULL;
+    if (x->requires_grad) {
+        Tensor *gx = ag_grad_begin(x, &fresh_x);
+        dx = gx->data + gx->offset;
+    }
+    if (w->requires_grad) {
+        Tensor *gw = ag_grad_begin(w, &fresh_w);
+        dw = gw->data + gw->offset;
+    }
+    if (s->transposed) { /* both products read im2col(dy): one pass */
+        if (dx || dw) gather_products(g, dy, s->w, NULL, dx, !fresh_x, s->x, dw, !fresh_w);
+    } else {
+        if (dx) conv_backward_data(g, dy, s->w, NULL, dx, !fresh_x);
+        if (dw) gather_products(g, s->x, NULL, NULL, NULL, false, dy, dw, !fresh_w);
+    }
+    if (b && b->requires_grad) {
+        Tensor *gb = ag_grad_begin(b, &fresh);
+        if (s->transposed)
+            bias_backward(dy, g->N, g->C, g->H * g->W, gb->data + gb->offset, !fresh);
+        else
+            bias_backward(dy, g->N, g->O, g->P, gb->data + gb->offset, !fresh);
+    }
+}
+
+static Tensor *conv_op(const char *op, Tensor *x, Tensor *w, Tensor *b, nb_conv2d_opts o,
+                       bool transposed) {
+    conv_saved *s = arena_alloc(sizeof *s);
+    s->g = make_geom(op, x, w, b, o, transposed);
+    s->transposed = transposed;
+    s->x = contiguous_data(x);
+    s->w = contiguous_data(w);
+    const geom *g = &s->g;
+    real *bias = b ? contiguous_data(b) : NULL;
+    Tensor *y;
+    if (transposed) {
+        y = tensor_step(NB_SHAPE(g->N, g->C, g->H, g->W));
+        conv_backward_data(g, s->x, s->w, bias, y->data, false);
+    } else {
+        y = tensor_step(NB_SHAPE(g->N, g->O, g->Ho, g->Wo));
+        gather_products(g, s->x, s->w, bias, y->data, false, NULL, NULL, false);
+    }
+    y->saved = s;
+    if (b)
+        ag_record(y, op, conv_backward, (Tensor *[]){x, w, b}, 3);
+    else
+        ag_record(y, op, conv_backward, (Tensor *[]){x, w}, 2);
+    return y;
+}
+
+Tensor *ag_conv2d(Tensor *x, Tensor *w, Tensor *b, nb_conv2d_opts o) {
+    return conv_op("conv2d", x, w, b, o, false);
+}
+
+Tensor *ag_conv_transpose2d(Tensor *x, Tensor *w, Tensor *b, nb_conv2d_opts o) {
+    return conv_op("conv_transpose2d", x, w, b, o, true);
+}
+
+/* ---- conv1d: conv2d on [N, C, 1, L] ---------------------------------------------------------- */
+
+Tensor *ag_conv1d(Tensor *x, Tensor *w, Tensor *b, nb_conv2d_opts o) {
+    char s1[128], s2[128];
+    if (x->ndim != 3 || w->ndim != 3)
+        nb_fail("conv1d", "want x [N, C, L] and weight [O, C/groups, k], got x %s and weight %s",
+                nb_shape_str(s1, x->ndim, x->shape), nb_shape_str(s2, w->ndim, w->shape));
+    nb_conv2d_opts o2 = {.stride = {1, o.stride[0]},
+                         .padding = {0, o.padding[0]},
+                         .dilation = {1, o.dilation[0]},
+                         .output_padding = {0, o.output_padding[0]},
+                         .groups = o.groups};
+    Tensor *y = conv_op("conv1d", ag_unsqueeze(x, 2), ag_unsqueeze(w, 2), b, o2, false);
+    return ag_squeeze(y, 2);
+}
+
+/* ---- pooling
+ * ------------------------------------------------------------------------------------------
+ * x [N, C, H, W] (any strides) -> y [N, C, Ho, Wo], Ho = (H + 2 pad - k) / stride + 1. */
+
+typedef struct {
+    int64_t k, s, p, Ho, Wo;
+    int32_t *arg; /* max pooling: the flat index h*W + w of each output's maximum */
+} pool_saved;
+
+static pool_saved *pool_check(const char *op, const Tensor *x, int kernel, int stride,
+                              int padding) {
+    char s1[128];
+    if (x->ndim != 4)
+        nb_fail(op, "want x [N, C, H, W], got %s", nb_shape_str(s1, x->ndim, x->shape));
+    if (kernel <= 0 || stride <= 0 || padding < 0)
+        nb_fail(op, "kernel %d and stride %d must be positive, padding %d non-negative", kernel,
+                stride, padding);
+    if (padding > kernel / 2)
+        nb_fail(op, "padding %d must be at most half the kernel %d", padding, kernel);
+    if (x->shape[2] > INT32_MAX / (x->shape[3] > 0 ? x->shape[3] : 1))
+        nb_fail(op, "plane of x %s is too large", nb_shape_str(s1, x->ndim, x->shape));
+    pool_saved *ps = arena_alloc(sizeof *ps);
+    ps->k = kernel, ps->s = stride, ps->p = padding;
+    ps->Ho = (x->shape[2] + 2 * padding - kernel) / stride + 1;
+    ps->Wo = (x->shape[3] + 2 * padding - kernel) / stride + 1;
+    if (x->shape[2] + 2 * padding < kernel || x->shape[3] + 2 * padding < kernel)
+        nb_fail(op, "kernel %d with padding %d does not fit x %s", kernel, padding,
+                nb_shape_str(s1, x->ndim, x->shape));
+    ps->arg = NULL;
+    return ps;
+}
+
+/* The window of output (oh, ow) clipped to the image: rows [*h0, *h1), columns [*w0, *w1). */
+static void window(const pool_saved *ps, int64_t H, int64_t W, int64_t oh, int64_t ow, int64_t *h0,
+                   int64_t *h1, int64_t *w0, int64_t *w1) {
+    int64_t hs = oh * ps->s - ps->p, ws = ow * ps->s - ps->p;
+    *h0 = hs < 0 ? 0 : hs;
+    *w0 = ws < 0 ? 0 : ws;
+    *h1 = hs + ps->k < H ? hs + ps->k : H;
+    *w1 = ws + ps->k < W ? ws + ps->k : W;
+}
+
+static void max_pool2d_backward(Tensor *y) {
+    Tensor *x = y->parents[0];
+    const pool_saved *ps = y->saved;
+    bool fresh;
+    Tensor *gx = ag_grad_begin(x, &fresh);
+    int64_t NC = x->shape[0] * x->shape[1], HW = x->shape[2] * x->shape[3], P = ps->Ho * ps->Wo;
+    const real *g = y->grad->data + y->grad->offset;
+    real *dx = gx->data + gx->offset;
+    NB_PARALLEL_FOR(NC * (HW + P))
+    for (int64_t q = 0; q < NC; q++) {
+        if (fresh) memset(dx + q * HW, 0, (size_t)HW * sizeof(real));
+        for (int64_t p = 0; p < P; p++) dx[q * HW + ps->arg[q * P + p]] += g[q * P + p];
+    }
+}
+
+Tensor *ag_max_pool2d(Tensor *x, int kernel, int stride, int padding) {
+    pool_saved *ps = pool_check("max_pool2d", x, kernel, stride, padding);
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3], P = ps->Ho * ps->Wo;
+    Tensor *y = tensor_step(NB_SHAPE(N, C, ps->Ho, ps->Wo));
+    ps->arg = arena_alloc((size_t)(N * C * P) * sizeof(int32_t));
+    const int64_t *st = x->strides;
+    NB_PARALLEL_FOR(N * C * P * kernel * kernel)
+    for (int64_t q = 0; q < N * C; q++) {
+        const real *xp = x->data + x->offset + (q / C) * st[0] + (q % C) * st[1];
+        for (int64_t oh = 0; oh < ps->Ho; oh++)
+            for (int64_t ow = 0; ow < ps->Wo; ow++) {
+                int64_t h0, h1, w0, w1;
+                window(ps, H, W, oh, ow, &h0, &h1, &w0, &w1);
+                real best = -INFINITY;
+                int64_t arg = h0 * W + w0;
+                for (int64_t h = h0; h < h1; h++)
+                    for (int64_t w = w0; w < w1; w++) {
+                        real v = xp[h * st[2] + w * st[3]];
+                        if (v > best || isnan(v)) best = v, arg = h * W + w;
+                    }
+                y->data[q * P + oh * ps->Wo + ow] = best;
+                ps->arg[q * P + oh * ps->Wo + ow] = (int32_t)arg;
+            }
+    }
+    y->saved = ps;
+    ag_record(y, "max_pool2d", max_pool2d_backward, (Tensor *[]){x}, 1);
+    return y;
+}
+
+/* avg: every window divides by k*k, padding included (count_include_pad). */
+static void avg_pool2d_backward(Tensor *y) {
+    Tensor *x = y->parents[0];
+    const pool_saved *ps = y->saved;
+    bool fresh;
+    Tensor *gx = ag_grad_begin(x, &fresh);
+    int64_t NC = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3], P = ps->Ho * ps->Wo;
+    const real *g = y->grad->data + y->grad->offset;
+    real *dx = gx->data + gx->offset, inv = (real)1 / (real)(ps->k * ps->k);
+    NB_PARALLEL_FOR(NC * P * ps->k * ps->k)
+    for (int64_t q = 0; q < NC; q++) {
+        real *d = dx + q * H * W;
+        if (fresh) memset(d, 0, (size_t)(H * W) * sizeof(real));
+        for (int64_t oh = 0; oh < ps->Ho; oh++)
+            for (int64_t ow = 0; ow < ps->Wo; ow++) {
+                int64_t h0, h1, w0, w1;
+                window(ps, H, W, oh, ow, &h0, &h1, &w0, &w1);
+                real v = g[q * P + oh * ps->Wo + ow] * inv;
+                for (int64_t h = h0; h < h1; h++)
+                    for (int64_t w = w0; w < w1; w++) d[h * W + w] += v;
+            }
+    }
+}
+
+Tensor *ag_avg_pool2d(Tensor *x, int kernel, int stride, int padding) {
+    pool_saved *ps = pool_check("avg_pool2d", x, kernel, stride, padding);
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3], P = ps->Ho * ps->Wo;
+    Tensor *y = tensor_step(NB_SHAPE(N, C, ps->Ho, ps->Wo));
+    const int64_t *st = x->strides;
+    real inv = (real)1 / (real)(kernel * kernel);
+    NB_PARALLEL_FOR(N * C * P * kernel * kernel)
+    for (int64_t q = 0; q < N * C; q++) {
+        const real *xp = x->data + x->offset + (q / C) * st[0] + (q % C) * st[1];
+        for (int64_t oh = 0; oh < ps->Ho; oh++)
+            for (int64_t ow = 0; ow < ps->Wo; ow++) {
+                int64_t h0, h1, w0, w1;
+                window(ps, H, W, oh, ow, &h0, &h1, &w0, &w1);
+                real sum = 0;
+                for (int64_t h = h0; h < h1; h++)
+                    for (int64_t w = w0; w < w1; w++) sum += xp[h * st[2] + w * st[3]];
+                y->data[q * P + oh * ps->Wo + ow] = sum * inv;
+            }
+    }
+    y->saved = ps;
+    ag_record(y, "avg_pool2d", avg_pool2d_backward, (Tensor *[]){x}, 1);
+    return y;
+}
+
+/* ---- nearest upsampling
+ * ------------------------------------------------------------------------------
+ * y[n, c, h, w] = x[n, c, h / s, w / s]       dx[n, c, i, j] += the s x s block of dy above it */
+
+static void upsample_nearest2d_backward(Tensor *y) {
+    Tensor *x = y->parents[0];
+    int64_t s = y->iarg[0], NC = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
+    bool fresh;
+    Tensor *gx = ag_grad_begin(x, &fresh);
+    const real *g = y->grad->data + y->grad->offset;
+    real *dx = gx->data + gx->offset;
+    NB_PARALLEL_FOR(NC * H * W * s * s)
+    for (int64_t q = 0; q < NC; q++)
+        for (int64_t i = 0; i < H; i++)
+            for (int64_t j = 0; j < W; j++) {
+                const real *blk = g + (q * H * s + i * s) * W * s + j * s;
+                real sum = 0;
+                for (int64_t a = 0; a < s; a++)
+                    for (int64_t b = 0; b < s; b++) sum += blk[a * W * s + b];
+                real *d = dx + (q * H + i) * W + j;
+                *d = fresh ? sum : *d + sum;
+            }
+}
+
+Tensor *ag_upsample_nearest2d(Tensor *x, int scale) {
+    char s1[128];
+    if (x->ndim != 4)
+        nb_fail("upsample_nearest2d", "want x [N, C, H, W], got %s",
+                nb_shape_str(s1, x->ndim, x->shape));
+    if (scale <= 0) nb_fail("upsample_nearest2d", "scale must be positive, got %d", scale);
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3], s = scale;
+    Tensor *y = tensor_step(NB_SHAPE(N, C, H * s, W * s));
+    const int64_t *st = x->strides;
+    NB_PARALLEL_FOR(y->numel)
+    for (int64_t q = 0; q < N * C; q++) {
+        const real *xp = x->data + x->offset + (q / C) * st[0] + (q % C) * st[1];
+        real *yp = y->data + q * H * s * W * s;
+        for (int64_t h = 0; h < H * s; h++)
+            for (int64_t w = 0; w < W * s; w++)
+                yp[h * W * s + w] = xp[(h / s) * st[2] + (w / s) * st[3]];
+    }
+    y->iarg[0] = s;
+    ag_record(y, "upsample_nearest2d", upsample_nearest2d_backward, (Tensor *[]){x}, 1);
+    return y;
+}
