@@ -37,7 +37,7 @@ static Tensor *mlp_forward(const mlp *m, Tensor *x) {
 /* Copies examples index[0..count) into x [count, D] and their labels into labels [count], the
  * pixels (in [0, 1]) standardized by the MNIST mean and standard deviation, 0.1307 and 0.3081. */
 static void load_batch(const idx_dataset *d, const int64_t *index, int64_t count, Tensor *x,
-                       int *labels) {
+                       int64_t *labels) {
     idx_batch(d, index, count, x->data, labels);
     for (int64_t i = 0; i < count * D; i++) x->data[i] = (x->data[i] - (real)0.1307) / (real)0.3081;
 }
@@ -46,7 +46,7 @@ static void load_batch(const idx_dataset *d, const int64_t *index, int64_t count
 static double accuracy(const mlp *m, const idx_dataset *test, Tensor *x /* [BATCH, D] */) {
     bool prev = ag_set_grad_enabled(false);
     int64_t index[BATCH];
-    int labels[BATCH];
+    int64_t labels[BATCH];
     int64_t correct = 0;
     for (int64_t start = 0; start < test->n; start += BATCH) {
         int64_t count = test->n - start < BATCH ? test->n - start : BATCH;
@@ -140,8 +140,7 @@ int main(int argc, char **argv) {
 
     Tensor *x = tensor_empty(NB_SHAPE(BATCH, D)); /* kept: each batch is copied in */
     int64_t *perm = nb_malloc((size_t)train.n * sizeof *perm);
-    int labels[BATCH];
-    int64_t targets[BATCH]; /* the labels as nn_cross_entropy takes them */
+    int64_t labels[BATCH];
 
     double acc = 0;
     for (long long epoch = 1; epoch <= epochs; epoch++) {
@@ -150,11 +149,10 @@ int main(int argc, char **argv) {
         for (int64_t start = 0; start < train.n; start += BATCH) {
             int64_t count = train.n - start < BATCH ? train.n - start : BATCH;
             load_batch(&train, perm + start, count, x, labels);
-            for (int64_t i = 0; i < count; i++) targets[i] = labels[i];
 
             nn_optim_zero_grad(opt);
             Tensor *logits = mlp_forward(&m, ag_narrow(x, 0, 0, count)); /* [count, K] */
-            Tensor *loss = nn_cross_entropy(logits, targets, NN_MEAN);
+            Tensor *loss = nn_cross_entropy(logits, labels, NN_MEAN);
             ag_backward(loss);
             nn_optim_step(opt);
             loss_sum += (double)tensor_item(loss) * (double)count;

@@ -415,7 +415,8 @@ void idx_take(idx_dataset *d, int64_t n) {
 
 /* ---- batches and shuffling ----------------------------------------------------------------- */
 
-void idx_batch(const idx_dataset *d, const int64_t *index, int64_t count, real *x, int *labels) {
+void idx_batch(const idx_dataset *d, const int64_t *index, int64_t count, real *x,
+               int64_t *labels) {
     if (!d || count < 0 || (count > 0 && (!index || !x)))
         nb_fail("idx_batch", "NULL argument or negative count %lld", (long long)count);
     int64_t pixels = d->rows * d->cols;

@@ -99,9 +99,9 @@ void idx_free(idx_dataset *d);
 void idx_take(idx_dataset *d, int64_t n);
 
 /* Gathers examples index[0..count) into x: [count, rows*cols] as pixel/255 in [0, 1], and their
- * labels into labels: [count] (labels may be NULL). An index outside 0..n-1 is a programmer
- * error (nb_fail). */
-void idx_batch(const idx_dataset *d, const int64_t *index, int64_t count, real *x, int *labels);
+ * labels into labels: [count], int64_t as nn_cross_entropy takes them (labels may be NULL). An
+ * index outside 0..n-1 is a programmer error (nb_fail). */
+void idx_batch(const idx_dataset *d, const int64_t *index, int64_t count, real *x, int64_t *labels);
 
 /* Fills perm[0..n) with a uniformly random permutation of 0..n-1 (Fisher-Yates with
  * nb_rng_below). It does not depend on perm's old contents, so the data order of an epoch is

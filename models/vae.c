@@ -229,7 +229,7 @@ void vae_free(vae_model *m) {
 }
 
 /* h (B, F) joined with the one-hot labels (B, K) -> (B, F+K); h itself when unconditional. */
-static Tensor *with_labels(const vae_model *m, Tensor *h, const int *labels) {
+static Tensor *with_labels(const vae_model *m, Tensor *h, const int64_t *labels) {
     int K = m->cfg.num_classes;
     if (K == 0) return h;
     if (!labels) nb_fail("vae", "a conditional model (%d classes) needs labels", K);
@@ -237,13 +237,14 @@ static Tensor *with_labels(const vae_model *m, Tensor *h, const int *labels) {
     Tensor *y = ag_zeros(NB_SHAPE(B, K));
     for (int64_t b = 0; b < B; b++) {
         if (labels[b] < 0 || labels[b] >= K)
-            nb_fail("vae", "label %d is outside 0..%d", labels[b], K - 1);
+            nb_fail("vae", "label %lld is outside 0..%d", (long long)labels[b], K - 1);
         y->data[b * K + labels[b]] = 1;
     }
     return ag_concat((Tensor *[]){h, y}, 2, 1);
 }
 
-void vae_encode(const vae_model *m, Tensor *x, const int *labels, Tensor **mu, Tensor **logvar) {
+void vae_encode(const vae_model *m, Tensor *x, const int64_t *labels, Tensor **mu,
+                Tensor **logvar) {
     Tensor *h = with_labels(m, x, labels);
     for (int i = 0; i < m->cfg.nhidden; i++) h = nn_relu(nn_linear_forward(&m->enc[i], h));
     Tensor *out = nn_linear_forward(&m->enc_out, h); /* (B, 2Z) */
@@ -251,13 +252,13 @@ void vae_encode(const vae_model *m, Tensor *x, const int *labels, Tensor **mu, T
     *logvar = ag_narrow(out, 1, m->cfg.latent, m->cfg.latent);
 }
 
-Tensor *vae_decode(const vae_model *m, Tensor *z, const int *labels) {
+Tensor *vae_decode(const vae_model *m, Tensor *z, const int64_t *labels) {
     Tensor *h = with_labels(m, z, labels);
     for (int i = 0; i < m->cfg.nhidden; i++) h = nn_relu(nn_linear_forward(&m->dec[i], h));
     return nn_linear_forward(&m->dec_out, h); /* (B, D) */
 }
 
-Tensor *vae_decode_image(const vae_model *m, Tensor *z, const int *labels) {
+Tensor *vae_decode_image(const vae_model *m, Tensor *z, const int64_t *labels) {
     Tensor *out = vae_decode(m, z, labels);
     return m->cfg.likelihood == VAE_BERNOULLI ? nn_sigmoid(out) : ag_clamp(out, 0, 1);
 }
@@ -273,12 +274,12 @@ static Tensor *neg_log_lik(const vae_model *m, Tensor *out, Tensor *x, nn_reduct
 
 /* log importance weights (S, B): log p(x|z_s) + log p(z_s) - log q(z_s|x) for S samples each. */
 static Tensor *log_weights(const vae_model *m, Tensor *x, Tensor *mu, Tensor *logvar,
-                           const int *labels, int S, nb_rng *rng) {
+                           const int64_t *labels, int S, nb_rng *rng) {
     int64_t B = x->shape[0], Z = m->cfg.latent, D = x->shape[1];
     nn_normal q = nn_normal_from_logvar(mu, logvar);
     Tensor *eps = ag_randn(NB_SHAPE(S, B, Z), rng);
     Tensor *z = nn_normal_rsample_eps(&q, eps); /* (S, B, Z) */
-    int *rep = NULL;
+    int64_t *rep = NULL;
     if (labels) { /* labels repeated for each sample */
         rep = arena_alloc((size_t)(S * B) * sizeof *rep);
         for (int s = 0; s < S; s++) memcpy(rep + s * B, labels, (size_t)B * sizeof *rep);
@@ -294,7 +295,7 @@ static Tensor *log_weights(const vae_model *m, Tensor *x, Tensor *mu, Tensor *lo
 }
 
 /* The objective with z = mu + sigma * eps; eps NULL draws it from rng. */
-static vae_terms loss_with(const vae_model *m, Tensor *x, const int *labels, int64_t step,
+static vae_terms loss_with(const vae_model *m, Tensor *x, const int64_t *labels, int64_t step,
                            nb_rng *rng, Tensor *eps) {
     const vae_config *c = &m->cfg;
     int64_t B = x->shape[0];
@@ -343,11 +344,12 @@ static vae_terms loss_with(const vae_model *m, Tensor *x, const int *labels, int
     return t;
 }
 
-vae_terms vae_loss(const vae_model *m, Tensor *x, const int *labels, int64_t step, nb_rng *rng) {
+vae_terms vae_loss(const vae_model *m, Tensor *x, const int64_t *labels, int64_t step,
+                   nb_rng *rng) {
     return loss_with(m, x, labels, step, rng, NULL);
 }
 
-vae_terms vae_loss_eps(const vae_model *m, Tensor *x, const int *labels, int64_t step,
+vae_terms vae_loss_eps(const vae_model *m, Tensor *x, const int64_t *labels, int64_t step,
                        Tensor *eps) {
     if (m->cfg.iw_samples > 1)
         nb_fail("vae_loss_eps", "takes one eps per example; the model uses IWAE");
@@ -357,8 +359,8 @@ vae_terms vae_loss_eps(const vae_model *m, Tensor *x, const int *labels, int64_t
 /* ---- evaluation and pictures
  * ----------------------------------------------------------------------- */
 
-void vae_log_likelihood(const vae_model *m, Tensor *x, const int *labels, int samples, nb_rng *rng,
-                        double *out) {
+void vae_log_likelihood(const vae_model *m, Tensor *x, const int64_t *labels, int samples,
+                        nb_rng *rng, double *out) {
     if (samples < 1) nb_fail("vae_log_likelihood", "needs at least one sample, got %d", samples);
     bool prev = ag_set_grad_enabled(false);
     int64_t B = x->shape[0];
@@ -394,23 +396,23 @@ void vae_log_likelihood(const vae_model *m, Tensor *x, const int *labels, int sa
     ag_set_grad_enabled(prev);
 }
 
-Tensor *vae_sample(const vae_model *m, int64_t n, const int *labels, nb_rng *rng) {
+Tensor *vae_sample(const vae_model *m, int64_t n, const int64_t *labels, nb_rng *rng) {
     Tensor *z = ag_randn(NB_SHAPE(n, m->cfg.latent), rng);
     return vae_decode_image(m, z, labels);
 }
 
-Tensor *vae_reconstruct(const vae_model *m, Tensor *x, const int *labels) {
+Tensor *vae_reconstruct(const vae_model *m, Tensor *x, const int64_t *labels) {
     Tensor *mu, *logvar;
     vae_encode(m, x, labels, &mu, &logvar);
     return vae_decode_image(m, mu, labels);
 }
 
-Tensor *vae_interpolate(const vae_model *m, Tensor *x1, Tensor *x2, int label, int steps) {
+Tensor *vae_interpolate(const vae_model *m, Tensor *x1, Tensor *x2, int64_t label, int steps) {
     if (steps < 2) nb_fail("vae_interpolate", "needs at least 2 steps, got %d", steps);
     Tensor *mu1, *mu2, *lv;
-    int *labels = arena_alloc((size_t)steps * sizeof *labels);
+    int64_t *labels = arena_alloc((size_t)steps * sizeof *labels);
     for (int i = 0; i < steps; i++) labels[i] = label;
-    const int *lab = m->cfg.num_classes ? labels : NULL;
+    const int64_t *lab = m->cfg.num_classes ? labels : NULL;
     vae_encode(m, x1, lab, &mu1, &lv);
     vae_encode(m, x2, lab, &mu2, &lv);
     Tensor *alpha = ag_zeros(NB_SHAPE(steps, 1)); /* 0 .. 1 */

@@ -88,30 +88,31 @@ void vae_init(vae_model *m, const vae_config *c, nb_rng *rng); /* PyTorch defaul
 void vae_free(vae_model *m);
 
 /* x [B, D]; labels [B] class ids (conditional models; NULL otherwise). */
-void vae_encode(const vae_model *m, Tensor *x, const int *labels, Tensor **mu, Tensor **logvar);
+void vae_encode(const vae_model *m, Tensor *x, const int64_t *labels, Tensor **mu, Tensor **logvar);
 /* z [B, Z] -> logits (Bernoulli) or means (Gaussian) [B, D]. */
-Tensor *vae_decode(const vae_model *m, Tensor *z, const int *labels);
+Tensor *vae_decode(const vae_model *m, Tensor *z, const int64_t *labels);
 /* Decoder output as pixel intensities in [0, 1] (sigmoid of logits, or the clamped mean). */
-Tensor *vae_decode_image(const vae_model *m, Tensor *z, const int *labels);
+Tensor *vae_decode_image(const vae_model *m, Tensor *z, const int64_t *labels);
 
 /* The training objective and the ELBO's parts for a batch; `step` drives warm-up and capacity.
  * rng NULL: the global generator. */
-vae_terms vae_loss(const vae_model *m, Tensor *x, const int *labels, int64_t step, nb_rng *rng);
+vae_terms vae_loss(const vae_model *m, Tensor *x, const int64_t *labels, int64_t step, nb_rng *rng);
 /* The same with a given eps [B, Z] (z = mu + sigma * eps): deterministic, for tests and for
  * comparing against a reference implementation. Not for IWAE models. */
-vae_terms vae_loss_eps(const vae_model *m, Tensor *x, const int *labels, int64_t step, Tensor *eps);
+vae_terms vae_loss_eps(const vae_model *m, Tensor *x, const int64_t *labels, int64_t step,
+                       Tensor *eps);
 
 /* log p(x) estimates, one per example: logsumexp_s(log p(x|z_s) + log p(z_s) - log q(z_s|x))
  * - log S with S samples (Burda et al.), computed in chunks so memory stays bounded. With S = 1
  * it is a one-sample ELBO. out [B] in nats. Runs with grad mode off; releases what it makes. */
-void vae_log_likelihood(const vae_model *m, Tensor *x, const int *labels, int samples, nb_rng *rng,
-                        double *out);
+void vae_log_likelihood(const vae_model *m, Tensor *x, const int64_t *labels, int samples,
+                        nb_rng *rng, double *out);
 
 /* Decoded images [n, D] in [0, 1] from z ~ N(0, I); labels [n] for conditional models. */
-Tensor *vae_sample(const vae_model *m, int64_t n, const int *labels, nb_rng *rng);
+Tensor *vae_sample(const vae_model *m, int64_t n, const int64_t *labels, nb_rng *rng);
 /* Decoded images [B, D] of the posterior means of x. */
-Tensor *vae_reconstruct(const vae_model *m, Tensor *x, const int *labels);
+Tensor *vae_reconstruct(const vae_model *m, Tensor *x, const int64_t *labels);
 /* Decoded images [steps, D] along the line between the posterior means of x1 and x2 ([1, D]). */
-Tensor *vae_interpolate(const vae_model *m, Tensor *x1, Tensor *x2, int label, int steps);
+Tensor *vae_interpolate(const vae_model *m, Tensor *x1, Tensor *x2, int64_t label, int steps);
 
 #endif

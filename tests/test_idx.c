@@ -198,7 +198,7 @@ START_TEST(test_batch) {
                   "%s", err);
     int64_t index[4] = {999, 0, 37, 37};
     real *x = nb_malloc(4 * 784 * sizeof(real));
-    int labels[4];
+    int64_t labels[4];
     idx_batch(&d, index, 4, x, labels);
     for (int i = 0; i < 4; i++) {
         ck_assert_int_eq(labels[i], d.labels[index[i]]);
@@ -219,7 +219,7 @@ START_TEST(test_header_example) {
     nb_rng rng;
     nb_rng_seed(&rng, 1);
     real *x = nb_malloc(128 * 784 * sizeof(real));
-    int labels[128];
+    int64_t labels[128];
     idx_dataset train;
     char err[256];
     if (idx_load_split("data/digits", 1, 10, &train, err, sizeof err) != IDX_OK) {

@@ -116,7 +116,7 @@ static void train_briefly(vae_model *m, int steps, bool conditional) {
     nn_optim *opt = nn_optim_adam(&m->params, nn_adam_defaults(3e-3));
     Tensor *x = tensor_empty(NB_SHAPE(32, 784));
     int64_t idx[32];
-    int labels[32];
+    int64_t labels[32];
     for (int s = 0; s < steps; s++) {
         for (int i = 0; i < 32; i++) idx[i] = (s * 32 + i) % digits.n;
         idx_batch(&digits, idx, 32, x->data, labels);
@@ -278,14 +278,14 @@ START_TEST(conditional_model_samples_and_needs_labels) {
     vae_init(&m, &c, NULL);
     ck_assert_int_eq(m.enc[0].in, 784 + 10);
     ck_assert_int_eq(m.dec[0].in, 2 + 10);
-    int labels[3] = {0, 5, 9};
+    int64_t labels[3] = {0, 5, 9};
     Tensor *s = vae_sample(&m, 3, labels, NULL);
     ck_assert(s->shape[0] == 3 && s->shape[1] == 784);
     Tensor *z = ag_zeros(NB_SHAPE(2, 2));
-    Tensor *a = vae_decode(&m, z, (int[]){1, 2});
+    Tensor *a = vae_decode(&m, z, (int64_t[]){1, 2});
     ck_assert(a->data[0] != a->data[784]); /* same z, different labels: different images */
     NBT_EXPECT_FAIL(vae_sample(&m, 2, NULL, NULL), "needs labels");
-    NBT_EXPECT_FAIL(vae_sample(&m, 1, (int[]){10}, NULL), "label 10 is outside 0..9");
+    NBT_EXPECT_FAIL(vae_sample(&m, 1, (int64_t[]){10}, NULL), "label 10 is outside 0..9");
     ag_reset();
     vae_free(&m);
 }

@@ -14,12 +14,12 @@
 #define B 100
 
 /* One pass over the training digits in a fixed shuffled order, calling step() per batch. */
-typedef void (*step_fn)(void *ctx, Tensor *x, const int *labels);
+typedef void (*step_fn)(void *ctx, Tensor *x, const int64_t *labels);
 static void epoch(const idx_dataset *d, nb_rng *rng, step_fn step, void *ctx) {
     int64_t *perm = nb_malloc((size_t)d->n * sizeof *perm);
     idx_shuffle(perm, d->n, rng);
     Tensor *x = tensor_empty(NB_SHAPE(B, 784));
-    int labels[B];
+    int64_t labels[B];
     for (int64_t i = 0; i + B <= d->n; i += B) {
         idx_batch(d, perm + i, B, x->data, labels);
         step(ctx, x, labels);
@@ -34,7 +34,7 @@ typedef struct {
     nn_optim *opt;
     int64_t step;
 } vae_ctx;
-static void vae_step(void *vctx, Tensor *x, const int *labels) {
+static void vae_step(void *vctx, Tensor *x, const int64_t *labels) {
     vae_ctx *c = vctx;
     ag_backward(vae_loss(c->m, x, labels, c->step++, NULL).objective);
     nn_optim_step(c->opt);
@@ -48,11 +48,9 @@ typedef struct {
 static Tensor *mlp(mlp_ctx *c, Tensor *x) {
     return nn_linear_forward(&c->l2, nn_relu(nn_linear_forward(&c->l1, x)));
 }
-static void mlp_step(void *vctx, Tensor *x, const int *labels) {
+static void mlp_step(void *vctx, Tensor *x, const int64_t *labels) {
     mlp_ctx *c = vctx;
-    int64_t y[B];
-    for (int i = 0; i < B; i++) y[i] = labels[i];
-    ag_backward(nn_cross_entropy(mlp(c, x), y, NN_MEAN));
+    ag_backward(nn_cross_entropy(mlp(c, x), labels, NN_MEAN));
     nn_optim_step(c->opt);
     nn_optim_zero_grad(c->opt);
 }
@@ -85,7 +83,8 @@ START_TEST(samples_show_the_requested_class) {
 
     /* 20 samples of each class, read by the classifier */
     bool prev = ag_set_grad_enabled(false);
-    int labels[200], hits = 0;
+    int64_t labels[200];
+    int hits = 0;
     for (int i = 0; i < 200; i++) labels[i] = i / 20;
     Tensor *logits = mlp(&mc, vae_sample(&m, 200, labels, &rng));
     for (int i = 0; i < 200; i++) {

@@ -15,7 +15,7 @@ static const char *score_name[NSCORES] = {"neg_elbo", "recon", "neg_iwae"};
 
 typedef struct {
     int64_t n;
-    int *labels;            /* [n] */
+    int64_t *labels;        /* [n] */
     double *score[NSCORES]; /* [n] each, higher = more anomalous */
 } scored_set;
 
@@ -59,9 +59,9 @@ static int write_csv(const char *path, const scored_set *in, const scored_set *o
     const scored_set *sets[2] = {in, ood};
     for (int s = 0; s < 2; s++)
         for (int64_t i = 0; i < sets[s]->n; i++)
-            fprintf(f, "%s,%lld,%d,%.9g,%.9g,%.9g\n", s ? "ood" : "in", (long long)i,
-                    sets[s]->labels[i], sets[s]->score[S_ELBO][i], sets[s]->score[S_RECON][i],
-                    sets[s]->score[S_IWAE][i]);
+            fprintf(f, "%s,%lld,%lld,%.9g,%.9g,%.9g\n", s ? "ood" : "in", (long long)i,
+                    (long long)sets[s]->labels[i], sets[s]->score[S_ELBO][i],
+                    sets[s]->score[S_RECON][i], sets[s]->score[S_IWAE][i]);
     if (fclose(f) != 0) return cli_error(CLI_FAIL, CMD, "cannot write %s", path);
     return 0;
 }

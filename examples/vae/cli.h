@@ -89,7 +89,7 @@ typedef struct {
     int64_t *index;            /* [batch] */
     Tensor *x_full, *x_last;   /* kept [batch, D] and [n % batch, D] (or NULL) */
     Tensor *x;                 /* the current one of the two */
-    int *labels;               /* [batch] */
+    int64_t *labels;           /* [batch] */
 } cli_batches;
 
 void cli_batches_init(cli_batches *b, const idx_dataset *d, int64_t batch);
@@ -108,7 +108,7 @@ void cli_batches_free(cli_batches *b);
 int cli_model_load(const char *cmd, const char *path, vae_model *m, nn_optim **opt, double opt_lr,
                    nn_checkpoint_meta **meta);
 /* The model's labels argument: labels for a conditional model, NULL otherwise. */
-const int *cli_labels(const vae_model *m, const int *labels);
+const int64_t *cli_labels(const vae_model *m, const int64_t *labels);
 /* Formats/parses an rng state as hex words (exact). Parse returns false on a bad string. */
 void cli_rng_format(const nb_rng *r, char *buf, size_t len);
 bool cli_rng_parse(const char *s, nb_rng *r);

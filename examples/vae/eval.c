@@ -27,7 +27,7 @@ static void elbo_and_latents(const vae_model *m, cli_batches *b, nb_rng *rng, ev
     bool prev = ag_set_grad_enabled(false);
     b->pos = 0;
     while (cli_batches_next(b, NULL)) {
-        const int *labels = cli_labels(m, b->labels);
+        const int64_t *labels = cli_labels(m, b->labels);
         vae_terms t = vae_loss(m, b->x, labels, 0, rng);
         r->neg_elbo += (double)b->count * t.elbo_loss;
         r->recon += (double)b->count * t.recon;

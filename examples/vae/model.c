@@ -41,7 +41,7 @@ int cli_model_load(const char *cmd, const char *path, vae_model *m, nn_optim **o
     return 0;
 }
 
-const int *cli_labels(const vae_model *m, const int *labels) {
+const int64_t *cli_labels(const vae_model *m, const int64_t *labels) {
     return m->cfg.num_classes > 0 ? labels : NULL;
 }
 

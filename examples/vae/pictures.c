@@ -30,8 +30,8 @@ int cli_write_samples(const char *cmd, const vae_model *m, const char *path, int
         n = per_class * K;
         cols = per_class;
     }
-    int *labels = nb_malloc((size_t)n * sizeof *labels);
-    for (int64_t i = 0; i < n; i++) labels[i] = label >= 0 ? label : (int)(i / cols);
+    int64_t *labels = nb_malloc((size_t)n * sizeof *labels);
+    for (int64_t i = 0; i < n; i++) labels[i] = label >= 0 ? label : i / cols;
     bool prev = ag_set_grad_enabled(false);
     Tensor *imgs = vae_sample(m, n, cli_labels(m, labels), rng);
     int rc = write_grid(cmd, m, path, imgs, cols < n ? cols : n);
@@ -47,7 +47,7 @@ int cli_write_reconstructions(const char *cmd, const vae_model *m, const idx_dat
     int64_t D = d->rows * d->cols, cols = n < GRID_COLS ? n : GRID_COLS;
     int64_t rows = (n + cols - 1) / cols;
     int64_t *index = nb_malloc((size_t)n * sizeof *index);
-    int *labels = nb_malloc((size_t)n * sizeof *labels);
+    int64_t *labels = nb_malloc((size_t)n * sizeof *labels);
     for (int64_t i = 0; i < n; i++) index[i] = i;
     Tensor *x = tensor_zeros(NB_SHAPE(n, D));
     idx_batch(d, index, n, x->data, labels);
@@ -83,7 +83,7 @@ int cli_write_interpolations(const char *cmd, const vae_model *m, const idx_data
     Tensor *grid = ag_zeros(NB_SHAPE(pairs * cols, D));
     for (int64_t p = 0; p < pairs; p++) {
         int64_t i1 = 2 * p, i2 = 2 * p + 1;
-        int l1, l2;
+        int64_t l1, l2;
         idx_batch(d, &i1, 1, x1->data, &l1);
         idx_batch(d, &i2, 1, x2->data, &l2);
         Tensor *line = vae_interpolate(m, x1, x2, m->cfg.num_classes > 0 ? l1 : 0, (int)steps);
@@ -121,7 +121,7 @@ int cli_write_manifold(const char *cmd, const vae_model *m, const char *path, in
         return cli_error(CLI_FAIL, cmd, "the manifold needs a 2-D latent space");
     int64_t n = grid * grid;
     real *z = nb_malloc((size_t)(2 * n) * sizeof *z);
-    int *labels = nb_malloc((size_t)n * sizeof *labels);
+    int64_t *labels = nb_malloc((size_t)n * sizeof *labels);
     /* Row r (top to bottom) has z1 from high to low; column c has z0 from low to high. */
     for (int64_t r = 0; r < grid; r++)
         for (int64_t c = 0; c < grid; c++) {
