@@ -276,8 +276,8 @@ START_TEST(conditional_model_samples_and_needs_labels) {
     c.hidden[0] = 16, c.latent = 2, c.num_classes = 10;
     vae_model m;
     vae_init(&m, &c, NULL);
-    ck_assert_int_eq(m.enc[0].in, 784 + 10);
-    ck_assert_int_eq(m.dec[0].in, 2 + 10);
+    ck_assert_int_eq(nn_params_find(&m.params, "encoder.fc1.weight")->shape[1], 784 + 10);
+    ck_assert_int_eq(nn_params_find(&m.params, "decoder.fc1.weight")->shape[1], 2 + 10);
     int64_t labels[3] = {0, 5, 9};
     Tensor *s = vae_sample(&m, 3, labels, NULL);
     ck_assert(s->shape[0] == 3 && s->shape[1] == 784);

@@ -8,6 +8,7 @@
 
 #include "io/idx.h"
 #include "models/vae.h"
+#include "nn/layers.h"
 #include "nn/loss.h"
 #include "nn/optim.h"
 

@@ -78,7 +78,7 @@ static void describe(const cli_opt *o, char *buf, size_t len) {
         snprintf(buf, len, "a number in [%g, %g]", o->min, o->max);
         break;
     case CLI_HIDDEN:
-        snprintf(buf, len, "1 to %d layer sizes in %.0f..%.0f separated by commas (e.g. 512,256)",
+        snprintf(buf, len, "1 to %d sizes in %.0f..%.0f separated by commas (e.g. 512,256)",
                  VAE_MAX_HIDDEN, o->min, o->max);
         break;
     case CLI_LIKELIHOOD:

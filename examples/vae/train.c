@@ -28,10 +28,10 @@
 #define META_TEST  "train.history.test_loss"
 
 typedef struct {
-    const char *data, *out, *resume;
+    const char *data, *out, *resume, *arch;
     int64_t epochs, batch, latent, warmup, limit, seed, threads, iw, capacity_steps;
     double lr, beta, capacity, gamma, free_bits;
-    cli_hidden hidden;
+    cli_hidden hidden, channels;
     vae_likelihood likelihood;
     bool conditional;
     bool capacity_given; /* --capacity seen: the B form */
@@ -136,10 +136,13 @@ static vae_config config_from_flags(const train_flags *f, const idx_dataset *tra
                                     const idx_dataset *test, int64_t total_steps) {
     vae_config c;
     vae_config_default(&c);
+    snprintf(c.arch, sizeof c.arch, "%s", f->arch);
     c.rows = train->rows;
     c.cols = train->cols;
     c.nhidden = f->hidden.n;
     for (int i = 0; i < f->hidden.n; i++) c.hidden[i] = f->hidden.size[i];
+    c.nchannels = f->channels.n;
+    for (int i = 0; i < f->channels.n; i++) c.channels[i] = f->channels.size[i];
     c.latent = f->latent;
     c.likelihood = f->likelihood;
     c.beta = f->beta;
@@ -165,6 +168,10 @@ static int check_conflicts(const char *path, const vae_config *ck, const vae_con
         const char *flag;
         bool differs;
     } fields[] = {
+        {"--arch", strcmp(ck->arch, want->arch) != 0},
+        {"--channels",
+         ck->nchannels != want->nchannels ||
+             memcmp(ck->channels, want->channels, (size_t)ck->nchannels * sizeof ck->channels[0])},
         {"--hidden",
          ck->nhidden != want->nhidden ||
              memcmp(ck->hidden, want->hidden, (size_t)ck->nhidden * sizeof ck->hidden[0])},
@@ -309,7 +316,9 @@ int cli_train(int argc, char **argv) {
                      .lr = 1e-3,
                      .beta = 1,
                      .gamma = 1000,
+                     .arch = "mlp",
                      .hidden = {1, {400}},
+                     .channels = {2, {32, 64}},
                      .likelihood = VAE_BERNOULLI};
     cli_opt o[] = {
         {"--data", CLI_STRING, &f.data, "DIR", "IDX data directory (default data/digits)", 0, 0,
@@ -318,10 +327,13 @@ int cli_train(int argc, char **argv) {
          1, 1e7, false, false},
         {"--batch", CLI_INT, &f.batch, "N", "batch size (default 128)", 1, 1 << 20, false, false},
         {"--lr", CLI_REAL, &f.lr, "X", "Adam learning rate (default 1e-3)", 0, 10, false, false},
-        {"--hidden", CLI_HIDDEN, &f.hidden, "H[,H..]", "hidden layer sizes (default 400)", 1,
+        {"--arch", CLI_STRING, &f.arch, "A", "networks: mlp (default) or conv", 0, 0, false, false},
+        {"--hidden", CLI_HIDDEN, &f.hidden, "H[,H..]", "mlp: hidden layer sizes (default 400)", 1,
          100000, false, false},
-        {"--latent", CLI_INT, &f.latent, "N", "latent dimensions (default 20)", 1, 10000, false,
-         false},
+        {"--channels", CLI_HIDDEN, &f.channels, "C[,C..]",
+         "conv: channels of the stride-2 convolutions (default 32,64)", 1, 4096, false, false},
+        {"--latent", CLI_INT, &f.latent, "N", "latent dimensions (default 20; conv: 16)", 1, 10000,
+         false, false},
         {"--beta", CLI_REAL, &f.beta, "X", "KL weight, beta-VAE H form (default 1)", 0, 1e6, false,
          false},
         {"--capacity", CLI_REAL, &f.capacity, "C", "beta-VAE B form: target KL in nats", 0, 1e6,
@@ -358,6 +370,10 @@ int cli_train(int argc, char **argv) {
     if (cli_find(o, no, "--gamma")->seen && !cli_find(o, no, "--capacity")->seen)
         return cli_error(CLI_USAGE, CMD, "--gamma needs --capacity (the B form's target KL)");
     f.capacity_given = cli_find(o, no, "--capacity")->seen;
+    if (!vae_arch_find(f.arch))
+        return cli_error(CLI_USAGE, CMD, "--arch: expected one of %s, got '%s'", vae_arch_names(),
+                         f.arch);
+    if (!strcmp(f.arch, "conv") && !cli_find(o, no, "--latent")->seen) f.latent = 16;
     if (f.threads > 0) nb_set_num_threads((int)f.threads);
     return run(&f, o, no);
 }
