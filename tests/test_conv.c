@@ -1,0 +1,305 @@
+/* tests/test_conv.c: conv2d, conv_transpose2d, conv1d, max/avg pooling and nearest upsampling:
+ * values and gradients against PyTorch (tests/conv_ref.h, from tools/ref_conv.py), gradient
+ * checks of every case (every option, strided inputs), argument errors, the same bits on 1 and
+ * 2 threads, and no allocation on a repeated step. Runs in float and (make DOUBLE=1) double. */
+#include "tests/check_main.h"
+#include "tests/conv_ref.h"
+#include "tensor/gemm.h"
+#include "tests/testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* ---- building a case's inputs -------------------------------------------------------------- */
+
+/* A layout view of base that shows the case's x (view 1: transposed dims 1, 2; view 2: narrowed
+ * dim 2 from 1). */
+static void x_view(const conv_ref_case *c, Tensor *base, Tensor *out) {
+    if (c->view == 1)
+        tensor_layout_transpose(base, 1, 2, out);
+    else if (c->view == 2)
+        tensor_layout_narrow(base, 2, 1, c->x[2], out);
+    else
+        *out = *base;
+}
+
+/* A kept tensor of `shape` holding conv_ref_value(i, seed) at row-major index i. */
+static Tensor *ref_tensor(int ndim, const int64_t *shape, int seed) {
+    Tensor *t = tensor_empty(ndim, shape);
+    for (int64_t i = 0; i < t->numel; i++) t->data[i] = (real)conv_ref_value(i, seed);
+    return t;
+}
+
+/* in[0] the kept tensor under x's view, in[1] w, in[2] b (each only if the case has it); all
+ * require grad. Returns the number of inputs. */
+static int make_inputs(const conv_ref_case *c, Tensor **in) {
+    int64_t base[4];
+    for (int d = 0; d < c->xnd; d++) base[d] = c->x[d];
+    if (c->view == 1) base[1] = c->x[2], base[2] = c->x[1];
+    if (c->view == 2) base[2] = c->x[2] + 3;
+    in[0] = tensor_zeros(c->xnd, base);
+    Tensor v, *logical = ref_tensor(c->xnd, c->x, CONV_REF_SEED_X);
+    x_view(c, in[0], &v);
+    tensor_copy_into(&v, logical);
+    tensor_free(logical);
+    int n = 1;
+    if (c->wnd) in[n++] = ref_tensor(c->wnd, c->w, CONV_REF_SEED_W);
+    if (c->bias) {
+        int64_t o = c->op == CONV_REF_CONVT ? c->w[1] * c->groups : c->w[0];
+        in[n++] = ref_tensor(1, (int64_t[]){o}, CONV_REF_SEED_B);
+    }
+    for (int i = 0; i < n; i++) tensor_requires_grad(in[i], true);
+    return n;
+}
+
+static nb_conv2d_opts case_opts(const conv_ref_case *c) {
+    nb_conv2d_opts o = {.groups = c->groups};
+    for (int d = 0; d < 2; d++) {
+        o.stride[d] = c->stride[d];
+        o.padding[d] = c->padding[d];
+        o.dilation[d] = c->dilation[d];
+        o.output_padding[d] = c->output_padding[d];
+    }
+    return o;
+}
+
+/* The case's op on the inputs of make_inputs (an ag_fn: ctx is the case). */
+static Tensor *apply(Tensor *const *in, void *ctx) {
+    const conv_ref_case *c = ctx;
+    Tensor *x = in[0];
+    if (c->view == 1) x = ag_transpose(x, 1, 2);
+    if (c->view == 2) x = ag_narrow(x, 2, 1, c->x[2]);
+    Tensor *w = c->wnd ? in[1] : NULL, *b = c->bias ? in[c->wnd ? 2 : 1] : NULL;
+    nb_conv2d_opts o = case_opts(c);
+    switch (c->op) {
+    case CONV_REF_CONV2D:
+        return ag_conv2d(x, w, b, o);
+    case CONV_REF_CONVT:
+        return ag_conv_transpose2d(x, w, b, o);
+    case CONV_REF_CONV1D:
+        return ag_conv1d(x, w, b, o);
+    case CONV_REF_MAXPOOL:
+        return ag_max_pool2d(x, c->kernel, c->stride[0], c->padding[0]);
+    case CONV_REF_AVGPOOL:
+        return ag_avg_pool2d(x, c->kernel, c->stride[0], c->padding[0]);
+    case CONV_REF_UPSAMPLE:
+        return ag_upsample_nearest2d(x, c->scale);
+    }
+    return NULL;
+}
+
+/* float sums of a few dozen products of values in [-1, 1) */
+static const double TOL = sizeof(real) == sizeof(float) ? 2e-5 : 1e-12;
+
+static void expect_close(const char *what, const char *name, const Tensor *t, const double *want) {
+    real *v = malloc((size_t)t->numel * sizeof(real));
+    tensor_to_array(t, v);
+    for (int64_t i = 0; i < t->numel; i++)
+        if (!(fabs((double)v[i] - want[i]) <= TOL * (1 + fabs(want[i])))) {
+            double got = v[i];
+            free(v);
+            ck_abort_msg("%s %s[%lld]: got %.9g, PyTorch %.9g", name, what, (long long)i, got,
+                         want[i]);
+        }
+    free(v);
+}
+
+/* ---- against PyTorch ------------------------------------------------------------------------ */
+
+START_TEST(matches_pytorch) {
+    const conv_ref_case *c = &conv_ref_cases[_i];
+    Tensor *in[3];
+    int n = make_inputs(c, in);
+    Tensor *y = apply(in, (void *)c);
+    ck_assert_int_eq(y->ndim, c->ynd);
+    for (int d = 0; d < c->ynd; d++) ck_assert_int_eq(y->shape[d], c->y[d]);
+    expect_close("y", c->name, y, c->y_vals);
+    Tensor *g = ref_tensor(y->ndim, y->shape, CONV_REF_SEED_G);
+    ag_backward_with(y, g);
+    Tensor dx;
+    x_view(c, in[0]->grad, &dx);
+    expect_close("dx", c->name, &dx, c->dx);
+    if (c->wnd) expect_close("dw", c->name, in[1]->grad, c->dw);
+    if (c->bias) expect_close("db", c->name, in[n - 1]->grad, c->db);
+    ag_reset();
+    tensor_free(g);
+    for (int i = 0; i < n; i++) tensor_free(in[i]);
+}
+END_TEST
+
+/* ---- finite differences ----------------------------------------------------------------------
+ * Every case of the table, its inputs spaced 2/211 apart so no max-pooling window has two
+ * values within the step of one another. */
+
+START_TEST(gradcheck_every_case) {
+    const conv_ref_case *c = &conv_ref_cases[_i];
+    Tensor *in[3];
+    int n = make_inputs(c, in);
+    nbt_gradcheck(c->name, apply, in, n, (void *)c);
+    for (int i = 0; i < n; i++) tensor_free(in[i]);
+}
+END_TEST
+
+/* gradients reach x, w and b through every path when only some of them require grad */
+START_TEST(gradients_only_where_asked) {
+    const conv_ref_case *c = &conv_ref_cases[1]; /* conv2d with bias */
+    Tensor *in[3];
+    int n = make_inputs(c, in);
+    tensor_requires_grad(in[0], false);
+    tensor_requires_grad(in[2], false);
+    Tensor *y = apply(in, (void *)c);
+    ag_backward(ag_sum(y));
+    ck_assert_ptr_null(in[0]->grad);
+    ck_assert_ptr_nonnull(in[1]->grad);
+    ck_assert_ptr_null(in[2]->grad);
+    ag_reset();
+    for (int i = 0; i < n; i++) tensor_free(in[i]);
+}
+END_TEST
+
+/* ---- errors --------------------------------------------------------------------------------- */
+
+START_TEST(bad_arguments_fail_with_the_shapes) {
+    Tensor *x = tensor_zeros(NB_SHAPE(2, 4, 7, 7)), *w = tensor_zeros(NB_SHAPE(6, 4, 3, 3));
+    Tensor *w2 = tensor_zeros(NB_SHAPE(6, 2, 3, 3)), *b = tensor_zeros(NB_SHAPE(5));
+    Tensor *x3 = tensor_zeros(NB_SHAPE(2, 4, 7)), *big = tensor_zeros(NB_SHAPE(6, 4, 9, 9));
+    nb_conv2d_opts o = nb_conv2d_defaults();
+    NBT_EXPECT_FAIL(ag_conv2d(x3, w, NULL, o), "conv2d", "[2, 4, 7]");
+    NBT_EXPECT_FAIL(ag_conv2d(x, w2, NULL, o), "conv2d", "[6, 2, 3, 3]", "[2, 4, 7, 7]");
+    NBT_EXPECT_FAIL(ag_conv2d(x, w, b, o), "conv2d", "bias [5]", "6 output channels");
+    NBT_EXPECT_FAIL(ag_conv2d(x, big, NULL, o), "conv2d", "output size", "[2, 4, 7, 7]");
+    o.groups = 3;
+    NBT_EXPECT_FAIL(ag_conv2d(x, w, NULL, o), "conv2d", "groups 3 does not divide");
+    o = nb_conv2d_defaults();
+    o.groups = 0;
+    NBT_EXPECT_FAIL(ag_conv2d(x, w, NULL, o), "conv2d", "groups must be positive");
+    o = nb_conv2d_defaults();
+    o.stride[1] = 0;
+    NBT_EXPECT_FAIL(ag_conv2d(x, w, NULL, o), "conv2d", "stride (1, 0)");
+    o = nb_conv2d_defaults();
+    o.dilation[0] = -1;
+    NBT_EXPECT_FAIL(ag_conv2d(x, w, NULL, o), "conv2d", "dilation (-1, 1)");
+    o = nb_conv2d_defaults();
+    o.padding[0] = -2;
+    NBT_EXPECT_FAIL(ag_conv2d(x, w, NULL, o), "conv2d", "padding (-2, 0)");
+    o = nb_conv2d_defaults();
+    o.output_padding[0] = 1;
+    NBT_EXPECT_FAIL(ag_conv2d(x, w, NULL, o), "conv2d", "output_padding", "conv_transpose2d");
+    /* the transpose: weight [C, O/groups, kh, kw] */
+    Tensor *wt = tensor_zeros(NB_SHAPE(4, 3, 3, 3));
+    o = nb_conv2d_defaults();
+    NBT_EXPECT_FAIL(ag_conv_transpose2d(x, w2, NULL, o), "conv_transpose2d", "[6, 2, 3, 3]");
+    NBT_EXPECT_FAIL(ag_conv_transpose2d(x, wt, b, o), "conv_transpose2d", "bias [5]");
+    o.stride[0] = 2, o.output_padding[0] = 2;
+    NBT_EXPECT_FAIL(ag_conv_transpose2d(x, wt, NULL, o), "conv_transpose2d",
+                    "output_padding 2 must be smaller than stride 2 or dilation 1");
+    o = nb_conv2d_defaults();
+    o.padding[1] = 5;
+    NBT_EXPECT_FAIL(ag_conv_transpose2d(x, wt, NULL, o), "conv_transpose2d", "output size",
+                    "[2, 4, 7, 7]");
+    o = nb_conv2d_defaults();
+    o.groups = 3;
+    NBT_EXPECT_FAIL(ag_conv_transpose2d(x, wt, NULL, o), "conv_transpose2d", "groups 3");
+    /* conv1d */
+    o = nb_conv2d_defaults();
+    NBT_EXPECT_FAIL(ag_conv1d(x, w, NULL, o), "conv1d", "[2, 4, 7, 7]");
+    /* pooling and upsampling */
+    NBT_EXPECT_FAIL(ag_max_pool2d(x, 3, 2, 2), "max_pool2d", "padding 2", "kernel 3");
+    NBT_EXPECT_FAIL(ag_avg_pool2d(x, 0, 1, 0), "avg_pool2d", "kernel 0");
+    NBT_EXPECT_FAIL(ag_avg_pool2d(x, 2, 0, 0), "avg_pool2d", "stride 0");
+    NBT_EXPECT_FAIL(ag_max_pool2d(x3, 2, 2, 0), "max_pool2d", "[2, 4, 7]");
+    NBT_EXPECT_FAIL(ag_max_pool2d(x, 9, 1, 0), "max_pool2d", "does not fit", "[2, 4, 7, 7]");
+    NBT_EXPECT_FAIL(ag_upsample_nearest2d(x, 0), "upsample_nearest2d", "scale");
+    NBT_EXPECT_FAIL(ag_upsample_nearest2d(x3, 2), "upsample_nearest2d", "[2, 4, 7]");
+    ag_reset();
+    Tensor *all[] = {x, w, w2, b, x3, big, wt};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(all[i]);
+}
+END_TEST
+
+/* ---- threads and memory -------------------------------------------------------------------- */
+
+/* A small encoder/decoder step (every op, sizes large enough for the threads to share the work):
+ * returns the loss after backward. */
+static Tensor *net_step(Tensor *const *p) {
+    nb_conv2d_opts o = nb_conv2d_defaults();
+    o.stride[0] = o.stride[1] = 2;
+    o.padding[0] = o.padding[1] = 1;
+    Tensor *h = ag_relu(ag_conv2d(p[0], p[1], p[2], o)); /* [16, 16, 7, 7] */
+    Tensor *m = ag_max_pool2d(h, 3, 1, 1);               /* [16, 16, 7, 7] */
+    o.output_padding[0] = o.output_padding[1] = 1;
+    o.groups = 2;
+    Tensor *d = ag_conv_transpose2d(m, p[3], p[4], o);               /* [16, 8, 14, 14] */
+    Tensor *a = ag_avg_pool2d(ag_upsample_nearest2d(d, 2), 3, 2, 1); /* [16, 8, 14, 14] */
+    Tensor *loss = ag_sum(ag_mul(a, a));
+    ag_backward(loss);
+    return loss;
+}
+
+static void net_params(Tensor **p) {
+    p[0] = nbt_param(NB_SHAPE(16, 8, 14, 14), -1, 1, 21);
+    p[1] = nbt_param(NB_SHAPE(16, 8, 3, 3), -0.3, 0.3, 22);
+    p[2] = nbt_param(NB_SHAPE(16), -0.1, 0.1, 23);
+    p[3] = nbt_param(NB_SHAPE(16, 4, 3, 3), -0.3, 0.3, 24);
+    p[4] = nbt_param(NB_SHAPE(8), -0.1, 0.1, 25);
+}
+
+START_TEST(same_bits_on_one_and_two_threads) {
+    Tensor *p[5];
+    net_params(p);
+    int saved = nb_get_num_threads();
+    real loss[2], *grads[2][5];
+    for (int run = 0; run < 2; run++) {
+        nb_set_num_threads(run + 1);
+        for (int i = 0; i < 5; i++) tensor_clear_grad(p[i]);
+        loss[run] = tensor_item(net_step(p));
+        for (int i = 0; i < 5; i++) {
+            grads[run][i] = malloc((size_t)p[i]->numel * sizeof(real));
+            tensor_to_array(p[i]->grad, grads[run][i]);
+        }
+        ag_reset();
+    }
+    nb_set_num_threads(saved);
+    ck_assert(memcmp(&loss[0], &loss[1], sizeof loss[0]) == 0);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_msg(memcmp(grads[0][i], grads[1][i], (size_t)p[i]->numel * sizeof(real)) == 0,
+                      "gradient of input %d differs between 1 and 2 threads", i);
+        free(grads[0][i]);
+        free(grads[1][i]);
+        tensor_free(p[i]);
+    }
+}
+END_TEST
+
+START_TEST(second_step_allocates_nothing) {
+    Tensor *p[5];
+    net_params(p);
+    nb_mem_stats_t before = {0};
+    for (int step = 0; step < 3; step++) {
+        for (int i = 0; i < 5; i++) tensor_clear_grad(p[i]);
+        net_step(p);
+        ag_reset();
+        if (step == 1) before = nb_mem_stats();
+    }
+    nb_mem_stats_t after = nb_mem_stats();
+    ck_assert_int_eq(after.allocs, before.allocs);
+    ck_assert_int_eq(after.live_bytes, before.live_bytes);
+    for (int i = 0; i < 5; i++) tensor_free(p[i]);
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("conv");
+    TCase *t = tcase_create("ops");
+    tcase_set_timeout(t, 120);
+    tcase_add_loop_test(t, matches_pytorch, 0, CONV_REF_NCASES);
+    tcase_add_loop_test(t, gradcheck_every_case, 0, CONV_REF_NCASES);
+    tcase_add_test(t, gradients_only_where_asked);
+    tcase_add_test(t, bad_arguments_fail_with_the_shapes);
+    tcase_add_test(t, same_bits_on_one_and_two_threads);
+    tcase_add_test(t, second_step_allocates_nothing);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+NB_CHECK_MAIN(suite)
