@@ -95,12 +95,12 @@ static const nn_module_ops conv_encoder_ops = {"ConvEncoder", conv_encoder_forwa
                                                conv_encoder_collect, conv_encoder_train,
                                                conv_encoder_free};
 
-/* 3x3 convolution options: padding 1, the given stride, output padding stride - 1. */
-static nb_conv2d_opts conv3x3(int stride) {
+/* 3x3 options: padding 1, the given stride and output padding (transposed convolutions). */
+static nb_conv2d_opts conv3x3(int stride, int output_padding) {
     nb_conv2d_opts o = nb_conv2d_defaults();
     o.stride[0] = o.stride[1] = stride;
     o.padding[0] = o.padding[1] = 1;
-    o.output_padding[0] = o.output_padding[1] = stride - 1;
+    o.output_padding[0] = o.output_padding[1] = output_padding;
     return o;
 }
 
@@ -109,7 +109,7 @@ static void conv_build(const vae_config *c, nb_rng *rng, nn_module **enc, nn_mod
     const int64_t *ch = c->channels;
     int64_t K = c->num_classes, Z = c->latent;
     int64_t h = c->rows >> n, w = c->cols >> n, F = ch[n - 1] * h * w; /* flattened features */
-    nb_conv2d_opts s2 = conv3x3(2), s1 = conv3x3(1);
+    nb_conv2d_opts down = conv3x3(2, 0), up = conv3x3(2, 1), same = conv3x3(1, 0);
     char name[32];
 
     conv_encoder *e = nn_module_alloc(sizeof *e, &conv_encoder_ops);
@@ -117,7 +117,8 @@ static void conv_build(const vae_config *c, nb_rng *rng, nn_module **enc, nn_mod
     e->convs = nn_sequential(NULL);
     for (int i = 0; i < n; i++) {
         snprintf(name, sizeof name, "conv%d", i + 1);
-        nn_sequential_add(e->convs, name, nn_conv2d(i ? ch[i - 1] : 1, ch[i], 3, 3, s2, true, rng));
+        nn_sequential_add(e->convs, name,
+                          nn_conv2d(i ? ch[i - 1] : 1, ch[i], 3, 3, down, true, rng));
         snprintf(name, sizeof name, "relu%d", i + 1);
         nn_sequential_add(e->convs, name, nn_relu_module());
     }
@@ -132,12 +133,11 @@ static void conv_build(const vae_config *c, nb_rng *rng, nn_module **enc, nn_mod
     for (int i = 0; i < n; i++) {
         int64_t in = i ? ch[n - i] : ch[n - 1], out = ch[n - 1 - i];
         snprintf(name, sizeof name, "deconv%d", i + 1);
-        nn_sequential_add(d, name, nn_conv_transpose2d(in, out, 3, 3, s2, true, rng));
+        nn_sequential_add(d, name, nn_conv_transpose2d(in, out, 3, 3, up, true, rng));
         snprintf(name, sizeof name, "relu%d", i + 1);
         nn_sequential_add(d, name, nn_relu_module());
     }
-    s1.output_padding[0] = s1.output_padding[1] = 0;
-    nn_sequential_add(d, "out", nn_conv2d(ch[0], 1, 3, 3, s1, true, rng));
+    nn_sequential_add(d, "out", nn_conv2d(ch[0], 1, 3, 3, same, true, rng));
     nn_sequential_add(d, "flatten", nn_flatten(1, -1));
     *dec = d;
 }

@@ -39,6 +39,50 @@ static void assert_close_rel(const char *what, const Tensor *got, const Tensor *
     }
 }
 
+/* Loads PyTorch's parameters `theirs[i]` (NULL: the same names as ours) from the reference
+ * file f into m, runs one step on its x and eps (labels for a conditional model) and checks the
+ * loss, its parts, every gradient and the parameters after one Adam step. */
+static void check_step(st_file *f, vae_model *m, const char *const *theirs, const int64_t *labels,
+                       int64_t B) {
+    st_error err;
+    char name[160];
+    int n = m->params.n;
+    for (int i = 0; i < n; i++) {
+        Tensor *p = m->params.items[i].t;
+        const char *t = theirs ? theirs[i] : m->params.items[i].name;
+        ck_assert_msg(st_read_real(f, t, p->data, p->ndim, p->shape, &err) == ST_OK, "%s: %s",
+                      m->params.items[i].name, err.message);
+    }
+    int64_t D = m->cfg.rows * m->cfg.cols, Z = m->cfg.latent;
+    Tensor *x = ref_tensor(f, "x", NB_SHAPE(B, D)), *eps = ref_tensor(f, "eps", NB_SHAPE(B, Z));
+    real loss, recon, kl;
+    st_read_real(f, "loss", &loss, 0, NULL, &err);
+    st_read_real(f, "recon", &recon, 0, NULL, &err);
+    st_read_real(f, "kl", &kl, 0, NULL, &err);
+
+    nn_optim *opt = nn_optim_adam(&m->params, nn_adam_defaults(1e-3));
+    vae_terms t = vae_loss_eps(m, x, labels, 0, eps);
+    ck_assert_double_eq_tol(tensor_item(t.objective), loss, REL_TOL * fabs(loss));
+    ck_assert_double_eq_tol(t.recon, recon, REL_TOL * fabs(recon));
+    ck_assert_double_eq_tol(t.kl, kl, REL_TOL * fabs(kl) + 1e-6);
+    ag_backward(t.objective);
+    for (int pass = 0; pass < 2; pass++) { /* gradients, then the parameters after Adam */
+        if (pass) nn_optim_step(opt);
+        for (int i = 0; i < n; i++) {
+            Tensor *p = m->params.items[i].t;
+            snprintf(name, sizeof name, "%s.%s", pass ? "adam1" : "grad",
+                     theirs ? theirs[i] : m->params.items[i].name);
+            Tensor *want = ref_tensor(f, name, p->ndim, p->shape);
+            assert_close_rel(name, pass ? p : p->grad, want);
+            tensor_free(want);
+        }
+    }
+    ag_reset();
+    nn_optim_free(opt);
+    tensor_free(x);
+    tensor_free(eps);
+}
+
 /* tests/data/vae_step.safetensors holds a tiny VAE (D 12, H 8, Z 3, B 4) with x, eps, the loss,
  * every gradient and the parameters after one Adam step, all printed by PyTorch
  * (tools/ref_vae_step.py). The same step in nabla must give the same numbers. */
@@ -51,53 +95,49 @@ START_TEST(one_step_matches_pytorch) {
     c.rows = 1, c.cols = 12, c.hidden[0] = 8, c.latent = 3;
     vae_model m;
     vae_init(&m, &c, NULL);
-    /* our names -> the reference's (single hidden layer: out is its fc2) */
-    const char *ours[] = {"encoder.fc1.weight", "encoder.fc1.bias",   "encoder.out.weight",
-                          "encoder.out.bias",   "decoder.fc1.weight", "decoder.fc1.bias",
-                          "decoder.out.weight", "decoder.out.bias"};
+    /* the reference's names for ours, in our order (single hidden layer: out is its fc2) */
     const char *theirs[] = {"encoder.fc1.weight", "encoder.fc1.bias",   "encoder.fc2.weight",
                             "encoder.fc2.bias",   "decoder.fc1.weight", "decoder.fc1.bias",
                             "decoder.fc2.weight", "decoder.fc2.bias"};
-    for (int i = 0; i < 8; i++) {
-        Tensor *p = nn_params_find(&m.params, ours[i]);
-        ck_assert_msg(p != NULL, "%s", ours[i]);
-        ck_assert_msg(st_read_real(f, theirs[i], p->data, p->ndim, p->shape, &err) == ST_OK, "%s",
-                      err.message);
-    }
-    Tensor *x = ref_tensor(f, "x", NB_SHAPE(4, 12)), *eps = ref_tensor(f, "eps", NB_SHAPE(4, 3));
-    real loss, recon, kl;
-    st_read_real(f, "loss", &loss, 0, NULL, &err);
-    st_read_real(f, "recon", &recon, 0, NULL, &err);
-    st_read_real(f, "kl", &kl, 0, NULL, &err);
-
-    nn_optim *opt = nn_optim_adam(&m.params, nn_adam_defaults(1e-3));
-    vae_terms t = vae_loss_eps(&m, x, NULL, 0, eps);
-    ck_assert_double_eq_tol(tensor_item(t.objective), loss, REL_TOL * fabs(loss));
-    ck_assert_double_eq_tol(t.recon, recon, REL_TOL * fabs(recon));
-    ck_assert_double_eq_tol(t.kl, kl, REL_TOL * fabs(kl) + 1e-6);
-    ag_backward(t.objective);
-    char name[128];
-    for (int i = 0; i < 8; i++) {
-        Tensor *p = nn_params_find(&m.params, ours[i]);
-        snprintf(name, sizeof name, "grad.%s", theirs[i]);
-        Tensor *want = ref_tensor(f, name, p->ndim, p->shape);
-        assert_close_rel(name, p->grad, want);
-        tensor_free(want);
-    }
-    nn_optim_step(opt);
-    for (int i = 0; i < 8; i++) {
-        Tensor *p = nn_params_find(&m.params, ours[i]);
-        snprintf(name, sizeof name, "adam1.%s", theirs[i]);
-        Tensor *want = ref_tensor(f, name, p->ndim, p->shape);
-        assert_close_rel(name, p, want);
-        tensor_free(want);
-    }
-    ag_reset();
-    nn_optim_free(opt);
-    tensor_free(x);
-    tensor_free(eps);
+    const char *ours[] = {"encoder.fc1.weight", "encoder.fc1.bias",   "encoder.out.weight",
+                          "encoder.out.bias",   "decoder.fc1.weight", "decoder.fc1.bias",
+                          "decoder.out.weight", "decoder.out.bias"};
+    ck_assert_int_eq(m.params.n, 8);
+    for (int i = 0; i < 8; i++) ck_assert_str_eq(m.params.items[i].name, ours[i]);
+    check_step(f, &m, theirs, NULL, 4);
     vae_free(&m);
     st_close(f);
+}
+END_TEST
+
+/* The convolutional VAE (images 8x8, channels 2,3, Z 3, B 4), unconditional and with 3 classes,
+ * against tools/ref_conv_vae_step.py: PyTorch's module names are ours. */
+START_TEST(conv_step_matches_pytorch) {
+    const char *files[2] = {"tests/data/conv_vae_step.safetensors",
+                            "tests/data/conv_cvae_step.safetensors"};
+    const char *names[] = {
+        "encoder.conv1.weight", "encoder.conv1.bias",     "encoder.conv2.weight",
+        "encoder.conv2.bias",   "encoder.out.weight",     "encoder.out.bias",
+        "decoder.fc.weight",    "decoder.fc.bias",        "decoder.deconv1.weight",
+        "decoder.deconv1.bias", "decoder.deconv2.weight", "decoder.deconv2.bias",
+        "decoder.out.weight",   "decoder.out.bias"};
+    for (int k = 0; k < 2; k++) {
+        st_file *f = NULL;
+        st_error err;
+        ck_assert_msg(st_open(files[k], &f, &err) == ST_OK, "%s", err.message);
+        vae_config c;
+        vae_config_default(&c);
+        strcpy(c.arch, "conv");
+        c.rows = c.cols = 8, c.channels[0] = 2, c.channels[1] = 3, c.latent = 3;
+        c.num_classes = k ? 3 : 0;
+        vae_model m;
+        vae_init(&m, &c, NULL);
+        ck_assert_int_eq(m.params.n, 14);
+        for (int i = 0; i < 14; i++) ck_assert_str_eq(m.params.items[i].name, names[i]);
+        check_step(f, &m, NULL, k ? (const int64_t[]){0, 2, 1, 2} : NULL, 4);
+        vae_free(&m);
+        st_close(f);
+    }
 }
 END_TEST
 
@@ -369,6 +409,7 @@ static Suite *suite(void) {
     TCase *t = tcase_create("vae");
     tcase_set_timeout(t, 300);
     tcase_add_test(t, one_step_matches_pytorch);
+    tcase_add_test(t, conv_step_matches_pytorch);
     tcase_add_test(t, variant_objectives);
     tcase_add_test(t, whole_model_gradcheck);
     tcase_add_test(t, config_round_trips_and_rejects_bad_values);
