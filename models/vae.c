@@ -60,6 +60,21 @@ static const field fields[] = {
 static const char *likelihood_names[] = {"bernoulli", "gaussian", "gaussian_fixed"};
 #define NLIKELIHOODS (int)(sizeof likelihood_names / sizeof likelihood_names[0])
 
+int vae_likelihood_parse(const char *name, vae_likelihood *out) {
+    for (int l = 0; l < NLIKELIHOODS; l++)
+        if (!strcmp(name, likelihood_names[l])) return *out = (vae_likelihood)l, 0;
+    return -1;
+}
+
+const char *vae_likelihood_names(void) {
+    static char names[96];
+    if (!names[0])
+        for (int i = 0, used = 0; i < NLIKELIHOODS; i++)
+            used += snprintf(names + used, sizeof names - (size_t)used, "%s%s", i ? ", " : "",
+                             likelihood_names[i]);
+    return names;
+}
+
 #define FIELD(c, f, type)  ((type *)((char *)(c) + (f)->off))
 #define CFIELD(c, f, type) ((const type *)((const char *)(c) + (f)->off))
 #define COUNT(c, f)        ((int *)((char *)(c) + (f)->count_off))
@@ -249,9 +264,7 @@ static int parse_field(const field *f, const char *v, vae_config *c) {
         return 0;
     }
     case F_LIKELIHOOD:
-        for (int l = 0; l < NLIKELIHOODS; l++)
-            if (!strcmp(v, likelihood_names[l])) return *FIELD(c, f, vae_likelihood) = l, 0;
-        return -1;
+        return vae_likelihood_parse(v, FIELD(c, f, vae_likelihood));
     case F_NAME:
         if (strlen(v) >= VAE_ARCH_MAX) return -1;
         strcpy(FIELD(c, f, char), v);

@@ -102,6 +102,11 @@ typedef struct {
 
 /* ---- config ---------------------------------------------------------------------------------- */
 
+/* "bernoulli", "gaussian" (learned variance), "gaussian_fixed" (variance 1) -> *out: 0, or -1
+ * when the name is unknown. vae_likelihood_names lists them for messages. */
+int vae_likelihood_parse(const char *name, vae_likelihood *out);
+const char *vae_likelihood_names(void);
+
 void vae_config_default(vae_config *c); /* mlp, 28x28, 400, 20, channels 32,64, Bernoulli */
 /* Returns 0 if the config is usable (the architecture known, every field in range, the model
  * not too big), else -1 with a message naming the bad field in err. */

@@ -39,7 +39,7 @@ typedef enum {
     CLI_REAL,       /* finite double in [min, max] */
     CLI_STRING,     /* const char * (points into argv) */
     CLI_HIDDEN,     /* "400" or "512,256": cli_hidden */
-    CLI_LIKELIHOOD, /* "bernoulli" | "gaussian": vae_likelihood */
+    CLI_LIKELIHOOD, /* a name vae_likelihood_parse knows: vae_likelihood */
 } cli_kind;
 
 typedef struct {
