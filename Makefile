@@ -106,6 +106,7 @@ check-run: $(TESTS) $(VAE) $(EXAMPLES)
 	    NABLA_BUILD=$(BUILD) CK_DEFAULT_TIMEOUT=600 $$t || fail=1; done; \
 	    $(BUILD)/grad_basics >/dev/null || { echo "grad_basics: gradient check failed"; fail=1; }; \
 	    $(BUILD)/spirals >/dev/null || { echo "spirals: save/load round trip failed"; fail=1; }; \
+	    $(BUILD)/vae_custom || { echo "vae_custom: a user's encoder and decoder did not train"; fail=1; }; \
 	    if [ $$fail = 0 ]; then echo "nabla: all tests in $(BUILD) passed"; \
 	    else echo "nabla: FAILED tests in $(BUILD)"; exit 1; fi
 
