@@ -123,7 +123,8 @@ typedef struct {
     const char *name; /* the config's arch */
     /* Makes c's encoder and decoder, drawing PyTorch's default init from rng (NULL: global). */
     void (*build)(const vae_config *c, nb_rng *rng, nn_module **encoder, nn_module **decoder);
-    /* The number of parameters build would make (checked before allocating a file's config). */
+    /* The number of parameters build makes (bounds a config read from a file before any
+     * allocation). */
     double (*count)(const vae_config *c);
     /* 0, or -1 with a message when c's sizes don't suit the architecture; may be NULL. */
     int (*check)(const vae_config *c, char *err, size_t errlen);

@@ -41,13 +41,14 @@ static void mlp_build(const vae_config *c, nb_rng *rng, nn_module **enc, nn_modu
 }
 
 static double mlp_count(const vae_config *c) {
-    double params = 0, in = (double)(c->rows * c->cols + c->num_classes);
-    for (int i = 0; i < c->nhidden; i++) {
-        params += 2 * (in + 1) * (double)c->hidden[i]; /* the encoder layer and its mirror */
-        in = (double)c->hidden[i];
+    double p = 0, enc = (double)(c->rows * c->cols + c->num_classes),
+           dec = (double)(c->latent + c->num_classes);
+    for (int i = 0; i < c->nhidden; i++) { /* encoder layer i and decoder layer i */
+        double he = (double)c->hidden[i], hd = (double)c->hidden[c->nhidden - 1 - i];
+        p += (enc + 1) * he + (dec + 1) * hd;
+        enc = he, dec = hd;
     }
-    return params + (in + 1) * 2.0 * (double)c->latent +
-           ((double)(c->latent + c->num_classes) + 1) * in;
+    return p + (enc + 1) * 2 * (double)c->latent + (dec + 1) * (double)(c->rows * c->cols);
 }
 
 /* ---- conv --------------------------------------------------------------------------------- */

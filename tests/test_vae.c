@@ -306,6 +306,28 @@ START_TEST(config_round_trips_and_rejects_bad_values) {
     ck_assert_msg(strchr(err, '\x1b') == NULL && strstr(err, "'?[31m'"), "%s", err);
     ck_assert_int_eq(vae_config_parse("iw=5;beta=4", &d, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "IWAE"), "%s", err);
+    /* a checkpoint's string from before the architectures existed is the MLP */
+    ck_assert_int_eq(vae_config_parse("rows=28;cols=28;hidden=8;latent=2;likelihood=bernoulli;"
+                                      "beta=1;gamma=0;capacity=0;capacity_steps=2;warmup=0;"
+                                      "free_bits=0;classes=0;iw=1",
+                                      &d, err, sizeof err),
+                     0);
+    ck_assert_str_eq(d.arch, "mlp");
+    ck_assert(d.nhidden == 1 && d.hidden[0] == 8 && d.latent == 2);
+    /* the conv architecture: channels round trip; sides must halve N times */
+    vae_config_default(&c);
+    strcpy(c.arch, "conv");
+    c.rows = c.cols = 32, c.nchannels = 3, c.channels[2] = 128, c.likelihood = VAE_GAUSSIAN_FIXED;
+    vae_config_format(&c, buf, sizeof buf);
+    ck_assert_int_eq(vae_config_parse(buf, &d, err, sizeof err), 0);
+    ck_assert(memcmp(&c, &d, sizeof c) == 0);
+    ck_assert_int_eq(vae_config_parse("arch=conv;rows=30", &d, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "divisible by 4"), "%s", err);
+    ck_assert_int_eq(vae_config_parse("arch=resnet", &d, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "unknown architecture 'resnet'") && strstr(err, "conv"), "%s", err);
+    const char *huge = "arch=conv;rows=32;cols=32;channels=4096,4096,4096";
+    ck_assert_int_eq(vae_config_parse(huge, &d, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "parameters (at most"), "%s", err);
 }
 END_TEST
 
@@ -331,12 +353,43 @@ START_TEST(conditional_model_samples_and_needs_labels) {
 }
 END_TEST
 
+/* Three stride-2 convolutions on 16x16 images: the conv builder generalizes its two. */
+START_TEST(conv_with_three_downsamplings_runs) {
+    nb_manual_seed(12);
+    vae_config c;
+    vae_config_default(&c);
+    strcpy(c.arch, "conv");
+    c.rows = c.cols = 16, c.nchannels = 3, c.channels[0] = 2, c.channels[1] = 3, c.channels[2] = 4;
+    c.latent = 2, c.num_classes = 3;
+    vae_model m;
+    vae_init(&m, &c, NULL);
+    ck_assert_ptr_nonnull(nn_params_find(&m.params, "encoder.conv3.weight"));
+    ck_assert_ptr_nonnull(nn_params_find(&m.params, "decoder.deconv3.weight"));
+    Tensor *x = nbt_param(NB_SHAPE(2, 256), 0, 1, 1);
+    vae_terms t = vae_loss(&m, x, (const int64_t[]){0, 2}, 0, NULL);
+    ck_assert(isfinite(tensor_item(t.objective)) && t.recon > 0 && t.kl >= 0);
+    ck_assert_int_eq(vae_decode(&m, ag_zeros(NB_SHAPE(1, 2)), (const int64_t[]){1})->shape[1], 256);
+    ag_reset();
+    tensor_free(x);
+    vae_free(&m);
+}
+END_TEST
+
+/* The configs of the loop tests below: _i 0 the default MLP, 1 a small conv VAE. */
+static void loop_config(int which, vae_config *c) {
+    vae_config_default(c);
+    if (which == 1) {
+        strcpy(c->arch, "conv");
+        c->channels[0] = 8, c->channels[1] = 16, c->latent = 16;
+    }
+}
+
 /* After the first step, a training step allocates nothing: the arena, the tape, the optimizer
  * state and gemm's packing buffers are all reused. */
 START_TEST(training_step_allocates_nothing_after_the_first) {
     nb_manual_seed(7);
     vae_config c;
-    vae_config_default(&c);
+    loop_config(_i, &c);
     vae_model m;
     vae_init(&m, &c, NULL);
     nn_optim *opt = nn_optim_adam(&m.params, nn_adam_defaults(1e-3));
@@ -360,11 +413,11 @@ START_TEST(training_step_allocates_nothing_after_the_first) {
 END_TEST
 
 /* Same seed, 1 or 2 threads: bitwise identical losses and parameters. */
-static void train_with_threads(int threads, real *params_out, double *losses) {
+static void train_with_threads(int which, int threads, real *params_out, double *losses) {
     nb_set_num_threads(threads);
     nb_manual_seed(8);
     vae_config c;
-    vae_config_default(&c);
+    loop_config(which, &c);
     vae_model m;
     vae_init(&m, &c, NULL);
     nn_optim *opt = nn_optim_adam(&m.params, nn_adam_defaults(1e-3));
@@ -379,6 +432,8 @@ static void train_with_threads(int threads, real *params_out, double *losses) {
         nn_optim_zero_grad(opt);
         ag_reset();
     }
+    /* the architecture's count (which bounds configs read from files) is exact */
+    ck_assert_int_eq(nn_params_count(&m.params), (int64_t)vae_arch_find(c.arch)->count(&c));
     for (int i = 0, k = 0; i < m.params.n; i++) {
         memcpy(params_out + k, m.params.items[i].t->data,
                (size_t)m.params.items[i].t->numel * sizeof(real));
@@ -391,11 +446,13 @@ static void train_with_threads(int threads, real *params_out, double *losses) {
 }
 
 START_TEST(one_and_two_threads_give_identical_bits) {
-    int64_t n = 784 * 400 + 400 + 400 * 40 + 40 + 20 * 400 + 400 + 400 * 784 + 784;
+    vae_config c;
+    loop_config(_i, &c);
+    int64_t n = (int64_t)vae_arch_find(c.arch)->count(&c);
     real *p1 = nb_malloc((size_t)n * sizeof(real)), *p2 = nb_malloc((size_t)n * sizeof(real));
     double l1[3], l2[3];
-    train_with_threads(1, p1, l1);
-    train_with_threads(2, p2, l2);
+    train_with_threads(_i, 1, p1, l1);
+    train_with_threads(_i, 2, p2, l2);
     ck_assert(memcmp(l1, l2, sizeof l1) == 0);
     ck_assert_msg(memcmp(p1, p2, (size_t)n * sizeof(real)) == 0,
                   "parameters differ between 1 and 2 threads");
@@ -410,13 +467,14 @@ static Suite *suite(void) {
     tcase_set_timeout(t, 300);
     tcase_add_test(t, one_step_matches_pytorch);
     tcase_add_test(t, conv_step_matches_pytorch);
+    tcase_add_test(t, conv_with_three_downsamplings_runs);
     tcase_add_test(t, variant_objectives);
     tcase_add_test(t, whole_model_gradcheck);
     tcase_add_test(t, config_round_trips_and_rejects_bad_values);
     tcase_add_test(t, conditional_model_samples_and_needs_labels);
     tcase_add_test(t, iwae_bound_is_above_the_elbo_and_k1_matches_it);
-    tcase_add_test(t, training_step_allocates_nothing_after_the_first);
-    tcase_add_test(t, one_and_two_threads_give_identical_bits);
+    tcase_add_loop_test(t, training_step_allocates_nothing_after_the_first, 0, 2);
+    tcase_add_loop_test(t, one_and_two_threads_give_identical_bits, 0, 2);
     suite_add_tcase(s, t);
     return s;
 }
