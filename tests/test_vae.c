@@ -9,6 +9,7 @@
 
 #include "io/idx.h"
 #include "models/vae.h"
+#include "nn/checkpoint.h"
 #include "nn/dist.h"
 #include "nn/optim.h"
 #include "nn/safetensors.h"
@@ -353,6 +354,39 @@ START_TEST(conditional_model_samples_and_needs_labels) {
 }
 END_TEST
 
+/* A file holding only a PyTorch model's weights, its architecture in the metadata
+ * (tools/ref_torch_conv_weights.py): it builds, loads, and gives PyTorch's loss at z = mu. */
+START_TEST(pytorch_weights_load_and_match) {
+    const char *path = "tests/data/torch_conv_weights.safetensors";
+    nn_checkpoint_meta *meta = NULL;
+    nn_ckpt_error e;
+    ck_assert_msg(nn_checkpoint_read_meta(path, &meta, &e) == NN_CKPT_OK, "%s", e.message);
+    vae_config c;
+    char err[256];
+    ck_assert_msg(
+        vae_config_parse(nn_checkpoint_meta_get(meta, "vae.config"), &c, err, sizeof err) == 0,
+        "%s", err);
+    vae_model m;
+    vae_init(&m, &c, NULL);
+    ck_assert_msg(nn_checkpoint_load(path, &m.params, NULL, NULL, &e) == NN_CKPT_OK, "%s",
+                  e.message);
+    load_digits();
+    Tensor *x = tensor_empty(NB_SHAPE(8, 784));
+    idx_batch(&digits, (const int64_t[]){0, 1, 2, 3, 4, 5, 6, 7}, 8, x->data, NULL);
+    vae_terms t = vae_loss_eps(&m, x, NULL, 0, ag_zeros(NB_SHAPE(8, 4)));
+    double want = strtod(nn_checkpoint_meta_get(meta, "ref.loss_at_mu"), NULL);
+    double kl = strtod(nn_checkpoint_meta_get(meta, "ref.kl"), NULL);
+    ck_assert_msg(fabs(t.elbo_loss - want) < 1e-5 * want, "loss at mu %.9g, PyTorch %.9g",
+                  t.elbo_loss, want);
+    ck_assert_msg(fabs(t.kl - kl) < 1e-4 * kl + 1e-7, "kl %.9g, PyTorch %.9g", t.kl, kl);
+    ag_reset();
+    tensor_free(x);
+    vae_free(&m);
+    idx_free(&digits);
+    nn_checkpoint_meta_free(meta);
+}
+END_TEST
+
 /* Three stride-2 convolutions on 16x16 images: the conv builder generalizes its two. */
 START_TEST(conv_with_three_downsamplings_runs) {
     nb_manual_seed(12);
@@ -473,6 +507,7 @@ static Suite *suite(void) {
     tcase_add_test(t, one_step_matches_pytorch);
     tcase_add_test(t, conv_step_matches_pytorch);
     tcase_add_test(t, conv_with_three_downsamplings_runs);
+    tcase_add_test(t, pytorch_weights_load_and_match);
     tcase_add_test(t, variant_objectives);
     tcase_add_test(t, whole_model_gradcheck);
     tcase_add_test(t, config_round_trips_and_rejects_bad_values);

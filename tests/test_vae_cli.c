@@ -542,6 +542,24 @@ START_TEST(test_old_checkpoints_load_and_give_the_same_numbers) {
 }
 END_TEST
 
+/* A file of PyTorch weights only (tools/ref_torch_conv_weights.py: the architecture in its
+ * metadata, no optimizer state, no training position): sample, eval and --resume load it. */
+START_TEST(test_pytorch_weights_file) {
+    const char *w = "tests/data/torch_conv_weights.safetensors";
+    char out[8192], dir[600];
+    int rc = vae(out, sizeof out, "sample --model %s --out %s/torch.png --n 8", w, tmp);
+    ck_assert_msg(rc == 0, "%s", out);
+    rc = vae(out, sizeof out, "eval --model %s --iw 4 --limit 16 --json", w);
+    ck_assert_msg(rc == 0, "%s", out);
+    ck_assert_int_eq((int)json_number(out, "latent"), 4);
+    snprintf(dir, sizeof dir, "%s/torchresume", tmp);
+    rc = vae(out, sizeof out, "train --resume %s --epochs 1 --limit 64 --out %s", w, dir);
+    ck_assert_msg(rc == 0 && strstr(out, "weights only") && strstr(out, "epoch 1/1"),
+                  "--resume from PyTorch weights failed (%d):\n%s", rc, out);
+    ck_assert_int_eq(check_metrics(dir, NULL, NULL, 0), 1);
+}
+END_TEST
+
 /* ---- errors --------------------------------------------------------------------------------- */
 
 /* Runs args and expects exit status `want` and every NULL-terminated needle in the output. */
@@ -654,6 +672,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_conv_every_subcommand);
     tcase_add_test(tc, test_conv_variants);
     tcase_add_test(tc, test_old_checkpoints_load_and_give_the_same_numbers);
+    tcase_add_test(tc, test_pytorch_weights_file);
     tcase_add_test(tc, test_usage_errors);
     tcase_add_test(tc, test_runtime_errors);
     tcase_add_test(tc, test_help);

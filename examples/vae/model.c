@@ -25,7 +25,9 @@ int cli_model_load(const char *cmd, const char *path, vae_model *m, nn_optim **o
     }
     vae_init(m, &cfg, NULL);
     if (opt_lr >= 0) *opt = nn_optim_adam(&m->params, nn_adam_defaults(opt_lr));
-    if (nn_checkpoint_load(path, &m->params, opt_lr >= 0 ? *opt : NULL, NULL, &e) != NN_CKPT_OK) {
+    /* a weights-only file (e.g. written from PyTorch) gives a fresh optimizer */
+    bool with_state = opt_lr >= 0 && nn_checkpoint_meta_get(meta, "optim.kind");
+    if (nn_checkpoint_load(path, &m->params, with_state ? *opt : NULL, NULL, &e) != NN_CKPT_OK) {
         if (opt_lr >= 0) {
             nn_optim_free(*opt);
             *opt = NULL;

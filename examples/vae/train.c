@@ -105,11 +105,18 @@ static bool meta_int(const nn_checkpoint_meta *meta, const char *key, int64_t ma
 }
 
 /* Restores the training position of a checkpoint and the settings it was trained with (data,
- * limit, batch: only those the command line did not give). */
+ * limit, batch: only those the command line did not give). A file with weights only (no
+ * training position, e.g. written from PyTorch) starts at epoch 1 with the --seed generator. */
 static int load_position(const char *path, const nn_checkpoint_meta *meta, run_state *st,
                          train_flags *f, const cli_opt *o_data, const cli_opt *o_limit,
                          const cli_opt *o_batch) {
     int64_t batch, limit;
+    if (!nn_checkpoint_meta_get(meta, META_EPOCH) && !nn_checkpoint_meta_get(meta, META_STEP) &&
+        !nn_checkpoint_meta_get(meta, META_RNG)) {
+        nb_rng_seed(&st->rng, (uint64_t)f->seed);
+        printf("%s holds weights only: training them from epoch 1 with a fresh optimizer\n", path);
+        return 0;
+    }
     const char *rng = nn_checkpoint_meta_get(meta, META_RNG);
     const char *lim = nn_checkpoint_meta_get(meta, META_LIMIT);
     bool all = lim && !strcmp(lim, "-1"); /* the run used every example */
@@ -426,7 +433,7 @@ static int run(train_flags *f, cli_opt *o, int no) {
     int64_t nhist = st.epoch > f->epochs ? st.epoch : f->epochs;
     st.train_hist = nb_calloc((size_t)(nhist + 1) * sizeof(double));
     st.test_hist = nb_calloc((size_t)(nhist + 1) * sizeof(double));
-    if (!rc && meta &&
+    if (!rc && meta && st.epoch > 0 &&
         (!split(nn_checkpoint_meta_get(meta, META_TRAIN), st.train_hist, st.epoch) ||
          !split(nn_checkpoint_meta_get(meta, META_TEST), st.test_hist, st.epoch)))
         rc = cli_error(CLI_FAIL, CMD, "%s: the loss history in its metadata is damaged", f->resume);
