@@ -126,6 +126,10 @@ $(BUILD)/bench/bench_vae: bench/bench_vae.c $(LIB) $(IOLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(IOLIB) $(LIB) $(ZLIB) $(LDLIBS)
 
+$(BUILD)/bench/bench_conv: bench/bench_conv.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
+
 $(BUILD)/bench/bench_gemm: bench/bench_gemm.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $$(pkg-config --cflags openblas) $< -o $@ $(LDFLAGS) $(LIB) \
@@ -141,7 +145,7 @@ bench-deps:
 	    else echo "bench: missing$$missing (sudo apt-get install$$missing); those peers are skipped"; fi; fi
 
 bench: deps bench-deps
-	@$(MAKE) --no-print-directory $(BUILD)/bench/bench_vae
+	@$(MAKE) --no-print-directory $(BUILD)/bench/bench_vae $(BUILD)/bench/bench_conv
 	@if pkg-config --exists openblas; then $(MAKE) --no-print-directory $(BUILD)/bench/bench_gemm; fi
 	@BUILD=$(BUILD) bash bench/run.sh
 
