@@ -135,6 +135,10 @@ $(BUILD)/bench/bench_gemm: bench/bench_gemm.c $(LIB)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $$(pkg-config --cflags openblas) $< -o $@ $(LDFLAGS) $(LIB) \
 	    $$(pkg-config --libs openblas) $(LDLIBS)
 
+$(BUILD)/bench/bench_ew: bench/bench_ew.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
+
 bench-deps:
 	@missing=""; for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
