@@ -234,7 +234,9 @@ Tensor *ag_upsample_nearest2d(Tensor *x, int scale); /* [N, C, H, W] -> [N, C, s
  * An op makes its output with tensor_step, computes it, then calls ag_record to attach its
  * inputs and backward function (which does nothing if no input requires grad or grad mode is
  * off). A backward function reads out->grad and adds into ag_grad(parent) for each parent that
- * requires grad. */
+ * requires grad. ag_record also fails on an input that ag_reset released (tensor_check_live);
+ * an op that returns without ag_record checks its inputs itself, and a view op takes its
+ * output's header from arena_header, never from arena_alloc. */
 void ag_record(Tensor *out, const char *op, ag_backward_fn backward, Tensor *const *parents, int n);
 Tensor *ag_grad(Tensor *t); /* t->grad, made (zeroed) on first use */
 /* t->grad for a backward that is about to write it: when *fresh comes back true the gradient
@@ -299,6 +301,37 @@ void ag_accumulate_binary(Tensor *parent, k_binary_op op, const Tensor *g, const
 #define ag_max_pool2d(...)  NB_AT(Tensor *, ag_max_pool2d(__VA_ARGS__))
 #define ag_avg_pool2d(...)  NB_AT(Tensor *, ag_avg_pool2d(__VA_ARGS__))
 #define ag_upsample_nearest2d(...) NB_AT(Tensor *, ag_upsample_nearest2d(__VA_ARGS__))
+#endif
+
+/* The ops that cannot fail on shapes are wrapped too, so a step tensor remembers the user's line
+ * that made it, which a use after ag_reset reports (tensor_check_live in tensor/tensor.h). */
+#ifndef NB_INTERNAL
+#define ag_zeros(...)      NB_AT(Tensor *, ag_zeros(__VA_ARGS__))
+#define ag_full(...)       NB_AT(Tensor *, ag_full(__VA_ARGS__))
+#define ag_randn(...)      NB_AT(Tensor *, ag_randn(__VA_ARGS__))
+#define ag_rand(...)       NB_AT(Tensor *, ag_rand(__VA_ARGS__))
+#define ag_constant(...)   NB_AT(Tensor *, ag_constant(__VA_ARGS__))
+#define ag_neg(...)        NB_AT(Tensor *, ag_neg(__VA_ARGS__))
+#define ag_add_scalar(...) NB_AT(Tensor *, ag_add_scalar(__VA_ARGS__))
+#define ag_mul_scalar(...) NB_AT(Tensor *, ag_mul_scalar(__VA_ARGS__))
+#define ag_exp(...)        NB_AT(Tensor *, ag_exp(__VA_ARGS__))
+#define ag_log(...)        NB_AT(Tensor *, ag_log(__VA_ARGS__))
+#define ag_pow(...)        NB_AT(Tensor *, ag_pow(__VA_ARGS__))
+#define ag_sqrt(...)       NB_AT(Tensor *, ag_sqrt(__VA_ARGS__))
+#define ag_abs(...)        NB_AT(Tensor *, ag_abs(__VA_ARGS__))
+#define ag_relu(...)       NB_AT(Tensor *, ag_relu(__VA_ARGS__))
+#define ag_sigmoid(...)    NB_AT(Tensor *, ag_sigmoid(__VA_ARGS__))
+#define ag_tanh(...)       NB_AT(Tensor *, ag_tanh(__VA_ARGS__))
+#define ag_softplus(...)   NB_AT(Tensor *, ag_softplus(__VA_ARGS__))
+#define ag_gelu(...)       NB_AT(Tensor *, ag_gelu(__VA_ARGS__))
+#define ag_silu(...)       NB_AT(Tensor *, ag_silu(__VA_ARGS__))
+#define ag_elu(...)        NB_AT(Tensor *, ag_elu(__VA_ARGS__))
+#define ag_sin(...)        NB_AT(Tensor *, ag_sin(__VA_ARGS__))
+#define ag_cos(...)        NB_AT(Tensor *, ag_cos(__VA_ARGS__))
+#define ag_sum(...)        NB_AT(Tensor *, ag_sum(__VA_ARGS__))
+#define ag_mean(...)       NB_AT(Tensor *, ag_mean(__VA_ARGS__))
+#define ag_contiguous(...) NB_AT(Tensor *, ag_contiguous(__VA_ARGS__))
+#define ag_detach(...)     NB_AT(Tensor *, ag_detach(__VA_ARGS__))
 #endif
 
 #endif

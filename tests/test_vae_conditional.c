@@ -8,6 +8,7 @@
 
 #include "io/idx.h"
 #include "models/vae.h"
+#include "nn/data.h"
 #include "nn/layers.h"
 #include "nn/loss.h"
 #include "nn/optim.h"
@@ -17,17 +18,18 @@
 /* One pass over the training digits in a fixed shuffled order, calling step() per batch. */
 typedef void (*step_fn)(void *ctx, Tensor *x, const int64_t *labels);
 static void epoch(const idx_dataset *d, nb_rng *rng, step_fn step, void *ctx) {
-    int64_t *perm = nb_malloc((size_t)d->n * sizeof *perm);
-    idx_shuffle(perm, d->n, rng);
+    nn_batches it;
+    nn_batches_init(&it, d->n, B, true, true, 0);
+    nn_batches_epoch(&it, rng);
     Tensor *x = tensor_empty(NB_SHAPE(B, 784));
     int64_t labels[B];
-    for (int64_t i = 0; i + B <= d->n; i += B) {
-        idx_batch(d, perm + i, B, x->data, labels);
+    while (nn_batches_next(&it)) {
+        idx_batch(d, it.index, B, x->data, labels);
         step(ctx, x, labels);
         ag_reset();
     }
     tensor_free(x);
-    nb_free(perm);
+    nn_batches_free(&it);
 }
 
 typedef struct {
