@@ -168,6 +168,7 @@ check-run: $(TESTS) $(VAE) $(EXAMPLES)
 	    NABLA_BUILD=$(BUILD) CK_DEFAULT_TIMEOUT=600 $$t || fail=1; done; \
 	    for e in $(CHECKED_EXAMPLES); do \
 	        out=$$($(BUILD)/$$e 2>&1) || { echo "$$out" | tail -n 20; echo "$$e: its check FAILED"; fail=1; }; done; \
+	    $(BUILD)/vae_custom || { echo "vae_custom: a user's encoder and decoder did not train"; fail=1; }; \
 	    sh tools/check_docs.sh $(BUILD) || fail=1; \
 	    if [ $$fail = 0 ]; then echo "nabla: all tests in $(BUILD) passed"; \
 	    else echo "nabla: FAILED tests in $(BUILD)"; exit 1; fi
