@@ -17,13 +17,13 @@
  * products share one function (both read im2col of the image side, which the transpose's
  * backward then builds once for both), and one backward function serves both ops.
  *
- * Threads take whole (sample, group) tasks, each with its own column buffer from the arena, and
- * call the gemm on one thread; every output element is computed by one task, so the bits do not
- * depend on the thread count. The weight gradient is a sum over samples: samples are dealt into
- * a fixed number of slots (CONV_SLOTS, whatever the thread count), each slot sums its samples in
- * order into its own partial gradient, and the partials are added in slot order.
- * Two shortcuts skip the column matrix: a 1x1 stride-1 unpadded kernel reads the image itself,
- * and a stride-1 layer with few output channels works on zero-padded planes (see "narrow").
+ * Threads take whole (sample, group) tasks as they come free (next_task), each with its own
+ * column buffer from the arena, and call the gemm on one thread; every output element is computed
+ * by one task, so the bits do not depend on the thread count. The weight gradient is a sum over
+ * samples: samples are dealt into a fixed number of slots (CONV_SLOTS, whatever the thread count),
+ * each slot sums its samples in order into its own partial gradient, and the partials are added in
+ * slot order. Two shortcuts skip the column matrix: a 1x1 stride-1 unpadded kernel reads the image
+ * itself, and a stride-1 layer with few output channels works on zero-padded planes (see "narrow").
  *
  * Pooling and upsampling run a plain loop per (sample, channel) plane, planes shared out over
  * the threads; their backward passes write each input plane from one thread. */
@@ -34,11 +34,13 @@
 #include <math.h>
 #include <string.h>
 
+#include <stdatomic.h>
+
 #ifdef _OPENMP
 #include <omp.h>
-#define CONV_FOR(T) NB_PRAGMA(omp parallel for schedule(static) num_threads(T) if ((T) > 1))
+#define CONV_PARALLEL(T) NB_PRAGMA(omp parallel num_threads(T) if ((T) > 1))
 #else
-#define CONV_FOR(T)
+#define CONV_PARALLEL(T)
 #endif
 
 /* Slots for the weight gradient's sum over samples: a constant, so the partition (and so the
@@ -62,6 +64,19 @@ static int thread_id(void) {
     return omp_get_thread_num();
 #else
     return 0;
+#endif
+}
+
+/* Task loops: `for (t = thread_id(); t < tasks; t = next_task(&next))` inside CONV_PARALLEL.
+ * The first tasks go one to each thread of the team, the rest to whichever thread comes free
+ * (on a busy machine a descheduled thread holds up nothing). Every thread runs at least one
+ * task of each loop, so each one's gemm buffers have grown for its shapes after the first step
+ * and later steps allocate nothing; which thread runs a task never changes its result. */
+static int64_t next_task(_Atomic int64_t *next) {
+#ifdef _OPENMP
+    return omp_get_num_threads() + atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
+#else
+    return 1 + atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
 #endif
 }
 
@@ -225,8 +240,9 @@ static void conv_backward_data(const geom *g, const real *y, const real *w, cons
     bool direct = is_pointwise(g);
     ag_mark_t m = ag_mark();
     real *buf = scratch(g, T);
-    CONV_FOR(T)
-    for (int64_t t = 0; t < tasks; t++) {
+    _Atomic int64_t next = 0;
+    CONV_PARALLEL(T)
+    for (int64_t t = thread_id(); t < tasks; t = next_task(&next)) {
         int64_t n = t / g->G, gi = t % g->G;
         real *xs = x + (n * g->C + gi * g->Cg) * HW;
         const real *ys = y + (n * g->O + gi * g->Og) * g->P, *wg = w + gi * g->Og * g->K;
@@ -269,8 +285,9 @@ static void gather_products(const geom *g, const real *x, const real *w, const r
     ag_mark_t m = ag_mark();
     real *buf = scratch(g, T);
     real *part = dw ? arena_alloc((size_t)(S * wn) * sizeof(real)) : NULL;
-    CONV_FOR(T)
-    for (int64_t s = 0; s < S; s++)
+    _Atomic int64_t next = 0;
+    CONV_PARALLEL(T)
+    for (int64_t s = thread_id(); s < S; s = next_task(&next))
         for (int64_t n = s * g->N / S; n < (s + 1) * g->N / S; n++)
             for (int64_t gi = 0; gi < g->G; gi++) {
                 const real *xs = x + (n * g->C + gi * g->Cg) * g->H * g->W;
