@@ -118,7 +118,7 @@ deps:
 
 # Examples (and the tutorial's samples) that check their own results: each exits non-zero
 # when its numbers are wrong, and check-run runs them all.
-CHECKED_EXAMPLES := grad_basics spirals micrograd linreg xor custom_op denoise char_rnn \
+CHECKED_EXAMPLES := grad_basics spirals vae_custom micrograd linreg xor custom_op denoise char_rnn \
                     tut_scalar tut_vjp tut_views tut_vae_loss
 # Trainings that check an accuracy (about 10 s of CPU each); the sanitizers make them ~8x slower,
 # so SAN=1 builds them without running them.

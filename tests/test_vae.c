@@ -9,6 +9,7 @@
 
 #include "io/idx.h"
 #include "models/vae.h"
+#include "nn/checkpoint.h"
 #include "nn/dist.h"
 #include "nn/optim.h"
 #include "nn/safetensors.h"
@@ -39,6 +40,51 @@ static void assert_close_rel(const char *what, const Tensor *got, const Tensor *
     }
 }
 
+/* Loads PyTorch's parameters `theirs[i]` (NULL: the same names as ours) from the reference
+ * file f into m, runs one step on its x and eps (labels for a conditional model) and checks the
+ * loss, its parts, every gradient and the parameters after one Adam step. */
+static void check_step(st_file *f, vae_model *m, const char *const *theirs, const int64_t *labels,
+                       int64_t B) {
+    st_error err;
+    char name[160];
+    int n = m->params.n;
+    for (int i = 0; i < n; i++) {
+        Tensor *p = m->params.items[i].t;
+        const char *t = theirs ? theirs[i] : m->params.items[i].name;
+        ck_assert_msg(st_read_real(f, t, p->data, p->ndim, p->shape, &err) == ST_OK, "%s: %s",
+                      m->params.items[i].name, err.message);
+    }
+    int64_t D = m->cfg.rows * m->cfg.cols, Z = m->cfg.latent;
+    Tensor *x = ref_tensor(f, "x", NB_SHAPE(B, D)), *eps = ref_tensor(f, "eps", NB_SHAPE(B, Z));
+    real loss, recon, kl;
+    const char *names[3] = {"loss", "recon", "kl"};
+    real *dst[3] = {&loss, &recon, &kl};
+    for (int i = 0; i < 3; i++) /* a missing reference would compare against garbage */
+        ck_assert_msg(st_read_real(f, names[i], dst[i], 0, NULL, &err) == ST_OK, "%s", err.message);
+
+    nn_optim *opt = nn_optim_adam(&m->params, nn_adam_defaults(1e-3));
+    vae_terms t = vae_loss_eps(m, x, labels, 0, eps);
+    ck_assert_double_eq_tol(tensor_item(t.objective), loss, REL_TOL * fabs(loss));
+    ck_assert_double_eq_tol(t.recon, recon, REL_TOL * fabs(recon));
+    ck_assert_double_eq_tol(t.kl, kl, REL_TOL * fabs(kl) + 1e-6);
+    ag_backward(t.objective);
+    for (int pass = 0; pass < 2; pass++) { /* gradients, then the parameters after Adam */
+        if (pass) nn_optim_step(opt);
+        for (int i = 0; i < n; i++) {
+            Tensor *p = m->params.items[i].t;
+            snprintf(name, sizeof name, "%s.%s", pass ? "adam1" : "grad",
+                     theirs ? theirs[i] : m->params.items[i].name);
+            Tensor *want = ref_tensor(f, name, p->ndim, p->shape);
+            assert_close_rel(name, pass ? p : p->grad, want);
+            tensor_free(want);
+        }
+    }
+    ag_reset();
+    nn_optim_free(opt);
+    tensor_free(x);
+    tensor_free(eps);
+}
+
 /* tests/data/vae_step.safetensors holds a tiny VAE (D 12, H 8, Z 3, B 4) with x, eps, the loss,
  * every gradient and the parameters after one Adam step, all printed by PyTorch
  * (tools/ref_vae_step.py). The same step in nabla must give the same numbers. */
@@ -51,54 +97,49 @@ START_TEST(one_step_matches_pytorch) {
     c.rows = 1, c.cols = 12, c.hidden[0] = 8, c.latent = 3;
     vae_model m;
     vae_init(&m, &c, NULL);
-    /* our names -> the reference's (single hidden layer: out is its fc2) */
-    const char *ours[] = {"encoder.fc1.weight", "encoder.fc1.bias",   "encoder.out.weight",
-                          "encoder.out.bias",   "decoder.fc1.weight", "decoder.fc1.bias",
-                          "decoder.out.weight", "decoder.out.bias"};
+    /* the reference's names for ours, in our order (single hidden layer: out is its fc2) */
     const char *theirs[] = {"encoder.fc1.weight", "encoder.fc1.bias",   "encoder.fc2.weight",
                             "encoder.fc2.bias",   "decoder.fc1.weight", "decoder.fc1.bias",
                             "decoder.fc2.weight", "decoder.fc2.bias"};
-    for (int i = 0; i < 8; i++) {
-        Tensor *p = nn_params_find(&m.params, ours[i]);
-        ck_assert_msg(p != NULL, "%s", ours[i]);
-        ck_assert_msg(st_read_real(f, theirs[i], p->data, p->ndim, p->shape, &err) == ST_OK, "%s",
-                      err.message);
-    }
-    Tensor *x = ref_tensor(f, "x", NB_SHAPE(4, 12)), *eps = ref_tensor(f, "eps", NB_SHAPE(4, 3));
-    real loss, recon, kl;
-    const char *names[3] = {"loss", "recon", "kl"};
-    real *dst[3] = {&loss, &recon, &kl};
-    for (int i = 0; i < 3; i++) /* a missing reference would compare against garbage */
-        ck_assert_msg(st_read_real(f, names[i], dst[i], 0, NULL, &err) == ST_OK, "%s", err.message);
-
-    nn_optim *opt = nn_optim_adam(&m.params, nn_adam_defaults(1e-3));
-    vae_terms t = vae_loss_eps(&m, x, NULL, 0, eps);
-    ck_assert_double_eq_tol(tensor_item(t.objective), loss, REL_TOL * fabs(loss));
-    ck_assert_double_eq_tol(t.recon, recon, REL_TOL * fabs(recon));
-    ck_assert_double_eq_tol(t.kl, kl, REL_TOL * fabs(kl) + 1e-6);
-    ag_backward(t.objective);
-    char name[128];
-    for (int i = 0; i < 8; i++) {
-        Tensor *p = nn_params_find(&m.params, ours[i]);
-        snprintf(name, sizeof name, "grad.%s", theirs[i]);
-        Tensor *want = ref_tensor(f, name, p->ndim, p->shape);
-        assert_close_rel(name, p->grad, want);
-        tensor_free(want);
-    }
-    nn_optim_step(opt);
-    for (int i = 0; i < 8; i++) {
-        Tensor *p = nn_params_find(&m.params, ours[i]);
-        snprintf(name, sizeof name, "adam1.%s", theirs[i]);
-        Tensor *want = ref_tensor(f, name, p->ndim, p->shape);
-        assert_close_rel(name, p, want);
-        tensor_free(want);
-    }
-    ag_reset();
-    nn_optim_free(opt);
-    tensor_free(x);
-    tensor_free(eps);
+    const char *ours[] = {"encoder.fc1.weight", "encoder.fc1.bias",   "encoder.out.weight",
+                          "encoder.out.bias",   "decoder.fc1.weight", "decoder.fc1.bias",
+                          "decoder.out.weight", "decoder.out.bias"};
+    ck_assert_int_eq(m.params.n, 8);
+    for (int i = 0; i < 8; i++) ck_assert_str_eq(m.params.items[i].name, ours[i]);
+    check_step(f, &m, theirs, NULL, 4);
     vae_free(&m);
     st_close(f);
+}
+END_TEST
+
+/* The convolutional VAE (images 8x8, channels 2,3, Z 3, B 4), unconditional and with 3 classes,
+ * against tools/ref_conv_vae_step.py: PyTorch's module names are ours. */
+START_TEST(conv_step_matches_pytorch) {
+    const char *files[2] = {"tests/data/conv_vae_step.safetensors",
+                            "tests/data/conv_cvae_step.safetensors"};
+    const char *names[] = {
+        "encoder.conv1.weight", "encoder.conv1.bias",     "encoder.conv2.weight",
+        "encoder.conv2.bias",   "encoder.out.weight",     "encoder.out.bias",
+        "decoder.fc.weight",    "decoder.fc.bias",        "decoder.deconv1.weight",
+        "decoder.deconv1.bias", "decoder.deconv2.weight", "decoder.deconv2.bias",
+        "decoder.out.weight",   "decoder.out.bias"};
+    for (int k = 0; k < 2; k++) {
+        st_file *f = NULL;
+        st_error err;
+        ck_assert_msg(st_open(files[k], &f, &err) == ST_OK, "%s", err.message);
+        vae_config c;
+        vae_config_default(&c);
+        strcpy(c.arch, "conv");
+        c.rows = c.cols = 8, c.channels[0] = 2, c.channels[1] = 3, c.latent = 3;
+        c.num_classes = k ? 3 : 0;
+        vae_model m;
+        vae_init(&m, &c, NULL);
+        ck_assert_int_eq(m.params.n, 14);
+        for (int i = 0; i < 14; i++) ck_assert_str_eq(m.params.items[i].name, names[i]);
+        check_step(f, &m, NULL, k ? (const int64_t[]){0, 2, 1, 2} : NULL, 4);
+        vae_free(&m);
+        st_close(f);
+    }
 }
 END_TEST
 
@@ -292,6 +333,28 @@ START_TEST(config_round_trips_and_rejects_bad_values) {
     ck_assert_msg(strchr(err, '\x1b') == NULL && strstr(err, "'?[31m'"), "%s", err);
     ck_assert_int_eq(vae_config_parse("iw=5;beta=4", &d, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "IWAE"), "%s", err);
+    /* a checkpoint's string from before the architectures existed is the MLP */
+    ck_assert_int_eq(vae_config_parse("rows=28;cols=28;hidden=8;latent=2;likelihood=bernoulli;"
+                                      "beta=1;gamma=0;capacity=0;capacity_steps=2;warmup=0;"
+                                      "free_bits=0;classes=0;iw=1",
+                                      &d, err, sizeof err),
+                     0);
+    ck_assert_str_eq(d.arch, "mlp");
+    ck_assert(d.nhidden == 1 && d.hidden[0] == 8 && d.latent == 2);
+    /* the conv architecture: channels round trip; sides must halve N times */
+    vae_config_default(&c);
+    strcpy(c.arch, "conv");
+    c.rows = c.cols = 32, c.nchannels = 3, c.channels[2] = 128, c.likelihood = VAE_GAUSSIAN_FIXED;
+    vae_config_format(&c, buf, sizeof buf);
+    ck_assert_int_eq(vae_config_parse(buf, &d, err, sizeof err), 0);
+    ck_assert(memcmp(&c, &d, sizeof c) == 0);
+    ck_assert_int_eq(vae_config_parse("arch=conv;rows=30", &d, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "divisible by 4"), "%s", err);
+    ck_assert_int_eq(vae_config_parse("arch=resnet", &d, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "unknown architecture 'resnet'") && strstr(err, "conv"), "%s", err);
+    const char *huge = "arch=conv;rows=32;cols=32;channels=4096,4096,4096";
+    ck_assert_int_eq(vae_config_parse(huge, &d, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "parameters (at most"), "%s", err);
 }
 END_TEST
 
@@ -302,8 +365,8 @@ START_TEST(conditional_model_samples_and_needs_labels) {
     c.hidden[0] = 16, c.latent = 2, c.num_classes = 10;
     vae_model m;
     vae_init(&m, &c, NULL);
-    ck_assert_int_eq(m.enc[0].in, 784 + 10);
-    ck_assert_int_eq(m.dec[0].in, 2 + 10);
+    ck_assert_int_eq(nn_params_find(&m.params, "encoder.fc1.weight")->shape[1], 784 + 10);
+    ck_assert_int_eq(nn_params_find(&m.params, "decoder.fc1.weight")->shape[1], 2 + 10);
     int64_t labels[3] = {0, 5, 9};
     Tensor *s = vae_sample(&m, 3, labels, NULL);
     ck_assert(s->shape[0] == 3 && s->shape[1] == 784);
@@ -325,12 +388,76 @@ START_TEST(conditional_model_samples_and_needs_labels) {
 }
 END_TEST
 
+/* A file holding only a PyTorch model's weights, its architecture in the metadata
+ * (tools/ref_torch_conv_weights.py): it builds, loads, and gives PyTorch's loss at z = mu. */
+START_TEST(pytorch_weights_load_and_match) {
+    const char *path = "tests/data/torch_conv_weights.safetensors";
+    nn_checkpoint_meta *meta = NULL;
+    nn_ckpt_error e;
+    ck_assert_msg(nn_checkpoint_read_meta(path, &meta, &e) == NN_CKPT_OK, "%s", e.message);
+    vae_config c;
+    char err[256];
+    ck_assert_msg(
+        vae_config_parse(nn_checkpoint_meta_get(meta, "vae.config"), &c, err, sizeof err) == 0,
+        "%s", err);
+    vae_model m;
+    vae_init(&m, &c, NULL);
+    ck_assert_msg(nn_checkpoint_load(path, &m.params, NULL, NULL, &e) == NN_CKPT_OK, "%s",
+                  e.message);
+    load_digits();
+    Tensor *x = tensor_empty(NB_SHAPE(8, 784));
+    idx_batch(&digits, (const int64_t[]){0, 1, 2, 3, 4, 5, 6, 7}, 8, x->data, NULL);
+    vae_terms t = vae_loss_eps(&m, x, NULL, 0, ag_zeros(NB_SHAPE(8, 4)));
+    double want = strtod(nn_checkpoint_meta_get(meta, "ref.loss_at_mu"), NULL);
+    double kl = strtod(nn_checkpoint_meta_get(meta, "ref.kl"), NULL);
+    ck_assert_msg(fabs(t.elbo_loss - want) < 1e-5 * want, "loss at mu %.9g, PyTorch %.9g",
+                  t.elbo_loss, want);
+    ck_assert_msg(fabs(t.kl - kl) < 1e-4 * kl + 1e-7, "kl %.9g, PyTorch %.9g", t.kl, kl);
+    ag_reset();
+    tensor_free(x);
+    vae_free(&m);
+    idx_free(&digits);
+    nn_checkpoint_meta_free(meta);
+}
+END_TEST
+
+/* Three stride-2 convolutions on 16x16 images: the conv builder generalizes its two. */
+START_TEST(conv_with_three_downsamplings_runs) {
+    nb_manual_seed(12);
+    vae_config c;
+    vae_config_default(&c);
+    strcpy(c.arch, "conv");
+    c.rows = c.cols = 16, c.nchannels = 3, c.channels[0] = 2, c.channels[1] = 3, c.channels[2] = 4;
+    c.latent = 2, c.num_classes = 3;
+    vae_model m;
+    vae_init(&m, &c, NULL);
+    ck_assert_ptr_nonnull(nn_params_find(&m.params, "encoder.conv3.weight"));
+    ck_assert_ptr_nonnull(nn_params_find(&m.params, "decoder.deconv3.weight"));
+    Tensor *x = nbt_param(NB_SHAPE(2, 256), 0, 1, 1);
+    vae_terms t = vae_loss(&m, x, (const int64_t[]){0, 2}, 0, NULL);
+    ck_assert(isfinite(tensor_item(t.objective)) && t.recon > 0 && t.kl >= 0);
+    ck_assert_int_eq(vae_decode(&m, ag_zeros(NB_SHAPE(1, 2)), (const int64_t[]){1})->shape[1], 256);
+    ag_reset();
+    tensor_free(x);
+    vae_free(&m);
+}
+END_TEST
+
+/* The configs of the loop tests below: _i 0 the default MLP, 1 a small conv VAE. */
+static void loop_config(int which, vae_config *c) {
+    vae_config_default(c);
+    if (which == 1) {
+        strcpy(c->arch, "conv");
+        c->channels[0] = 8, c->channels[1] = 16, c->latent = 16;
+    }
+}
+
 /* After the first step, a training step allocates nothing: the arena, the tape, the optimizer
  * state and gemm's packing buffers are all reused. */
 START_TEST(training_step_allocates_nothing_after_the_first) {
     nb_manual_seed(7);
     vae_config c;
-    vae_config_default(&c);
+    loop_config(_i, &c);
     vae_model m;
     vae_init(&m, &c, NULL);
     nn_optim *opt = nn_optim_adam(&m.params, nn_adam_defaults(1e-3));
@@ -354,11 +481,11 @@ START_TEST(training_step_allocates_nothing_after_the_first) {
 END_TEST
 
 /* Same seed, 1 or 2 threads: bitwise identical losses and parameters. */
-static void train_with_threads(int threads, real *params_out, double *losses) {
+static void train_with_threads(int which, int threads, real *params_out, double *losses) {
     nb_set_num_threads(threads);
     nb_manual_seed(8);
     vae_config c;
-    vae_config_default(&c);
+    loop_config(which, &c);
     vae_model m;
     vae_init(&m, &c, NULL);
     nn_optim *opt = nn_optim_adam(&m.params, nn_adam_defaults(1e-3));
@@ -373,6 +500,8 @@ static void train_with_threads(int threads, real *params_out, double *losses) {
         nn_optim_zero_grad(opt);
         ag_reset();
     }
+    /* the architecture's count (which bounds configs read from files) is exact */
+    ck_assert_int_eq(nn_params_count(&m.params), (int64_t)vae_arch_find(c.arch)->count(&c));
     for (int i = 0, k = 0; i < m.params.n; i++) {
         memcpy(params_out + k, m.params.items[i].t->data,
                (size_t)m.params.items[i].t->numel * sizeof(real));
@@ -385,11 +514,13 @@ static void train_with_threads(int threads, real *params_out, double *losses) {
 }
 
 START_TEST(one_and_two_threads_give_identical_bits) {
-    int64_t n = 784 * 400 + 400 + 400 * 40 + 40 + 20 * 400 + 400 + 400 * 784 + 784;
+    vae_config c;
+    loop_config(_i, &c);
+    int64_t n = (int64_t)vae_arch_find(c.arch)->count(&c);
     real *p1 = nb_malloc((size_t)n * sizeof(real)), *p2 = nb_malloc((size_t)n * sizeof(real));
     double l1[3], l2[3];
-    train_with_threads(1, p1, l1);
-    train_with_threads(2, p2, l2);
+    train_with_threads(_i, 1, p1, l1);
+    train_with_threads(_i, 2, p2, l2);
     ck_assert(memcmp(l1, l2, sizeof l1) == 0);
     ck_assert_msg(memcmp(p1, p2, (size_t)n * sizeof(real)) == 0,
                   "parameters differ between 1 and 2 threads");
@@ -403,13 +534,16 @@ static Suite *suite(void) {
     TCase *t = tcase_create("vae");
     tcase_set_timeout(t, 300);
     tcase_add_test(t, one_step_matches_pytorch);
+    tcase_add_test(t, conv_step_matches_pytorch);
+    tcase_add_test(t, conv_with_three_downsamplings_runs);
+    tcase_add_test(t, pytorch_weights_load_and_match);
     tcase_add_test(t, variant_objectives);
     tcase_add_test(t, whole_model_gradcheck);
     tcase_add_test(t, config_round_trips_and_rejects_bad_values);
     tcase_add_test(t, conditional_model_samples_and_needs_labels);
     tcase_add_test(t, iwae_bound_is_above_the_elbo_and_k1_matches_it);
-    tcase_add_test(t, training_step_allocates_nothing_after_the_first);
-    tcase_add_test(t, one_and_two_threads_give_identical_bits);
+    tcase_add_loop_test(t, training_step_allocates_nothing_after_the_first, 0, 2);
+    tcase_add_loop_test(t, one_and_two_threads_give_identical_bits, 0, 2);
     suite_add_tcase(s, t);
     return s;
 }

@@ -399,6 +399,165 @@ START_TEST(test_anomaly_csv_and_auroc) {
 }
 END_TEST
 
+/* ---- the convolutional VAE ------------------------------------------------------------------ */
+
+#define CONV "--arch conv --limit 128 --epochs 1 --channels 4,8 --latent 4 --batch 64 --threads 2"
+
+/* The number after "key": in a JSON text; fails the test when absent or not finite. */
+static double json_number(const char *json, const char *key) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *p = strstr(json, pat);
+    ck_assert_msg(p != NULL, "no %s in:\n%s", key, json);
+    double v = strtod(p + strlen(pat), NULL);
+    ck_assert_msg(isfinite(v), "%s is not a finite number in:\n%s", key, json);
+    return v;
+}
+
+START_TEST(test_conv_every_subcommand) {
+    char out[16384], dir[600], ck[700], path[700];
+    snprintf(dir, sizeof dir, "%s/conv", tmp);
+    snprintf(ck, sizeof ck, "%s/model.safetensors", dir);
+    int rc = vae(out, sizeof out, "train " CONV " --out %s", dir);
+    ck_assert_msg(rc == 0, "conv train failed (%d):\n%s", rc, out);
+    ck_assert_msg(strstr(out, "arch=conv") && strstr(out, "channels=4,8"), "%s", out);
+    ck_assert_int_eq(check_metrics(dir, NULL, NULL, 0), 1);
+    snprintf(path, sizeof path, "%s/samples.png", dir);
+    check_png(path, GRID(8, 28), GRID(8, 28));
+
+    /* the pictures, eval and anomaly rebuild the model from the file alone */
+    snprintf(path, sizeof path, "%s/s.png", dir);
+    rc = vae(out, sizeof out, "sample --model %s --out %s --n 16", ck, path);
+    ck_assert_msg(rc == 0, "%s", out);
+    check_png(path, GRID(8, 28), GRID(2, 28));
+    snprintf(path, sizeof path, "%s/r.png", dir);
+    rc = vae(out, sizeof out, "reconstruct --model %s --out %s --n 8", ck, path);
+    ck_assert_msg(rc == 0, "%s", out);
+    check_png(path, GRID(8, 28), GRID(2, 28));
+    snprintf(path, sizeof path, "%s/i.png", dir);
+    rc = vae(out, sizeof out, "interpolate --model %s --out %s --steps 4 --pairs 2", ck, path);
+    ck_assert_msg(rc == 0, "%s", out);
+    check_png(path, GRID(6, 28), GRID(2, 28));
+    rc = vae(out, sizeof out, "eval --model %s --iw 8 --limit 64 --json", ck);
+    ck_assert_msg(rc == 0, "%s", out);
+    double loss = json_number(out, "test_loss");
+    ck_assert_msg(json_number(out, "iwae_log_likelihood") >= -loss - 1.0, "%s", out);
+    ck_assert_int_eq((int)json_number(out, "latent"), 4);
+    rc = vae(out, sizeof out, "anomaly --model %s --ood data/digits --iw 4 --limit 16", ck);
+    ck_assert_msg(rc == 0 && strstr(out, "neg_iwae"), "%s", out);
+
+    /* --resume continues the conv run exactly: one epoch + one equals two straight */
+    rc = vae(out, sizeof out, "train --resume %s --epochs 2 --threads 2 --out %s", ck, dir);
+    ck_assert_msg(rc == 0 && strstr(out, "at epoch 2"), "conv resume failed (%d):\n%s", rc, out);
+    char straight[600];
+    snprintf(straight, sizeof straight, "%s/conv2", tmp);
+    rc = vae(out, sizeof out, "train " CONV " --epochs 2 --out %s", straight);
+    ck_assert_msg(rc == 0, "%s", out);
+    double ta[2], sa[2], tb[2], sb[2];
+    ck_assert_int_eq(check_metrics(dir, ta, sa, 2), 2);
+    ck_assert_int_eq(check_metrics(straight, tb, sb, 2), 2);
+#ifdef NB_DOUBLE
+    const double tol = 1e-5; /* checkpoints hold F32 */
+#else
+    const double tol = 0;
+#endif
+    for (int i = 0; i < 2; i++)
+        ck_assert_msg(
+            fabs(ta[i] - tb[i]) <= tol * fabs(tb[i]) && fabs(sa[i] - sb[i]) <= tol * fabs(sb[i]),
+            "epoch %d: resumed %.9g %.9g, straight %.9g %.9g", i + 1, ta[i], sa[i], tb[i], sb[i]);
+    /* the architecture is the checkpoint's: asking for another one is a conflict */
+    rc = vae(out, sizeof out, "train --resume %s --epochs 3 --arch mlp --out %s", ck, dir);
+    ck_assert_msg(rc == 2 && strstr(out, "--arch") && strstr(out, "conflicts"), "%s", out);
+}
+END_TEST
+
+START_TEST(test_conv_variants) {
+    /* conditional (one row per class), the B form with warm-up and free bits under a Gaussian
+     * likelihood, and IWAE: each trains and its checkpoint samples */
+    const char *variants[] = {"--conditional",
+                              "--capacity 5 --gamma 100 --warmup 3 --free-bits 0.1 "
+                              "--likelihood gaussian",
+                              "--iw 3", "--beta 4 --likelihood gaussian_fixed"};
+    for (int v = 0; v < 4; v++) {
+        char out[16384], dir[600], path[700];
+        snprintf(dir, sizeof dir, "%s/convvar%d", tmp, v);
+        int rc = vae(out, sizeof out, "train " CONV " %s --out %s", variants[v], dir);
+        ck_assert_msg(rc == 0, "conv %s failed (%d):\n%s", variants[v], rc, out);
+        ck_assert_int_eq(check_metrics(dir, NULL, NULL, 0), 1);
+        snprintf(path, sizeof path, "%s/samples.png", dir);
+        check_png(path, GRID(8, 28), GRID(v == 0 ? 10 : 8, 28));
+        rc = vae(out, sizeof out, "sample --model %s/model.safetensors --out %s/s.png %s", dir, dir,
+                 v == 0 ? "--label 7 --n 8" : "--n 8");
+        ck_assert_msg(rc == 0, "%s", out);
+    }
+}
+END_TEST
+
+/* ---- checkpoints written before the composition ------------------------------------------- */
+
+/* tests/data/vae_old_*.safetensors were written by the MLP-only vae (commit f8df311; see the
+ * commit that added them). They load, evaluate to the numbers that build printed for
+ * `eval --iw 16 --limit 64 --seed 3 --json --threads 1`, sample, and resume. */
+START_TEST(test_old_checkpoints_load_and_give_the_same_numbers) {
+    static const struct {
+        const char *file;
+        double loss, recon, kl, iwae, kl0, kl1;
+    } old[] = {
+        {"tests/data/vae_old_mlp.safetensors", 548.462275, 548.33313, 0.129145116, -546.183356,
+         0.0723838965, 0.0567612214},
+        {"tests/data/vae_old_cvae_gaussian.safetensors", 787.681259, 787.473083, 0.208175853,
+         -786.785386, 0.0280069724, 0.18016888},
+    };
+    for (int i = 0; i < 2; i++) {
+        char out[8192];
+        int rc = vae(out, sizeof out,
+                     "eval --model %s --iw 16 --limit 64 --seed 3 --json --threads 1", old[i].file);
+        ck_assert_msg(rc == 0, "%s", out);
+        const char *keys[] = {"test_loss", "test_recon", "test_kl", "iwae_log_likelihood"};
+        double want[] = {old[i].loss, old[i].recon, old[i].kl, old[i].iwae};
+        for (int k = 0; k < 4; k++) {
+            double got = json_number(out, keys[k]);
+            ck_assert_msg(fabs(got - want[k]) <= 1e-5 * fabs(want[k]) + 1e-6,
+                          "%s %s: %.9g, the old build printed %.9g", old[i].file, keys[k], got,
+                          want[k]);
+        }
+        const char *p = strstr(out, "\"kl_per_dim\": [");
+        ck_assert(p != NULL);
+        double k0, k1;
+        ck_assert_int_eq(sscanf(p + 15, "%lf, %lf", &k0, &k1), 2);
+        ck_assert_msg(fabs(k0 - old[i].kl0) < 1e-5 * old[i].kl0 &&
+                          fabs(k1 - old[i].kl1) < 1e-5 * old[i].kl1,
+                      "kl per dim %.9g %.9g", k0, k1);
+    }
+    char out[8192], dir[600];
+    int rc = vae(out, sizeof out, "sample --model %s --out %s/old.png --label 3 --n 8", old[1].file,
+                 tmp);
+    ck_assert_msg(rc == 0, "%s", out);
+    snprintf(dir, sizeof dir, "%s/oldresume", tmp);
+    rc = vae(out, sizeof out, "train --resume %s --epochs 2 --out %s", old[0].file, dir);
+    ck_assert_msg(rc == 0 && strstr(out, "epoch 2/2") && strstr(out, "arch=mlp"),
+                  "resuming an old checkpoint failed (%d):\n%s", rc, out);
+}
+END_TEST
+
+/* A file of PyTorch weights only (tools/ref_torch_conv_weights.py: the architecture in its
+ * metadata, no optimizer state, no training position): sample, eval and --resume load it. */
+START_TEST(test_pytorch_weights_file) {
+    const char *w = "tests/data/torch_conv_weights.safetensors";
+    char out[8192], dir[600];
+    int rc = vae(out, sizeof out, "sample --model %s --out %s/torch.png --n 8", w, tmp);
+    ck_assert_msg(rc == 0, "%s", out);
+    rc = vae(out, sizeof out, "eval --model %s --iw 4 --limit 16 --json", w);
+    ck_assert_msg(rc == 0, "%s", out);
+    ck_assert_int_eq((int)json_number(out, "latent"), 4);
+    snprintf(dir, sizeof dir, "%s/torchresume", tmp);
+    rc = vae(out, sizeof out, "train --resume %s --epochs 1 --limit 64 --out %s", w, dir);
+    ck_assert_msg(rc == 0 && strstr(out, "weights only") && strstr(out, "epoch 1/1"),
+                  "--resume from PyTorch weights failed (%d):\n%s", rc, out);
+    ck_assert_int_eq(check_metrics(dir, NULL, NULL, 0), 1);
+}
+END_TEST
+
 /* ---- errors --------------------------------------------------------------------------------- */
 
 /* Runs args and expects exit status `want` and every NULL-terminated needle in the output. */
@@ -422,6 +581,8 @@ START_TEST(test_usage_errors) {
     expect_fail(2, "train --lr nan", "--lr", NULL);
     expect_fail(2, "train --epochs", "--epochs", NULL);
     expect_fail(2, "train --gamma 10", "--capacity", NULL);
+    expect_fail(2, "train --arch resnet", "--arch", "resnet", "conv", NULL);
+    expect_fail(2, "train --arch conv --channels 8,,16", "--channels", NULL);
     expect_fail(2, "sample --out x.png", "--model", NULL);
     expect_fail(2, "eval --model m --iw 0", "--iw", NULL);
     expect_fail(2, "anomaly --model m", "--ood", NULL);
@@ -487,7 +648,8 @@ START_TEST(test_help) {
     const char *flags[] = {"--data",      "--epochs",      "--batch",      "--lr",    "--hidden",
                            "--latent",    "--beta",        "--capacity",   "--gamma", "--warmup",
                            "--free-bits", "--conditional", "--likelihood", "--iw",    "--seed",
-                           "--threads",   "--out",         "--resume",     "--limit"};
+                           "--threads",   "--out",         "--resume",     "--limit", "--arch",
+                           "--channels"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         ck_assert_msg(strstr(out, flags[i]) != NULL, "train --help lacks %s", flags[i]);
 }
@@ -505,6 +667,10 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_manifold_for_2d_latent);
     tcase_add_test(tc, test_eval_json_and_bound);
     tcase_add_test(tc, test_anomaly_csv_and_auroc);
+    tcase_add_test(tc, test_conv_every_subcommand);
+    tcase_add_test(tc, test_conv_variants);
+    tcase_add_test(tc, test_old_checkpoints_load_and_give_the_same_numbers);
+    tcase_add_test(tc, test_pytorch_weights_file);
     tcase_add_test(tc, test_usage_errors);
     tcase_add_test(tc, test_runtime_errors);
     tcase_add_test(tc, test_help);

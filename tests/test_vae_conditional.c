@@ -9,6 +9,7 @@
 #include "io/idx.h"
 #include "models/vae.h"
 #include "nn/data.h"
+#include "nn/layers.h"
 #include "nn/loss.h"
 #include "nn/optim.h"
 

@@ -78,11 +78,11 @@ static void describe(const cli_opt *o, char *buf, size_t len) {
         snprintf(buf, len, "a number in [%g, %g]", o->min, o->max);
         break;
     case CLI_HIDDEN:
-        snprintf(buf, len, "1 to %d layer sizes in %.0f..%.0f separated by commas (e.g. 512,256)",
+        snprintf(buf, len, "1 to %d sizes in %.0f..%.0f separated by commas (e.g. 512,256)",
                  VAE_MAX_HIDDEN, o->min, o->max);
         break;
     case CLI_LIKELIHOOD:
-        snprintf(buf, len, "bernoulli or gaussian");
+        snprintf(buf, len, "one of %s", vae_likelihood_names());
         break;
     default:
         snprintf(buf, len, "a value");
@@ -104,13 +104,7 @@ static bool set_value(cli_opt *o, const char *v) {
         *(const char **)o->dst = v;
         return true;
     case CLI_LIKELIHOOD:
-        if (!strcmp(v, "bernoulli"))
-            *(vae_likelihood *)o->dst = VAE_BERNOULLI;
-        else if (!strcmp(v, "gaussian"))
-            *(vae_likelihood *)o->dst = VAE_GAUSSIAN;
-        else
-            return false;
-        return true;
+        return vae_likelihood_parse(v, o->dst) == 0;
     case CLI_FLAG:
         *(bool *)o->dst = true;
         return true;

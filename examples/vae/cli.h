@@ -40,7 +40,7 @@ typedef enum {
     CLI_REAL,       /* finite double in [min, max] */
     CLI_STRING,     /* const char * (points into argv) */
     CLI_HIDDEN,     /* "400" or "512,256": cli_hidden */
-    CLI_LIKELIHOOD, /* "bernoulli" | "gaussian": vae_likelihood */
+    CLI_LIKELIHOOD, /* a name vae_likelihood_parse knows: vae_likelihood */
 } cli_kind;
 
 typedef struct {
@@ -114,8 +114,9 @@ void cli_batches_free(cli_batches *b);
 
 #define CLI_META_CONFIG "vae.config"
 
-/* Builds the model a checkpoint describes and loads its parameters (and, when opt_lr >= 0,
- * also creates an Adam optimizer with that lr and loads its state into *opt). *meta (may be
+/* Builds the model a checkpoint describes (its "vae.config" metadata) and loads its parameters
+ * (and, when opt_lr >= 0, also creates an Adam optimizer with that lr and loads its state into
+ * *opt, unless the file holds weights only: then the optimizer starts fresh). *meta (may be
  * NULL) receives the metadata. Prints a message naming the file and returns CLI_FAIL. */
 int cli_model_load(const char *cmd, const char *path, vae_model *m, nn_optim **opt, double opt_lr,
                    nn_checkpoint_meta **meta);

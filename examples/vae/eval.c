@@ -17,13 +17,11 @@ typedef struct {
     double *mu_var;             /* [Z] variance over the set of each posterior mean dimension */
 } eval_result;
 
-/* Accumulates the ELBO's parts, the mean and variance of mu and the KL per dimension. */
+/* The ELBO's parts over the set, and the posterior statistics (vae_latent_stats). */
 static void elbo_and_latents(const vae_model *m, cli_batches *b, nb_rng *rng, eval_result *r) {
-    int64_t Z = m->cfg.latent, n = b->d->n;
-    double *mu_sum = nb_calloc((size_t)Z * sizeof(double));
-    double *mu_sq = nb_calloc((size_t)Z * sizeof(double));
-    real *mu = nb_malloc((size_t)(b->batch * Z) * sizeof(real));
-    real *lv = nb_malloc((size_t)(b->batch * Z) * sizeof(real));
+    int64_t n = b->d->n;
+    vae_latent_stats st;
+    vae_latent_stats_init(&st, m);
     bool prev = ag_set_grad_enabled(false);
     cli_batches_start(b, NULL);
     while (cli_batches_next(b)) {
@@ -32,33 +30,15 @@ static void elbo_and_latents(const vae_model *m, cli_batches *b, nb_rng *rng, ev
         r->neg_elbo += (double)b->count * t.elbo_loss;
         r->recon += (double)b->count * t.recon;
         r->kl += (double)b->count * t.kl;
-        Tensor *tmu, *tlv;
-        vae_encode(m, b->x, labels, &tmu, &tlv);
-        tensor_to_array(tmu, mu);
-        tensor_to_array(tlv, lv);
-        for (int64_t i = 0; i < b->count; i++)
-            for (int64_t j = 0; j < Z; j++) {
-                double u = (double)mu[i * Z + j], v = (double)lv[i * Z + j];
-                mu_sum[j] += u;
-                mu_sq[j] += u * u;
-                r->kl_dim[j] += 0.5 * (u * u + exp(v) - 1 - v);
-            }
+        vae_latent_stats_add(&st, m, b->x, labels);
         ag_reset();
     }
     ag_set_grad_enabled(prev);
-    for (int64_t j = 0; j < Z; j++) {
-        double mean = mu_sum[j] / (double)n;
-        r->mu_var[j] = fmax(0, mu_sq[j] / (double)n - mean * mean);
-        r->kl_dim[j] /= (double)n;
-        r->active += r->mu_var[j] > ACTIVE_THRESHOLD;
-    }
+    r->active = vae_latent_stats_result(&st, ACTIVE_THRESHOLD, r->kl_dim, r->mu_var);
+    vae_latent_stats_free(&st);
     r->neg_elbo /= (double)n;
     r->recon /= (double)n;
     r->kl /= (double)n;
-    nb_free(mu_sum);
-    nb_free(mu_sq);
-    nb_free(mu);
-    nb_free(lv);
 }
 
 /* The mean over the set of the K-sample importance-weighted bound on log p(x). */

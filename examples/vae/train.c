@@ -28,12 +28,12 @@
 #define META_TEST  "train.history.test_loss"
 
 typedef struct {
-    const char *data, *out, *resume, *graph;
+    const char *data, *out, *resume, *graph, *arch;
     char *data_abs; /* data as an absolute path (saved in checkpoints), or NULL */
     int64_t epochs, batch, latent, warmup, limit, seed, threads, iw, capacity_steps;
     int64_t classes; /* --classes K (0: from the training labels) */
     double lr, beta, capacity, gamma, free_bits;
-    cli_hidden hidden;
+    cli_hidden hidden, channels;
     vae_likelihood likelihood;
     bool conditional;
     bool capacity_given; /* --capacity seen: the B form */
@@ -111,11 +111,18 @@ static bool meta_int(const nn_checkpoint_meta *meta, const char *key, int64_t ma
 }
 
 /* Restores the training position of a checkpoint and the settings it was trained with (data,
- * limit, batch: only those the command line did not give). */
+ * limit, batch: only those the command line did not give). A file with weights only (no
+ * training position, e.g. written from PyTorch) starts at epoch 1 with the --seed generator. */
 static int load_position(const char *path, const nn_checkpoint_meta *meta, run_state *st,
                          train_flags *f, const cli_opt *o_data, const cli_opt *o_limit,
                          const cli_opt *o_batch) {
     int64_t batch, limit;
+    if (!nn_checkpoint_meta_get(meta, META_EPOCH) && !nn_checkpoint_meta_get(meta, META_STEP) &&
+        !nn_checkpoint_meta_get(meta, META_RNG)) {
+        nb_rng_seed(&st->rng, (uint64_t)f->seed);
+        printf("%s holds weights only: training them from epoch 1 with a fresh optimizer\n", path);
+        return 0;
+    }
     const char *rng = nn_checkpoint_meta_get(meta, META_RNG);
     const char *lim = nn_checkpoint_meta_get(meta, META_LIMIT);
     bool all = lim && !strcmp(lim, "-1"); /* the run used every example */
@@ -142,10 +149,13 @@ static vae_config config_from_flags(const train_flags *f, const idx_dataset *tra
                                     int64_t total_steps) {
     vae_config c;
     vae_config_default(&c);
+    snprintf(c.arch, sizeof c.arch, "%s", f->arch);
     c.rows = train->rows;
     c.cols = train->cols;
     c.nhidden = f->hidden.n;
     for (int i = 0; i < f->hidden.n; i++) c.hidden[i] = f->hidden.size[i];
+    c.nchannels = f->channels.n;
+    for (int i = 0; i < f->channels.n; i++) c.channels[i] = f->channels.size[i];
     c.latent = f->latent;
     c.likelihood = f->likelihood;
     c.beta = f->beta;
@@ -166,6 +176,10 @@ static int check_conflicts(const char *path, const vae_config *ck, const vae_con
         const char *flag;
         bool differs;
     } fields[] = {
+        {"--arch", strcmp(ck->arch, want->arch) != 0},
+        {"--channels",
+         ck->nchannels != want->nchannels ||
+             memcmp(ck->channels, want->channels, (size_t)ck->nchannels * sizeof ck->channels[0])},
         {"--hidden",
          ck->nhidden != want->nhidden ||
              memcmp(ck->hidden, want->hidden, (size_t)ck->nhidden * sizeof ck->hidden[0])},
@@ -325,7 +339,9 @@ int cli_train(int argc, char **argv) {
                      .lr = 1e-3,
                      .beta = 1,
                      .gamma = 1000,
+                     .arch = "mlp",
                      .hidden = {1, {400}},
+                     .channels = {2, {32, 64}},
                      .likelihood = VAE_BERNOULLI};
     cli_opt o[] = {
         {"--data", CLI_STRING, &f.data, "DIR", "IDX data directory (default data/digits)", 0, 0,
@@ -334,10 +350,13 @@ int cli_train(int argc, char **argv) {
          1, 1e7, false, false},
         {"--batch", CLI_INT, &f.batch, "N", "batch size (default 128)", 1, 1 << 20, false, false},
         {"--lr", CLI_REAL, &f.lr, "X", "Adam learning rate (default 1e-3)", 0, 10, false, false},
-        {"--hidden", CLI_HIDDEN, &f.hidden, "H[,H..]", "hidden layer sizes (default 400)", 1,
+        {"--arch", CLI_STRING, &f.arch, "A", "networks: mlp (default) or conv", 0, 0, false, false},
+        {"--hidden", CLI_HIDDEN, &f.hidden, "H[,H..]", "mlp: hidden layer sizes (default 400)", 1,
          100000, false, false},
-        {"--latent", CLI_INT, &f.latent, "N", "latent dimensions (default 20)", 1, 10000, false,
-         false},
+        {"--channels", CLI_HIDDEN, &f.channels, "C[,C..]",
+         "conv: channels of the stride-2 convolutions (default 32,64)", 1, 4096, false, false},
+        {"--latent", CLI_INT, &f.latent, "N", "latent dimensions (default 20; conv: 16)", 1, 10000,
+         false, false},
         {"--beta", CLI_REAL, &f.beta, "X", "KL weight, beta-VAE H form (default 1)", 0, 1e6, false,
          false},
         {"--capacity", CLI_REAL, &f.capacity, "C", "beta-VAE B form: target KL in nats", 0, 1e6,
@@ -355,8 +374,8 @@ int cli_train(int argc, char **argv) {
         {"--classes", CLI_INT, &f.classes, "K",
          "classes of --conditional (default: largest label + 1, every class present)", 1, 1000,
          false, false},
-        {"--likelihood", CLI_LIKELIHOOD, &f.likelihood, "L", "bernoulli (default) or gaussian", 0,
-         0, false, false},
+        {"--likelihood", CLI_LIKELIHOOD, &f.likelihood, "L",
+         "bernoulli (default), gaussian or gaussian_fixed", 0, 0, false, false},
         {"--iw", CLI_INT, &f.iw, "K", "importance samples: K > 1 trains the IWAE bound (default 1)",
          1, 10000, false, false},
         {"--seed", CLI_INT, &f.seed, "N", "random seed (default 1)", 0, 9e18, false, false},
@@ -380,6 +399,10 @@ int cli_train(int argc, char **argv) {
     f.capacity_given = cli_find(o, no, "--capacity")->seen;
     if (f.classes && !f.conditional)
         return cli_error(CLI_USAGE, CMD, "--classes needs --conditional");
+    if (!vae_arch_find(f.arch))
+        return cli_error(CLI_USAGE, CMD, "--arch: expected one of %s, got '%s'", vae_arch_names(),
+                         f.arch);
+    if (!strcmp(f.arch, "conv") && !cli_find(o, no, "--latent")->seen) f.latent = 16;
     cli_set_threads(CMD, f.threads);
     return run(&f, o, no);
 }
@@ -450,7 +473,7 @@ static int run(train_flags *f, cli_opt *o, int no) {
     int64_t nhist = st.epoch > f->epochs ? st.epoch : f->epochs;
     st.train_hist = nb_calloc((size_t)(nhist + 1) * sizeof(double));
     st.test_hist = nb_calloc((size_t)(nhist + 1) * sizeof(double));
-    if (!rc && meta &&
+    if (!rc && meta && st.epoch > 0 &&
         (!split(nn_checkpoint_meta_get(meta, META_TRAIN), st.train_hist, st.epoch) ||
          !split(nn_checkpoint_meta_get(meta, META_TEST), st.test_hist, st.epoch)))
         rc = cli_error(CLI_FAIL, CMD, "%s: the loss history in its metadata is damaged", f->resume);
