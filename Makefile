@@ -153,7 +153,7 @@ deps:
 
 # Examples (and the tutorial's samples) that check their own results: each exits non-zero
 # when its numbers are wrong, and check-run runs them all.
-CHECKED_EXAMPLES := grad_basics spirals micrograd linreg xor custom_op denoise char_rnn \
+CHECKED_EXAMPLES := grad_basics spirals vae_custom micrograd linreg xor custom_op denoise char_rnn \
                     tut_scalar tut_vjp tut_views tut_vae_loss
 # Trainings that check an accuracy (about 10 s of CPU each); the sanitizers make them ~8x slower,
 # so SAN=1 builds them without running them.
@@ -168,7 +168,6 @@ check-run: $(TESTS) $(VAE) $(EXAMPLES)
 	    NABLA_BUILD=$(BUILD) CK_DEFAULT_TIMEOUT=600 $$t || fail=1; done; \
 	    for e in $(CHECKED_EXAMPLES); do \
 	        out=$$($(BUILD)/$$e 2>&1) || { echo "$$out" | tail -n 20; echo "$$e: its check FAILED"; fail=1; }; done; \
-	    $(BUILD)/vae_custom || { echo "vae_custom: a user's encoder and decoder did not train"; fail=1; }; \
 	    sh tools/check_docs.sh $(BUILD) || fail=1; \
 	    if [ $$fail = 0 ]; then echo "nabla: all tests in $(BUILD) passed"; \
 	    else echo "nabla: FAILED tests in $(BUILD)"; exit 1; fi

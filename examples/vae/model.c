@@ -25,9 +25,9 @@ int cli_model_load(const char *cmd, const char *path, vae_model *m, nn_optim **o
     }
     vae_init(m, &cfg, NULL);
     if (opt_lr >= 0) *opt = nn_optim_adam(&m->params, nn_adam_defaults(opt_lr));
-    const char *bad = NULL;
     /* a weights-only file (e.g. written from PyTorch) gives a fresh optimizer */
     bool with_state = opt_lr >= 0 && nn_checkpoint_meta_get(meta, "optim.kind");
+    const char *bad = NULL;
     nn_ckpt_status ls = nn_checkpoint_load(path, &m->params, with_state ? *opt : NULL, NULL, &e);
     if (ls != NN_CKPT_OK)
         cli_error(CLI_FAIL, cmd, "cannot load model %s", e.message);
