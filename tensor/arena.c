@@ -1,13 +1,14 @@
 /* tensor/arena.c: the bump allocator behind step tensors, and the pool of their headers.
  *
  * Memory comes in blocks; an allocation takes the next aligned bytes of the current block, or
- * moves to the next block (making one when needed). A mark is (block, bytes used) and releasing
- * to it rewinds. arena_reset() rewinds to the start of the first block and keeps every block, so
- * the next identical step makes the same moves through the same blocks and allocates nothing, and
- * the data of a tensor kept by mistake from the step before is still memory while its header is
- * being checked. The blocks are not merged into one: a merged block would be written in full while
- * the old ones were still held (the conv VAE's peak RSS went from 131 to 227 MB that way), and the
- * tail a step skips at the end of a block is address space the step never touches.
+ * moves to the next block (making one, at least as large as all the others, when needed). A mark is
+ * (block, bytes used) and releasing to it rewinds. arena_reset() rewinds to the start of the first
+ * block and keeps every block, so the next identical step makes the same moves through the same
+ * blocks and allocates nothing, and the data of a tensor kept by mistake from the step before is
+ * still memory while its header is being checked. The blocks are not merged into one: a merged
+ * block would be written in full while the old ones were still held (the conv VAE's peak RSS went
+ * from 131 to 227 MB that way), and the tail a step skips at the end of a block is address space
+ * the step never touches.
  *
  * Headers (struct Tensor) of step tensors come from a separate pool, a ring of slots, so that a
  * header released by ag_reset or ag_release is not handed out again at once: a stale pointer
@@ -35,7 +36,6 @@ static block_t blocks[ARENA_MAX_BLOCKS];
 static int nblocks;
 static int cur;             /* block being filled */
 static size_t used;         /* bytes used in blocks[cur] */
-static size_t total;        /* bytes asked for since the last reset (sizes new blocks) */
 static unsigned generation; /* counts resets, so a stale mark is caught */
 
 /* ---- the header pool ------------------------------------------------------------------------ */
@@ -134,8 +134,11 @@ void *arena_alloc(size_t bytes) {
         if (nblocks == ARENA_MAX_BLOCKS)
             nb_fail("arena_alloc", "step memory exceeds %d blocks; call ag_reset() each step",
                     ARENA_MAX_BLOCKS);
-        size_t size = ARENA_MIN_BLOCK;
-        while (size < bytes || size < total / 2) size *= 2;
+        /* at least as large as all the blocks before it, so the blocks at least double what the
+         * arena holds and a long run of growing steps stays far below ARENA_MAX_BLOCKS */
+        size_t size = ARENA_MIN_BLOCK, held = 0;
+        for (int b = 0; b < nblocks; b++) held += blocks[b].size;
+        while (size < bytes || size < held) size *= 2;
         blocks[nblocks].mem = nb_malloc(size);
         blocks[nblocks].size = size;
         nblocks++;
@@ -143,7 +146,6 @@ void *arena_alloc(size_t bytes) {
     }
     void *p = blocks[cur].mem + used;
     used += bytes;
-    total += bytes;
     return p;
 }
 
@@ -155,11 +157,6 @@ arena_mark_t arena_mark(void) {
 void arena_release(arena_mark_t m) {
     if (m.generation != generation || m.block > cur || (m.block == cur && m.used > used))
         nb_fail("ag_release", "the mark was taken before the last ag_reset() or is out of order");
-    /* `total` only feeds block sizing, so an estimate is fine: subtract what this release frees. */
-    size_t freed = 0;
-    for (int b = m.block; b <= cur && b < nblocks; b++)
-        freed += (b == cur ? used : blocks[b].size) - (b == m.block ? m.used : 0);
-    total = freed > total ? 0 : total - freed;
     cur = m.block;
     used = m.used;
     if (m.serial < hserial) release_headers(m);
@@ -168,7 +165,6 @@ void arena_release(arena_mark_t m) {
 void arena_reset(void) {
     cur = 0;
     used = 0;
-    total = 0;
     generation++;
 
     if (2 * hmade > hcap && hcap < HEADER_SOFT_CAP)
@@ -183,7 +179,7 @@ void arena_free_all(void) {
     memset(blocks, 0, sizeof blocks);
     memset(hblocks, 0, sizeof hblocks);
     nblocks = cur = nhblocks = hb = 0;
-    used = total = 0;
+    used = 0;
     hs = hcap = hlive = hmade = 0;
     hfloor = hserial;
     generation++;
