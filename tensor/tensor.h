@@ -163,7 +163,7 @@ typedef struct {
 } arena_mark_t;
 arena_mark_t arena_mark(void);
 void arena_release(arena_mark_t m); /* fails (nb_fail) on a mark from before the last reset */
-void arena_reset(void);             /* release everything; merge blocks so the next step fits */
+void arena_reset(void);             /* release everything; blocks are kept for the next step */
 void arena_free_all(void);          /* give the memory back (end of program, leak checks) */
 
 /* A zeroed header for a step tensor, stamped live and with the current call site (tensor/base.h).

@@ -92,9 +92,8 @@ START_TEST(use_after_release_fails) {
 END_TEST
 
 /* A tensor kept from one step is caught in the next even when that step makes many tensors and
- * the arena had to grow and merge its blocks at the reset in between (the old blocks stay
- * allocated until one reset later, so reading the stale data before the check is no use after
- * free either: this test runs under ASan too). */
+ * the arena had to grow by several blocks (the blocks stay allocated across resets, so reading
+ * the stale data before the check is no use after free either: this test runs under ASan too). */
 START_TEST(previous_step_tensor_is_caught_after_a_busy_step) {
     ag_reset();
     arena_free_all(); /* start cold: the first step grows everything */

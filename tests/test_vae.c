@@ -453,7 +453,9 @@ static void loop_config(int which, vae_config *c) {
 }
 
 /* After the first step, a training step allocates nothing: the arena, the tape, the optimizer
- * state and gemm's packing buffers are all reused. */
+ * state and gemm's packing buffers are all reused. The reset after the first step allocates
+ * nothing either, so the heap's peak is the first step's (a reset that merged the arena's blocks
+ * into a new one while holding the old ones took the conv VAE from 131 to 227 MB of RSS). */
 START_TEST(training_step_allocates_nothing_after_the_first) {
     nb_manual_seed(7);
     vae_config c;
@@ -469,11 +471,12 @@ START_TEST(training_step_allocates_nothing_after_the_first) {
         nn_optim_step(opt);
         nn_optim_zero_grad(opt);
         ag_reset();
-        if (s == 1) after_first = nb_mem_stats(); /* step 0 grows the arena, step 1 merges it */
+        if (s == 0) after_first = nb_mem_stats();
     }
     nb_mem_stats_t end = nb_mem_stats();
     ck_assert_int_eq(end.allocs, after_first.allocs);
     ck_assert_int_eq(end.live_bytes, after_first.live_bytes);
+    ck_assert_int_eq(end.peak_bytes, after_first.peak_bytes);
     nn_optim_free(opt);
     tensor_free(x);
     vae_free(&m);
