@@ -2,7 +2,9 @@
 #
 #   make            static library build/libnabla.a, the examples and build/vae
 #   make run        train the VAE on the digits shipped in data/ and write pictures to out/
-#   make test       unit tests (float and double builds) and the sanitizer suite
+#   make test       unit tests (float and double builds)
+#   make test-san   the same tests under AddressSanitizer + UndefinedBehaviorSanitizer (CI runs it)
+#   make fuzz       libFuzzer harnesses (clang): replay the seeds in fuzz/corpus, then fuzz a while
 #   make bench      speed and memory against the peers (PyTorch, OpenBLAS)
 #
 # Variables: OMP=0 builds without OpenMP; DOUBLE=1 makes the element type double;
@@ -13,6 +15,7 @@ CC     ?= cc
 OMP    ?= 1
 DOUBLE ?= 0
 SAN    ?= 0
+NPROC  := $(shell nproc 2>/dev/null || echo 2)
 ARCH   ?= -march=native
 OPT    ?= -O3
 
@@ -57,8 +60,11 @@ VAE      := $(BUILD)/vae
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_LIB := $(BUILD)/obj/tests/testutil.o
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+# Not intermediates: kept, so an unchanged tree relinks and recompiles nothing.
+.SECONDARY: $(TEST_OBJ)
 
-.PHONY: all lib run test check-run test-float test-double test-san bench bench-deps bench-scaling deps data-fashion clean format
+.PHONY: all lib run test tests-built fuzz fuzz-build check-run test-float test-double test-san bench bench-deps bench-scaling deps data-fashion clean format
 all: $(LIB) $(IOLIB) $(EXAMPLES) $(VAE)
 
 lib: $(LIB)
@@ -95,7 +101,15 @@ $(BUILD)/obj/tests/%.o: tests/%.c
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_LIB) $(LIB) $(IOLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $< $(TEST_LIB) -o $@ $(IOLIB) $(LIB) $(ZLIB) $(CHECK_LIBS) $(LDLIBS)
+	$(CC) $(LDFLAGS) $< $(TEST_EXTRA) $(TEST_LIB) -o $@ $(IOLIB) $(LIB) $(ZLIB) $(CHECK_LIBS) $(LDLIBS)
+
+# Unit tests of the vae command's own functions link its objects (all but main).
+VAE_PARTS := $(filter-out %/main.o,$(VAE_OBJ))
+$(BUILD)/tests/test_vae_units: $(VAE_PARTS)
+$(BUILD)/tests/test_vae_units: TEST_EXTRA = $(VAE_PARTS)
+
+# Sees st_save's fsync and rename calls: the library's references go to the test's wrappers.
+$(BUILD)/tests/test_st_fsync: LDFLAGS += -Wl,--wrap=fsync -Wl,--wrap=rename
 
 deps:
 	@sh tools/need.sh check zlib
@@ -110,14 +124,54 @@ check-run: $(TESTS) $(VAE) $(EXAMPLES)
 	    if [ $$fail = 0 ]; then echo "nabla: all tests in $(BUILD) passed"; \
 	    else echo "nabla: FAILED tests in $(BUILD)"; exit 1; fi
 
+# Each variant builds in parallel first, then runs its tests one after another.
 test-float: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) tests-built
 	@$(MAKE) --no-print-directory check-run
 test-double: deps
+	@$(MAKE) --no-print-directory DOUBLE=1 -j$(NPROC) tests-built
 	@$(MAKE) --no-print-directory DOUBLE=1 check-run
 test-san: deps
+	@$(MAKE) --no-print-directory SAN=1 -j$(NPROC) tests-built
 	@$(MAKE) --no-print-directory SAN=1 check-run
 
+tests-built: $(TESTS) $(VAE) $(EXAMPLES)
+
 test: test-float test-double
+
+# ---- fuzzing (libFuzzer, clang) ---------------------------------------------------------------
+# One harness per reader of outside bytes: fuzz/fuzz_<name>.c with seeds in fuzz/corpus/<name>/.
+# make fuzz replays every seed, then fuzzes each harness FUZZ_SECONDS; new inputs go to
+# build/fuzz/corpus/<name>/ and a crash to build/fuzz/crash-<name>-* (make it a regression test).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 20
+FUZZ_DIR     := build/fuzz
+FUZZ_FLAGS   := -g -O1 -std=c11 -I. -D_POSIX_C_SOURCE=200809L -MMD -MP -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_SRC     := $(CORE_SRC) $(IO_SRC) $(filter-out examples/vae/main.c,$(VAE_SRC))
+FUZZ_OBJ     := $(FUZZ_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZERS      := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard fuzz/fuzz_*.c))
+.SECONDARY: $(FUZZ_OBJ)
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(if $(filter $<,$(CORE_SRC)),-DNB_INTERNAL) -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ $(ZLIB) -lm
+
+fuzz-build: deps
+	@command -v $(FUZZ_CC) >/dev/null || { echo "nabla: make fuzz needs clang (apt-get install clang)"; exit 1; }
+	@$(MAKE) --no-print-directory -j$(NPROC) $(FUZZERS)
+
+fuzz: fuzz-build
+	@for f in $(FUZZERS); do n=$${f##*/fuzz_}; log=$(FUZZ_DIR)/$$n.log; \
+	    mkdir -p $(FUZZ_DIR)/corpus/$$n; \
+	    $$f -close_fd_mask=3 -runs=0 fuzz/corpus/$$n >$$log 2>&1 || { tail -n 40 $$log; exit 1; }; \
+	    echo "fuzz: $$n: replayed fuzz/corpus/$$n: $$(tail -n 1 $$log)"; \
+	    $$f -close_fd_mask=3 -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_DIR)/crash-$$n- \
+	        $(FUZZ_DIR)/corpus/$$n fuzz/corpus/$$n >$$log 2>&1 || { tail -n 40 $$log; exit 1; }; \
+	    echo "fuzz: $$n: $(FUZZ_SECONDS) s: $$(grep -E '^#[0-9]+' $$log | tail -n 1)"; done
 
 # ---- benchmarks (peers: PyTorch from python3-torch, OpenBLAS, Fashion-MNIST) -------------------
 BENCH_DEBS := python3-torch python3-numpy libopenblas-dev dataset-fashion-mnist
@@ -151,7 +205,7 @@ bench-scaling: deps bench-deps
 
 # ---- the main job -----------------------------------------------------------------------------
 run: deps
-	@$(MAKE) --no-print-directory $(VAE)
+	@$(MAKE) --no-print-directory -j$(NPROC) $(VAE)
 	$(VAE) train --epochs 30 --out out
 
 data-fashion:

@@ -386,19 +386,55 @@ static idx_status find_file(const char *dir, const char *name, char *path, size_
     return fail(err, errlen, IDX_ERR_OPEN, dir, "no %s file: tried %s.gz and %s", name, name, name);
 }
 
+/* The split's images file into images and labels file into labels (each IDX_ERR_OPEN when
+ * missing, under either name); *labels_rc is the labels file's status. */
+static idx_status split_files(const char *dir, int train, char *images, char *labels, size_t size,
+                              idx_status *labels_rc, char *err, size_t errlen) {
+    if (!dir) return fail(err, errlen, IDX_ERR_ARG, dir, "NULL directory");
+    const char *prefix = train ? "train" : "t10k";
+    char name[64];
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
+    idx_status rc = find_file(dir, name, images, size, err, errlen);
+    if (rc != IDX_OK) return rc;
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
+    *labels_rc = find_file(dir, name, labels, size, err, errlen);
+    return IDX_OK;
+}
+
 idx_status idx_load_split(const char *dir, int train, int num_classes, idx_dataset *out, char *err,
                           size_t errlen) {
     if (!out) return fail(err, errlen, IDX_ERR_ARG, dir, "NULL output");
     memset(out, 0, sizeof *out);
-    if (!dir) return fail(err, errlen, IDX_ERR_ARG, dir, "NULL directory");
-    const char *prefix = train ? "train" : "t10k";
-    char name[64], images[4096], labels[4096];
-    snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
-    idx_status rc = find_file(dir, name, images, sizeof images, err, errlen);
+    char images[4096], labels[4096];
+    idx_status lrc = IDX_OK;
+    idx_status rc = split_files(dir, train, images, labels, sizeof images, &lrc, err, errlen);
     if (rc != IDX_OK) return rc;
-    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
-    if ((rc = find_file(dir, name, labels, sizeof labels, err, errlen)) != IDX_OK) return rc;
+    if (lrc != IDX_OK) return lrc;
     return idx_load(images, labels, num_classes, out, err, errlen);
+}
+
+idx_status idx_load_split_unlabeled(const char *dir, int train, int num_classes, idx_dataset *out,
+                                    bool *has_labels, char *err, size_t errlen) {
+    if (!out || !has_labels) return fail(err, errlen, IDX_ERR_ARG, dir, "NULL output");
+    memset(out, 0, sizeof *out);
+    *has_labels = false;
+    char images[4096], labels[4096];
+    idx_status lrc = IDX_OK;
+    idx_status rc = split_files(dir, train, images, labels, sizeof images, &lrc, err, errlen);
+    if (rc != IDX_OK) return rc;
+    if (lrc == IDX_OK) {
+        rc = idx_load(images, labels, num_classes, out, err, errlen);
+        *has_labels = rc == IDX_OK;
+        return rc;
+    }
+    if (lrc != IDX_ERR_OPEN) return lrc;
+    idx_dataset d = {0};
+    rc = idx_load_images(images, &d.images, &d.n, &d.rows, &d.cols, err, errlen);
+    if (rc != IDX_OK) return rc;
+    d.labels = nb_calloc((size_t)(d.n > 0 ? d.n : 1));
+    d.num_classes = 1;
+    *out = d;
+    return IDX_OK;
 }
 
 void idx_free(idx_dataset *d) {

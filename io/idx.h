@@ -28,6 +28,7 @@
 #ifndef NB_IDX_H
 #define NB_IDX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -90,6 +91,11 @@ idx_status idx_load(const char *images_path, const char *labels_path, int num_cl
  * name gives IDX_ERR_OPEN with a message listing both names tried. Otherwise as idx_load. */
 idx_status idx_load_split(const char *dir, int train, int num_classes, idx_dataset *out, char *err,
                           size_t errlen);
+
+/* As idx_load_split, but the labels file may be absent (under both names): then every label is 0,
+ * num_classes is 1 and *has_labels is false. A labels file that exists must still be valid. */
+idx_status idx_load_split_unlabeled(const char *dir, int train, int num_classes, idx_dataset *out,
+                                    bool *has_labels, char *err, size_t errlen);
 
 /* Frees the dataset's arrays and zeroes it; NULL and an already freed dataset are fine. */
 void idx_free(idx_dataset *d);

@@ -13,13 +13,16 @@
 
 #include "nn/json.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 struct st_file {
@@ -447,16 +450,20 @@ static st_status check_length(const unsigned char *b, size_t len, const char *la
                               uint64_t *n) {
     if (len < 8)
         return fail(err, ST_ERR_TOO_SHORT, label,
-                    "file is %zu bytes, shorter than the 8-byte header length", len);
+                    "file is %zu bytes, shorter than the 8-byte header length: not a "
+                    "safetensors file",
+                    len);
     *n = 0;
     for (int i = 7; i >= 0; i--) *n = *n << 8 | b[i];
     if (*n > ST_MAX_HEADER)
         return fail(err, ST_ERR_HEADER_TOO_LARGE, label,
-                    "header length %llu is larger than the limit of %u bytes",
+                    "not a safetensors file: header length %llu (its first 8 bytes) is larger "
+                    "than the limit of %u bytes",
                     (unsigned long long)*n, ST_MAX_HEADER);
     if (*n > len - 8)
         return fail(err, ST_ERR_HEADER_PAST_EOF, label,
-                    "header length %llu runs past the end of the %zu-byte file",
+                    "header length %llu runs past the end of the %zu-byte file: not a "
+                    "safetensors file, or a truncated one",
                     (unsigned long long)*n, len);
     return ST_OK;
 }
@@ -930,6 +937,48 @@ static int write_tensor(int fd, const st_tensor *t) {
     return 0;
 }
 
+/* The directory part of path in a new string (free with nb_free): "." when it has none. */
+static char *dir_of(const char *path) {
+    char *dir = nb_malloc(strlen(path) + 2);
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == path)
+        strcpy(dir, "/");
+    else {
+        memcpy(dir, path, (size_t)(slash - path));
+        dir[slash - path] = '\0';
+    }
+    return dir;
+}
+
+int st_remove_stale_temps(const char *path) {
+    if (!path || !path[0]) return 0;
+    char *dir = dir_of(path);
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t blen = strlen(base), dlen = strlen(dir);
+    int removed = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+        const char *name = e->d_name;
+        if (strncmp(name, base, blen) != 0 || strncmp(name + blen, ".tmp.", 5) != 0) continue;
+        const char *digits = name + blen + 5;
+        size_t nd = strspn(digits, "0123456789");
+        if (nd == 0 || nd > 9 || digits[nd] != '\0') continue; /* not one of ours */
+        long pid = strtol(digits, NULL, 10);
+        if (pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive (or not ours to ask) */
+        char *full = nb_malloc(dlen + strlen(name) + 2);
+        sprintf(full, "%s/%s", dir, name);
+        if (unlink(full) == 0) removed++;
+        nb_free(full);
+    }
+    if (d) closedir(d);
+    nb_free(dir);
+    return removed;
+}
+
 st_status st_save(const char *path, const st_tensor *tensors, int n, const st_meta *meta, int nmeta,
                   st_error *err) {
     if (!path || !path[0]) return fail(err, ST_ERR_ARG, "st_save", "no path given");
@@ -973,16 +1022,7 @@ st_status st_save(const char *path, const st_tensor *tensors, int n, const st_me
     } else {
         /* Make the rename itself durable: fsync the directory. Some file systems cannot fsync a
          * directory (EINVAL); the data is safe there already. */
-        char *dir = nb_malloc(plen + 2);
-        const char *slash = strrchr(path, '/');
-        if (!slash)
-            strcpy(dir, ".");
-        else if (slash == path)
-            strcpy(dir, "/");
-        else {
-            memcpy(dir, path, (size_t)(slash - path));
-            dir[slash - path] = '\0';
-        }
+        char *dir = dir_of(path);
         int dfd = open(dir, O_RDONLY);
         if (dfd < 0 || (fsync(dfd) != 0 && errno != EINVAL))
             st = fail(err, ST_ERR_IO, path, "written, but cannot fsync directory %.200s: %s", dir,

@@ -143,6 +143,11 @@ typedef struct {
 st_status st_save(const char *path, const st_tensor *tensors, int n, const st_meta *meta, int nmeta,
                   st_error *err);
 
+/* Removes the "<path>.tmp.<pid>" files that st_save leaves when process <pid> is killed mid-write,
+ * but only those whose process is gone (kill(pid, 0) fails with ESRCH): never this process's or a
+ * live writer's. Returns how many were removed; a directory that cannot be read gives 0. */
+int st_remove_stale_temps(const char *path);
+
 /* ---- reading ------------------------------------------------------------------------------- */
 
 typedef struct st_file st_file;

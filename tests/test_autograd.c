@@ -532,9 +532,28 @@ START_TEST(marks_and_graph_drawing_are_safe) {
     Tensor *parts[200];
     for (int i = 0; i < 200; i++) parts[i] = ag_mul_scalar(x, (real)i);
     Tensor *c = ag_concat(parts, 200, 0);
-    FILE *f = fopen("/dev/null", "w");
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
     ag_write_dot(f, c);
+    rewind(f);
+    /* 202 nodes (x, 200 products, the concat), each drawn once; 400 edges */
+    char line[512];
+    int nodes = 0, edges = 0, leaf = 0, concat = 0, lines = 0;
+    bool closed = false;
+    while (fgets(line, sizeof line, f)) {
+        if (lines++ == 0) ck_assert_str_eq(line, "digraph nabla {\n");
+        nodes += strstr(line, "[label=") != NULL;
+        edges += strstr(line, " -> ") != NULL;
+        leaf += strstr(line, "leaf\\n[1] grad") != NULL;
+        concat += strstr(line, "concat") != NULL && strstr(line, "[label=") != NULL;
+        closed = !strcmp(line, "}\n");
+    }
     fclose(f);
+    ck_assert_int_eq(nodes, 202);
+    ck_assert_int_eq(edges, 400);
+    ck_assert_int_eq(leaf, 1);
+    ck_assert_int_eq(concat, 1);
+    ck_assert_msg(closed, "the graph does not end with '}'");
     /* shapes that overflow are refused */
     NBT_EXPECT_FAIL(ag_reshape(x, NB_SHAPE(3, 6148914691236517206LL)), "reshape", "overflows");
     NBT_EXPECT_FAIL(ag_narrow(x, 0, 1, INT64_MAX), "narrow", "outside dim 0");

@@ -228,6 +228,15 @@ START_TEST(test_header_example) {
     int64_t *perm = nb_malloc(train.n * sizeof *perm);
     idx_shuffle(perm, train.n, &rng);
     idx_batch(&train, perm, 128, x, labels);
+    /* The batch is the permuted examples, scaled to [0, 1], with their labels. */
+    for (int b = 0; b < 128; b++) {
+        ck_assert_int_eq(labels[b], train.labels[perm[b]]);
+        for (int k = 0; k < 784; k += 97)
+            ck_assert(x[b * 784 + k] == (real)train.images[perm[b] * 784 + k] / (real)255);
+    }
+    bool moved = false; /* a permutation, not the identity */
+    for (int b = 0; b < 128; b++) moved |= perm[b] != b;
+    ck_assert(moved);
     nb_free(perm);
     idx_free(&train);
     nb_free(x);
@@ -521,6 +530,14 @@ START_TEST(test_count_mismatch) {
     ck_assert_msg(strstr(err, "has 4 labels, but") && strstr(err, "five-images has 5 images") &&
                       strncmp(err, labels, strlen(labels)) == 0,
                   "%s", err);
+    /* More labels than images is as wrong as fewer. */
+    uint8_t lab6[6] = {0, 1, 2, 3, 4, 5};
+    const char *six = write_labels("six-labels", lab6, 6);
+    ck_assert_int_eq(idx_load(images, six, 10, &d, err, sizeof err), IDX_ERR_COUNT_MISMATCH);
+    ck_assert_ptr_null(d.images);
+    ck_assert_int_eq(nb_mem_stats().live, live);
+    ck_assert_msg(strstr(err, "has 6 labels, but") && strstr(err, "five-images has 5 images"), "%s",
+                  err);
     /* A damaged labels file behind good images still frees the images. */
     ck_assert_int_eq(idx_load(images, images, 10, &d, err, sizeof err), IDX_ERR_NDIMS);
     ck_assert_int_eq(nb_mem_stats().live, live);

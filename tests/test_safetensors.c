@@ -11,11 +11,13 @@
 #include <float.h>
 #include <math.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define DATA_DIR "tests/data/safetensors/"
@@ -316,11 +318,12 @@ static const struct {
     st_status code;
     const char *fragment;
 } bad_files[] = {
-    {"too_short", ST_ERR_TOO_SHORT, "5 bytes, shorter than the 8-byte"},
+    {"too_short", ST_ERR_TOO_SHORT, "5 bytes, shorter than the 8-byte header length: not a"},
     {"header_too_large", ST_ERR_HEADER_TOO_LARGE,
-     "header length 100000001 is larger than the limit"},
+     "not a safetensors file: header length 100000001 (its first 8 bytes) is larger than the "
+     "limit"},
     {"header_past_eof", ST_ERR_HEADER_PAST_EOF,
-     "header length 64 runs past the end of the 16-byte file"},
+     "header length 64 runs past the end of the 16-byte file: not a safetensors file"},
     {"bad_utf8", ST_ERR_UTF8, "invalid UTF-8 at byte 3 of the header (byte 11 of the file)"},
     {"overlong_utf8", ST_ERR_UTF8, "invalid UTF-8 at byte 3"},
     {"bad_json", ST_ERR_JSON,
@@ -430,6 +433,34 @@ START_TEST(test_good_file_and_open_errors) {
 }
 END_TEST
 
+/* A header length that ends exactly at the end of the file is read; one byte more (len - 7) runs
+ * past it. A text file (README.md) is "not a safetensors file", not a header length of 7.5e18. */
+START_TEST(test_header_length_edges) {
+    static const char json[] = "{\"__metadata__\":{\"k\":\"v\"}}";
+    size_t hn = sizeof json - 1, len = 8 + hn;
+    unsigned char buf[64];
+    memcpy(buf + 8, json, hn);
+    st_file *f;
+    st_error err;
+    for (uint64_t n = len - 8; n <= len - 6; n++) { /* len - 8 fits; len - 7, len - 6 do not */
+        for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(n >> (8 * i));
+        st_status st = st_parse(buf, len, "edge", &f, &err);
+        if (n == len - 8) {
+            ck_assert_msg(st == ST_OK, "a header that ends at the end of the file: %s",
+                          err.message);
+            ck_assert_str_eq(st_meta_get(f, "k"), "v");
+            st_close(f);
+        } else {
+            ck_assert_msg(st == ST_ERR_HEADER_PAST_EOF, "header length len - %d: got %s",
+                          (int)(len - n), st_strerror(st));
+            ck_assert_ptr_null(f);
+        }
+    }
+    ck_assert_int_eq(st_open("README.md", &f, &err), ST_ERR_HEADER_TOO_LARGE);
+    ck_assert_msg(strstr(err.message, "README.md: not a safetensors file"), "%s", err.message);
+}
+END_TEST
+
 /* ---- atomic writes ------------------------------------------------------------------------- */
 
 /* Saves a small "old" checkpoint at path and returns its bytes. */
@@ -473,16 +504,27 @@ START_TEST(test_failed_save_keeps_old_file) {
     assert_unchanged(path, old, len);
     ck_assert_int_eq(rmdir(tmp), 0);
 
-    /* 2. The directory is not writable (permissions do not bind root, so only checked as a user).
-     */
+    /* 2. The directory is not writable. Permissions do not bind root, so as root a directory of
+     * a file system nobody can create files in stands in: /proc (its /proc/version stays). */
     if (geteuid() != 0) {
         ck_assert_int_eq(chmod(dir, 0500), 0);
         ck_assert_int_eq(st_save(path, &t, 1, NULL, 0, &err), ST_ERR_IO);
         ck_assert_int_eq(chmod(dir, 0700), 0);
         assert_unchanged(path, old, len);
     } else {
-        fprintf(stderr,
-                "test_safetensors: running as root, skipping the read-only directory case\n");
+        unsigned char before[1024], after[1024];
+        FILE *v = fopen("/proc/version", "rb"); /* procfs files have no size: read, not stat */
+        ck_assert_msg(v != NULL, "as root this case needs /proc/version (Linux procfs)");
+        size_t vlen = fread(before, 1, sizeof before, v);
+        fclose(v);
+        ck_assert_uint_gt(vlen, 0);
+        ck_assert_int_eq(st_save("/proc/version", &t, 1, NULL, 0, &err), ST_ERR_IO);
+        ck_assert_msg(strstr(err.message, "cannot create"), "%s", err.message);
+        v = fopen("/proc/version", "rb");
+        ck_assert_ptr_nonnull(v);
+        ck_assert_uint_eq(fread(after, 1, sizeof after, v), vlen);
+        fclose(v);
+        ck_assert(memcmp(before, after, vlen) == 0);
     }
 
     /* 3. Writing fails half way (file size limit, like a full disk): temp file removed. */
@@ -513,6 +555,45 @@ START_TEST(test_failed_save_keeps_old_file) {
     st_close(f);
     ck_assert_int_eq(count_entries(dir), 1);
     free(old);
+    rm_dir(dir);
+}
+END_TEST
+
+/* A killed writer's "<path>.tmp.<pid>" is removed by the next st_remove_stale_temps; a live
+ * writer's, this process's, another target's and a name that is not a pid are kept. */
+START_TEST(test_stale_temps_removed) {
+    char dir[64], path[128], name[192];
+    make_dir(dir);
+    snprintf(path, sizeof path, "%s/ckpt.safetensors", dir);
+    pid_t child = fork(); /* a pid that surely belongs to no process once reaped */
+    ck_assert_int_ge(child, 0);
+    if (child == 0) _exit(0);
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+    const struct {
+        const char *fmt;
+        long pid;
+        bool removed;
+    } files[] = {
+        {"%s.tmp.%ld", (long)child, true},     {"%s.tmp.%ld", (long)getppid(), false},
+        {"%s.tmp.%ld", (long)getpid(), false}, {"%s.tmp.%ldx", (long)child, false},
+        {"%s.tmpx.%ld", (long)child, false},   {"%s2.tmp.%ld", (long)child, false},
+    };
+    int n = (int)(sizeof files / sizeof files[0]);
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, files[i].fmt, path, files[i].pid);
+        FILE *f = fopen(name, "wb");
+        ck_assert_ptr_nonnull(f);
+        fputs("partial", f);
+        ck_assert_int_eq(fclose(f), 0);
+    }
+    ck_assert_int_eq(st_remove_stale_temps(path), 1);
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, files[i].fmt, path, files[i].pid);
+        ck_assert_msg(access(name, F_OK) == (files[i].removed ? -1 : 0), "%s %s", name,
+                      files[i].removed ? "was kept" : "was removed");
+    }
+    ck_assert_int_eq(st_remove_stale_temps(path), 0);
+    ck_assert_int_eq(st_remove_stale_temps("/nonexistent/dir/x.safetensors"), 0);
     rm_dir(dir);
 }
 END_TEST
@@ -602,9 +683,13 @@ END_TEST
 /* ---- the file as another reader sees it ---------------------------------------------------- */
 
 START_TEST(test_python_reader) {
-    if (system("command -v python3 >/dev/null 2>&1") != 0) {
-        fprintf(stderr,
-                "test_safetensors: python3 not found, skipping the tools/st_read.py check\n");
+    /* any python3 will do (the reader uses json and struct only) */
+    const char *py = system("command -v python3 >/dev/null 2>&1") == 0 ? "python3"
+                     : access("/usr/bin/python3", X_OK) == 0           ? "/usr/bin/python3"
+                                                                       : NULL;
+    if (!py) {
+        printf("test_safetensors: SKIPPED test_python_reader: no python3 on PATH or at "
+               "/usr/bin/python3, so files were not cross-checked with tools/st_read.py\n");
         return;
     }
     char dir[64], path[128], cmd[256];
@@ -620,7 +705,7 @@ START_TEST(test_python_reader) {
     st_meta m[1] = {{"note", "say \"hi\""}};
     st_error err;
     ck_assert(st_save(path, t, 3, m, 1, &err) == ST_OK);
-    snprintf(cmd, sizeof cmd, "python3 tools/st_read.py '%s' 2>&1", path);
+    snprintf(cmd, sizeof cmd, "%s tools/st_read.py '%s' 2>&1", py, path);
     FILE *p = popen(cmd, "r");
     ck_assert_ptr_nonnull(p);
     char line[1024];
@@ -665,6 +750,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_codes_distinct);
     tcase_add_test(tc, test_good_file_and_open_errors);
     tcase_add_test(tc, test_failed_save_keeps_old_file);
+    tcase_add_test(tc, test_stale_temps_removed);
+    tcase_add_test(tc, test_header_length_edges);
     tcase_add_test(tc, test_mutations_never_crash);
     tcase_add_test(tc, test_python_reader);
     suite_add_tcase(s, tc);

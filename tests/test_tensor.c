@@ -186,6 +186,34 @@ START_TEST(element_access_and_copies) {
 }
 END_TEST
 
+/* One sum of many elements (above NB_PAR_MIN = 32768, where loops go parallel) gives the same
+ * bits with 1 and 2 threads: to a scalar, along one long row, and through ag_sum. */
+START_TEST(one_long_sum_gives_the_same_bits_on_1_and_2_threads) {
+    Tensor *a = tensor_randn(NB_SHAPE(100003), NULL), *r = tensor_randn(NB_SHAPE(2, 65537), NULL);
+    real got[2][4];
+    for (int t = 0; t < 2; t++) {
+        nb_set_num_threads(t + 1);
+        Tensor *s = tensor_zeros(NB_SHAPE(1)), *rows = tensor_zeros(NB_SHAPE(2, 1));
+        k_sum_to(a, s, false);
+        k_sum_to(r, rows, false);
+        got[t][0] = s->data[0];
+        got[t][1] = rows->data[0];
+        got[t][2] = rows->data[1];
+        got[t][3] = tensor_item(ag_sum(a));
+        ag_reset();
+        tensor_free(s);
+        tensor_free(rows);
+    }
+    nb_set_num_threads(0);
+    for (int k = 0; k < 4; k++)
+        ck_assert_msg(memcmp(&got[0][k], &got[1][k], sizeof(real)) == 0,
+                      "sum %d: %.17g with 1 thread, %.17g with 2", k, (double)got[0][k],
+                      (double)got[1][k]);
+    tensor_free(a);
+    tensor_free(r);
+}
+END_TEST
+
 /* Large kernels split across threads give the same bits with 1 and 2 threads (a sum over rows,
  * whose rows fold into the same outputs, stays on one thread). */
 START_TEST(kernels_give_the_same_bits_on_any_thread_count) {
@@ -276,6 +304,7 @@ static Suite *suite(void) {
     tcase_add_test(t, layout_errors);
     tcase_add_test(t, element_access_and_copies);
     tcase_add_test(t, kernels_give_the_same_bits_on_any_thread_count);
+    tcase_add_test(t, one_long_sum_gives_the_same_bits_on_1_and_2_threads);
     tcase_add_test(t, fast_exp_and_log_are_within_2_ulp);
     suite_add_tcase(s, t);
     return s;

@@ -57,9 +57,10 @@ static void check_step(st_file *f, vae_model *m, const char *const *theirs, cons
     int64_t D = m->cfg.rows * m->cfg.cols, Z = m->cfg.latent;
     Tensor *x = ref_tensor(f, "x", NB_SHAPE(B, D)), *eps = ref_tensor(f, "eps", NB_SHAPE(B, Z));
     real loss, recon, kl;
-    st_read_real(f, "loss", &loss, 0, NULL, &err);
-    st_read_real(f, "recon", &recon, 0, NULL, &err);
-    st_read_real(f, "kl", &kl, 0, NULL, &err);
+    const char *names[3] = {"loss", "recon", "kl"};
+    real *dst[3] = {&loss, &recon, &kl};
+    for (int i = 0; i < 3; i++) /* a missing reference would compare against garbage */
+        ck_assert_msg(st_read_real(f, names[i], dst[i], 0, NULL, &err) == ST_OK, "%s", err.message);
 
     nn_optim *opt = nn_optim_adam(&m->params, nn_adam_defaults(1e-3));
     vae_terms t = vae_loss_eps(m, x, labels, 0, eps);
@@ -239,6 +240,26 @@ START_TEST(variant_objectives) {
     vae_terms fb = vae_loss_eps(&m, x, NULL, 0, eps);
     ck_assert_double_eq_tol(tensor_item(fb.objective), R + 2 * 1000, 1e-2);
     ck_assert_double_eq_tol(fb.elbo_loss, R + K, 1e-4); /* the beta = 1 ELBO is always reported */
+    /* A floor between the two dims' batch-mean KLs clamps only the smaller one:
+     * KL term = sum_d max(mean_b KL_bd, floor). */
+    Tensor *mu, *logvar;
+    vae_encode(&m, x, NULL, &mu, &logvar);
+    real mus[6], lvs[6]; /* [3, 2]; mu and logvar may be views */
+    tensor_to_array(mu, mus);
+    tensor_to_array(logvar, lvs);
+    double kd[2] = {0, 0};
+    for (int b = 0; b < 3; b++)
+        for (int d = 0; d < 2; d++) {
+            double u = mus[b * 2 + d], lv = lvs[b * 2 + d];
+            kd[d] += 0.5 * (u * u + exp(lv) - 1 - lv) / 3;
+        }
+    ck_assert_double_eq_tol(kd[0] + kd[1], K, 1e-4);
+    ck_assert_msg(fabs(kd[0] - kd[1]) > 1e-3, "the dims' KLs %g, %g are too close", kd[0], kd[1]);
+    double floor_ = (kd[0] + kd[1]) / 2; /* above one, below the other */
+    m.cfg.free_bits = floor_;
+    double want = R + fmax(kd[0], floor_) + fmax(kd[1], floor_);
+    ck_assert_double_eq_tol(tensor_item(vae_loss_eps(&m, x, NULL, 0, eps).objective), want, 1e-4);
+    ck_assert(want > R + K + 1e-4); /* the clamp changed something */
     ag_reset();
     tensor_free(x), tensor_free(eps);
     vae_free(&m);
@@ -264,8 +285,13 @@ START_TEST(whole_model_gradcheck) {
         Tensor *x = nbt_param(NB_SHAPE(3, 5), 0.05, 0.95, 3),
                *eps = nbt_param(NB_SHAPE(3, 2), -1, 1, 4);
         tensor_requires_grad(eps, false);
-        nbt_gradcheck(lik ? "gaussian vae wrt x" : "bernoulli vae wrt x", f_vae,
-                      (Tensor *[]){x, eps}, 2, &m);
+        /* x and every parameter: the gradients the optimizer uses are checked too */
+        Tensor *in[2 + 16] = {x, eps};
+        ck_assert_int_le(m.params.n, 16);
+        for (int i = 0; i < m.params.n; i++) in[2 + i] = m.params.items[i].t;
+        nbt_gradcheck(lik ? "gaussian vae wrt x and parameters"
+                          : "bernoulli vae wrt x and parameters",
+                      f_vae, in, 2 + m.params.n, &m);
         tensor_free(x), tensor_free(eps);
         vae_free(&m);
     }
@@ -346,7 +372,15 @@ START_TEST(conditional_model_samples_and_needs_labels) {
     ck_assert(s->shape[0] == 3 && s->shape[1] == 784);
     Tensor *z = ag_zeros(NB_SHAPE(2, 2));
     Tensor *a = vae_decode(&m, z, (int64_t[]){1, 2});
-    ck_assert(a->data[0] != a->data[784]); /* same z, different labels: different images */
+    /* same z, different labels: different images, each the one its own label decodes to */
+    Tensor *a1 = vae_decode(&m, ag_zeros(NB_SHAPE(1, 2)), (int64_t[]){1});
+    Tensor *a2 = vae_decode(&m, ag_zeros(NB_SHAPE(1, 2)), (int64_t[]){2});
+    int differ = 0;
+    for (int k = 0; k < 784; k++) {
+        differ += a->data[k] != a->data[784 + k];
+        ck_assert(a->data[k] == a1->data[k] && a->data[784 + k] == a2->data[k]);
+    }
+    ck_assert_msg(differ > 700, "only %d of 784 pixels depend on the label", differ);
     NBT_EXPECT_FAIL(vae_sample(&m, 2, NULL, NULL), "needs labels");
     NBT_EXPECT_FAIL(vae_sample(&m, 1, (int64_t[]){10}, NULL), "label 10 is outside 0..9");
     ag_reset();

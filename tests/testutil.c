@@ -78,3 +78,19 @@ int nbt_run(const char *prog, char *out, size_t len, const char *fmt, ...) {
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+void nbt_write_idx(const char *path, const uint8_t *data, int ndims, const uint32_t *dims) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    uint8_t head[4] = {0, 0, 0x08, (uint8_t)ndims};
+    fwrite(head, 1, 4, f);
+    size_t n = 1;
+    for (int i = 0; i < ndims; i++) {
+        uint8_t be[4] = {(uint8_t)(dims[i] >> 24), (uint8_t)(dims[i] >> 16),
+                         (uint8_t)(dims[i] >> 8), (uint8_t)dims[i]};
+        fwrite(be, 1, 4, f);
+        n *= dims[i];
+    }
+    fwrite(data, 1, n, f);
+    ck_assert(fclose(f) == 0);
+}

@@ -45,6 +45,9 @@ Tensor *nbt_param(int ndim, const int64_t *shape, double lo, double hi, uint64_t
  * returns the exit status, or -1 when the program did not run or exit normally. */
 int nbt_run(const char *prog, char *out, size_t len, const char *fmt, ...);
 
+/* Writes an uncompressed IDX file of u8 data with the given dims (big-endian, as the format). */
+void nbt_write_idx(const char *path, const uint8_t *data, int ndims, const uint32_t *dims);
+
 /* Asserts |a - b| <= tol elementwise over two tensors of the same shape. */
 void nbt_assert_close(const Tensor *a, const real *expect, double tol);
 

@@ -1,6 +1,6 @@
 #!/bin/sh
-# tools/need.sh PKGCONFIG_NAME... : make sure the named pkg-config modules exist,
-# installing the Debian packages that provide them when we can (root or passwordless sudo).
+# tools/need.sh NAME... : make sure the named pkg-config modules (or, for bin:CMD, commands)
+# exist, installing the Debian packages that provide them when we can (root or passwordless sudo).
 # Exits non-zero with a message that says exactly what to install when we cannot.
 set -u
 deb_for() {
@@ -8,16 +8,25 @@ deb_for() {
     check) echo check ;;
     zlib) echo zlib1g-dev ;;
     openblas) echo libopenblas-dev ;;
+    bin:clang) echo clang ;;
+    bin:*) echo "${1#bin:}" ;;
     *) echo "$1" ;;
     esac
 }
 missing=""
+pc=0
 for m in "$@"; do
-    if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists "$m"; then
-        missing="$missing $(deb_for "$m")"
-    fi
+    case "$m" in
+    bin:*) command -v "${m#bin:}" >/dev/null 2>&1 || missing="$missing $(deb_for "$m")" ;;
+    *)
+        pc=1
+        if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists "$m"; then
+            missing="$missing $(deb_for "$m")"
+        fi
+        ;;
+    esac
 done
-command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
+[ $pc = 1 ] && ! command -v pkg-config >/dev/null 2>&1 && missing="$missing pkg-config"
 [ -z "$missing" ] && exit 0
 echo "nabla: installing missing packages:$missing"
 if [ "$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else

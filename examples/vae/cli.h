@@ -77,6 +77,15 @@ int cli_error(int status, const char *cmd, const char *fmt, ...);
 /* Loads the train (train = 1) or test split of dir, keeps the first `limit` examples (limit
  * < 0: all). Labels may be any byte. Prints the loader's message and returns CLI_FAIL. */
 int cli_load_split(const char *cmd, const char *dir, int train, int64_t limit, idx_dataset *out);
+/* As cli_load_split; with need_labels false a split without a labels file loads too (every
+ * label 0), for an unconditional model. */
+int cli_load_split_labels(const char *cmd, const char *dir, int train, int64_t limit,
+                          bool need_labels, idx_dataset *out);
+/* The class count K of a conditional model into *out: `classes` when > 0 (--classes), else the
+ * largest training label + 1, provided every class below it occurs in the training set. Every
+ * label of both sets must lie in 0..K-1. Else CLI_FAIL naming the set, the example and label. */
+int cli_count_classes(const char *cmd, const char *dir, const idx_dataset *train,
+                      const idx_dataset *test, int64_t classes, int64_t *out);
 /* CLI_FAIL with a message unless d's images are cfg's size and, for a conditional model,
  * every label is below cfg->num_classes. */
 int cli_check_data(const char *cmd, const char *dir, const idx_dataset *d, const vae_config *cfg);
@@ -176,5 +185,36 @@ double cli_auroc(const double *score, const bool *positive, int64_t n);
 
 /* Joins dir and name into buf; false (with a message) when it does not fit. */
 bool cli_path(const char *cmd, char *buf, size_t len, const char *dir, const char *name);
+
+/* ---- guards (guard.c) ----------------------------------------------------------------------- */
+
+/* The divergence rule: a negative ELBO (nats per example) that is not finite or whose magnitude
+ * exceeds CLI_DIVERGED_PER_VALUE nats per input value (7.84e6 for a 28x28 image) means the run
+ * diverged. A healthy model stays below 1 nat per value (Bernoulli at init: ln 2), so the bound
+ * only catches blow-ups (1e35 nats after --lr 10), never slow or noisy training. */
+#define CLI_DIVERGED_PER_VALUE 1e4
+bool cli_loss_diverged(double loss, int64_t values);
+/* The name of the first parameter holding a NaN or an infinity, or NULL when all are finite. */
+const char *cli_nonfinite_param(const nn_params *ps);
+
+/* --threads n: n > 0 sets the thread count, with a warning on stderr when it is more than the
+ * online cores; 0 keeps the default of one thread per core. */
+#define CLI_THREADS_HELP "threads (default 0: one per core; more than the cores warns)"
+void cli_set_threads(const char *cmd, int64_t n);
+
+/* One finished epoch, before its checkpoint replaces the previous one. */
+typedef struct {
+    int64_t epoch;                 /* 1-based */
+    double train_loss, train_elbo; /* objective and negative ELBO, nats per example */
+    double test_elbo;              /* negative ELBO on the test set */
+    int64_t values;                /* D: input values per example */
+    const nn_params *params;       /* the model after the epoch */
+    double lr;                     /* the learning rate used */
+    const char *good;              /* the last finite checkpoint of this run (NULL: none) */
+    int64_t good_epoch;            /* the epoch it holds */
+} cli_epoch_check;
+/* 0 when the epoch may be saved; else prints why the run diverged (which loss or parameter),
+ * which checkpoint still holds the last good epoch, and an --lr to try, and returns CLI_FAIL. */
+int cli_check_epoch(const char *cmd, const cli_epoch_check *c);
 
 #endif

@@ -4,12 +4,68 @@
 #include "examples/vae/cli.h"
 
 int cli_load_split(const char *cmd, const char *dir, int train, int64_t limit, idx_dataset *out) {
+    return cli_load_split_labels(cmd, dir, train, limit, true, out);
+}
+
+int cli_load_split_labels(const char *cmd, const char *dir, int train, int64_t limit,
+                          bool need_labels, idx_dataset *out) {
     char err[512];
+    bool labeled = true;
     /* 256 classes: any byte is a valid label here; conditional models check theirs later. */
-    if (idx_load_split(dir, train, 256, out, err, sizeof err) != IDX_OK)
+    idx_status s = need_labels
+                       ? idx_load_split(dir, train, 256, out, err, sizeof err)
+                       : idx_load_split_unlabeled(dir, train, 256, out, &labeled, err, sizeof err);
+    if (s != IDX_OK)
         return cli_error(CLI_FAIL, cmd, "cannot load the %s set from %s: %s",
                          train ? "training" : "test", dir, err);
     if (limit >= 0) idx_take(out, limit);
+    return 0;
+}
+
+/* The first example of d whose label is `label`, or -1. */
+static int64_t find_label(const idx_dataset *d, int64_t label) {
+    for (int64_t i = 0; i < d->n; i++)
+        if (d->labels[i] == label) return i;
+    return -1;
+}
+
+int cli_count_classes(const char *cmd, const char *dir, const idx_dataset *train,
+                      const idx_dataset *test, int64_t classes, int64_t *out) {
+    const idx_dataset *sets[2] = {train, test};
+    const char *names[2] = {"training", "test"};
+    if (classes > 0) { /* --classes K: every label of both sets in 0..K-1 */
+        for (int s = 0; s < 2; s++)
+            for (int64_t i = 0; i < sets[s]->n; i++)
+                if (sets[s]->labels[i] >= classes)
+                    return cli_error(CLI_FAIL, cmd,
+                                     "%s: example %lld of the %s set has label %d, outside "
+                                     "--classes %lld (labels 0..%lld)",
+                                     dir, (long long)i, names[s], sets[s]->labels[i],
+                                     (long long)classes, (long long)classes - 1);
+        *out = classes;
+        return 0;
+    }
+    /* By default K is the largest training label + 1, but only when every class below it
+     * occurs: a gap means an outlying label (a 200 among digits), not 201 classes. */
+    int64_t seen[256] = {0}, k = 0;
+    for (int64_t i = 0; i < train->n; i++) seen[train->labels[i]]++;
+    for (int c = 0; c < 256; c++)
+        if (seen[c]) k = c + 1;
+    for (int c = 0; c < k; c++)
+        if (!seen[c])
+            return cli_error(CLI_FAIL, cmd,
+                             "%s: example %lld of the training set has label %lld, but class %d "
+                             "never occurs: a damaged label? Give --classes K if there really "
+                             "are K classes",
+                             dir, (long long)find_label(train, k - 1), (long long)k - 1, c);
+    for (int64_t i = 0; i < test->n; i++)
+        if (test->labels[i] >= k)
+            return cli_error(CLI_FAIL, cmd,
+                             "%s: example %lld of the test set has label %d, but the training set "
+                             "has classes 0..%lld only",
+                             dir, (long long)i, test->labels[i], (long long)k - 1);
+    if (k < 1) return cli_error(CLI_FAIL, cmd, "%s: the training set is empty", dir);
+    *out = k;
     return 0;
 }
 

@@ -116,14 +116,13 @@ int cli_eval(int argc, char **argv) {
         {"--batch", CLI_INT, &batch, "N", "examples per batch (default 100)", 1, 1 << 20, false,
          false},
         {"--seed", CLI_INT, &seed, "S", "random seed (default 1)", 0, 9e18, false, false},
-        {"--threads", CLI_INT, &threads, "N", "threads (default: one per core)", 0, 1024, false,
-         false},
+        {"--threads", CLI_INT, &threads, "N", CLI_THREADS_HELP, 0, 1024, false, false},
     };
     int no = (int)(sizeof o / sizeof o[0]);
     int rc = cli_parse(CMD, "Evaluates a model on a test set: ELBO, IWAE bound, active units.", o,
                        no, argc, argv);
     if (rc) return rc == CLI_HELP ? 0 : rc;
-    if (threads > 0) nb_set_num_threads((int)threads);
+    cli_set_threads(CMD, threads);
     vae_model m;
     if (cli_model_load(CMD, model, &m, NULL, -1, NULL)) return CLI_FAIL;
     idx_dataset test;

@@ -27,14 +27,23 @@ int cli_model_load(const char *cmd, const char *path, vae_model *m, nn_optim **o
     if (opt_lr >= 0) *opt = nn_optim_adam(&m->params, nn_adam_defaults(opt_lr));
     /* a weights-only file (e.g. written from PyTorch) gives a fresh optimizer */
     bool with_state = opt_lr >= 0 && nn_checkpoint_meta_get(meta, "optim.kind");
-    if (nn_checkpoint_load(path, &m->params, with_state ? *opt : NULL, NULL, &e) != NN_CKPT_OK) {
+    const char *bad = NULL;
+    nn_ckpt_status ls = nn_checkpoint_load(path, &m->params, with_state ? *opt : NULL, NULL, &e);
+    if (ls != NN_CKPT_OK)
+        cli_error(CLI_FAIL, cmd, "cannot load model %s", e.message);
+    else if ((bad = cli_nonfinite_param(&m->params)) != NULL)
+        cli_error(CLI_FAIL, cmd,
+                  "%s: parameter %s is not finite (NaN or infinity): the model diverged and "
+                  "cannot be used; train again from an earlier checkpoint or with a smaller --lr",
+                  path, bad);
+    if (ls != NN_CKPT_OK || bad) {
         if (opt_lr >= 0) {
             nn_optim_free(*opt);
             *opt = NULL;
         }
         vae_free(m);
         nn_checkpoint_meta_free(meta);
-        return cli_error(CLI_FAIL, cmd, "cannot load model %s", e.message);
+        return CLI_FAIL;
     }
     if (meta_out)
         *meta_out = meta;
@@ -66,8 +75,11 @@ bool cli_rng_parse(const char *s, nb_rng *r) {
         if (*p != ' ' && i > 0) return false;
         if (i > 0) p++;
         if (strspn(p, "0123456789abcdef") != 16) return false;
-        w[i] = strtoull(p, &end, 16);
-        p = end;
+        char word[17]; /* exactly 16 digits: strtoull alone would read on ("...0F" was taken) */
+        memcpy(word, p, 16);
+        word[16] = '\0';
+        w[i] = strtoull(word, &end, 16);
+        p += 16;
     }
     if (strcmp(p, " 0") != 0 && strcmp(p, " 1") != 0) return false;
     if ((w[0] | w[1] | w[2] | w[3]) == 0) return false; /* xoshiro's one invalid state */

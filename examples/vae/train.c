@@ -6,10 +6,10 @@
  * -> ag_reset. The same generator draws the latent noise, and its state goes into every
  * checkpoint with the epoch and step, so --resume continues exactly where the run stopped. */
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "examples/vae/cli.h"
 #include "io/chart.h"
@@ -29,7 +29,9 @@
 
 typedef struct {
     const char *data, *out, *resume, *arch;
+    char *data_abs; /* data as an absolute path (saved in checkpoints), or NULL */
     int64_t epochs, batch, latent, warmup, limit, seed, threads, iw, capacity_steps;
+    int64_t classes; /* --classes K (0: from the training labels) */
     double lr, beta, capacity, gamma, free_bits;
     cli_hidden hidden, channels;
     vae_likelihood likelihood;
@@ -80,9 +82,11 @@ static int save_checkpoint(const char *path, const vae_model *m, const nn_optim 
     snprintf(limit, sizeof limit, "%lld", (long long)f->limit);
     cli_rng_format(&st->rng, rng, sizeof rng);
     char *train = join(st->train_hist, st->epoch), *test = join(st->test_hist, st->epoch);
-    nn_meta meta[] = {{CLI_META_CONFIG, config}, {META_EPOCH, epoch}, {META_STEP, step},
-                      {META_RNG, rng},           {META_BATCH, batch}, {META_DATA, f->data},
-                      {META_LIMIT, limit},       {META_TRAIN, train}, {META_TEST, test}};
+    nn_meta meta[] = {{CLI_META_CONFIG, config}, {META_EPOCH, epoch},
+                      {META_STEP, step},         {META_RNG, rng},
+                      {META_BATCH, batch},       {META_DATA, f->data_abs ? f->data_abs : f->data},
+                      {META_LIMIT, limit},       {META_TRAIN, train},
+                      {META_TEST, test}};
     nn_ckpt_error e;
     nn_ckpt_status s =
         nn_checkpoint_save(path, &m->params, opt, meta, (int)(sizeof meta / sizeof meta[0]), &e);
@@ -139,8 +143,8 @@ static int load_position(const char *path, const nn_checkpoint_meta *meta, run_s
 /* ---- configuration ------------------------------------------------------------------------- */
 
 /* The model config the flags ask for. */
-static vae_config config_from_flags(const train_flags *f, const idx_dataset *train,
-                                    const idx_dataset *test, int64_t total_steps) {
+static vae_config config_from_flags(const train_flags *f, const idx_dataset *train, int64_t classes,
+                                    int64_t total_steps) {
     vae_config c;
     vae_config_default(&c);
     snprintf(c.arch, sizeof c.arch, "%s", f->arch);
@@ -159,12 +163,7 @@ static vae_config config_from_flags(const train_flags *f, const idx_dataset *tra
     c.warmup_steps = f->warmup;
     c.free_bits = f->free_bits;
     c.iw_samples = (int)f->iw;
-    if (f->conditional) { /* classes: the largest label in either split, plus one */
-        int k = 0;
-        for (int64_t i = 0; i < train->n; i++) k = train->labels[i] >= k ? train->labels[i] + 1 : k;
-        for (int64_t i = 0; i < test->n; i++) k = test->labels[i] >= k ? test->labels[i] + 1 : k;
-        c.num_classes = k;
-    }
+    if (f->conditional) c.num_classes = classes > 0 ? (int)classes : 1; /* cli_count_classes */
     return c;
 }
 
@@ -191,6 +190,7 @@ static int check_conflicts(const char *path, const vae_config *ck, const vae_con
         {"--warmup", ck->warmup_steps != want->warmup_steps},
         {"--free-bits", ck->free_bits != want->free_bits},
         {"--conditional", (ck->num_classes > 0) != (want->num_classes > 0)},
+        {"--classes", ck->num_classes != want->num_classes},
         {"--iw", ck->iw_samples != want->iw_samples},
     };
     char have[1024];
@@ -286,6 +286,18 @@ static int write_pictures(const vae_model *m, const idx_dataset *test, const run
     return 0;
 }
 
+/* path made absolute against the working directory, in a new string (free with free); NULL when
+ * the working directory is unknown. */
+static char *absolute_path(const char *path) {
+    if (path[0] == '/') return strdup(path);
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd)) return NULL;
+    size_t n = strlen(cwd) + strlen(path) + 2;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, "%s/%s", cwd, path);
+    return s;
+}
+
 /* Makes dir (and its parents) unless it exists. */
 static int make_dir(const char *dir) {
     char p[4096];
@@ -355,13 +367,15 @@ int cli_train(int argc, char **argv) {
          0, 1e6, false, false},
         {"--conditional", CLI_FLAG, &f.conditional, NULL, "condition on the labels (CVAE)", 0, 0,
          false, false},
+        {"--classes", CLI_INT, &f.classes, "K",
+         "classes of --conditional (default: largest label + 1, every class present)", 1, 1000,
+         false, false},
         {"--likelihood", CLI_LIKELIHOOD, &f.likelihood, "L",
          "bernoulli (default), gaussian or gaussian_fixed", 0, 0, false, false},
         {"--iw", CLI_INT, &f.iw, "K", "importance samples: K > 1 trains the IWAE bound (default 1)",
          1, 10000, false, false},
         {"--seed", CLI_INT, &f.seed, "N", "random seed (default 1)", 0, 9e18, false, false},
-        {"--threads", CLI_INT, &f.threads, "N", "threads (default: one per core)", 0, 1024, false,
-         false},
+        {"--threads", CLI_INT, &f.threads, "N", CLI_THREADS_HELP, 0, 1024, false, false},
         {"--out", CLI_STRING, &f.out, "DIR", "output directory (default out)", 0, 0, false, false},
         {"--resume", CLI_STRING, &f.resume, "FILE",
          "continue from a checkpoint (model.safetensors)", 0, 0, false, false},
@@ -377,11 +391,13 @@ int cli_train(int argc, char **argv) {
     if (cli_find(o, no, "--gamma")->seen && !cli_find(o, no, "--capacity")->seen)
         return cli_error(CLI_USAGE, CMD, "--gamma needs --capacity (the B form's target KL)");
     f.capacity_given = cli_find(o, no, "--capacity")->seen;
+    if (f.classes && !f.conditional)
+        return cli_error(CLI_USAGE, CMD, "--classes needs --conditional");
     if (!vae_arch_find(f.arch))
         return cli_error(CLI_USAGE, CMD, "--arch: expected one of %s, got '%s'", vae_arch_names(),
                          f.arch);
     if (!strcmp(f.arch, "conv") && !cli_find(o, no, "--latent")->seen) f.latent = 16;
-    if (f.threads > 0) nb_set_num_threads((int)f.threads);
+    cli_set_threads(CMD, f.threads);
     return run(&f, o, no);
 }
 
@@ -400,14 +416,29 @@ static int run(train_flags *f, cli_opt *o, int no) {
         rc = load_position(f->resume, meta, &st, f, cli_find(o, no, "--data"),
                            cli_find(o, no, "--limit"), cli_find(o, no, "--batch"));
         if (!rc && cli_find(o, no, "--lr")->seen) nn_optim_set_lr(opt, f->lr);
+        if (!rc && st.epoch >= f->epochs) { /* nothing to train: write nothing at all */
+            printf("vae train: %s already holds %lld epochs (--epochs %lld): nothing to do; "
+                   "nothing was written\n",
+                   f->resume, (long long)st.epoch, (long long)f->epochs);
+            nn_checkpoint_meta_free(meta);
+            nn_optim_free(opt);
+            vae_free(&m);
+            return 0;
+        }
     } else {
         nb_rng_seed(&st.rng, (uint64_t)f->seed);
     }
-    if (!rc) rc = cli_load_split(CMD, f->data, 1, f->limit, &train);
-    if (!rc) rc = cli_load_split(CMD, f->data, 0, f->limit, &test);
+    bool labels = f->conditional || (have_model && m.cfg.num_classes > 0); /* else optional */
+    if (!rc) rc = cli_load_split_labels(CMD, f->data, 1, f->limit, labels, &train);
+    if (!rc) rc = cli_load_split_labels(CMD, f->data, 0, f->limit, labels, &test);
+    /* checkpoints keep the absolute path, so --resume works from any working directory */
+    if (!rc) f->data_abs = absolute_path(f->data);
+    int64_t classes = f->classes ? f->classes : have_model ? m.cfg.num_classes : 0;
+    if (!rc && f->conditional && !have_model)
+        rc = cli_count_classes(CMD, f->data, &train, &test, f->classes, &classes);
     if (!rc) {
         int64_t per_epoch = (train.n + f->batch - 1) / f->batch;
-        vae_config want = config_from_flags(f, &train, &test, per_epoch * f->epochs);
+        vae_config want = config_from_flags(f, &train, classes, per_epoch * f->epochs);
         char err[256];
         if (have_model) {
             rc = check_conflicts(f->resume, &m.cfg, &want, o, no);
@@ -429,6 +460,8 @@ static int run(train_flags *f, cli_opt *o, int no) {
                 !cli_path(CMD, metrics, sizeof metrics, f->out, "metrics.jsonl")))
         rc = CLI_USAGE;
     if (!rc) rc = cli_metrics_truncate(CMD, metrics, st.epoch);
+    int stale = rc ? 0 : st_remove_stale_temps(ckpt); /* left by runs killed while saving */
+    if (stale) printf("removed %d temporary file(s) left in %s by killed runs\n", stale, f->out);
 
     int64_t nhist = st.epoch > f->epochs ? st.epoch : f->epochs;
     st.train_hist = nb_calloc((size_t)(nhist + 1) * sizeof(double));
@@ -453,6 +486,8 @@ static int run(train_flags *f, cli_opt *o, int no) {
 
     cli_batches tb, vb;
     int64_t *perm = NULL;
+    const char *good = f->resume; /* the last finite checkpoint, and its epoch */
+    int64_t good_epoch = st.epoch;
     if (!rc) {
         cli_batches_init(&tb, &train, f->batch);
         cli_batches_init(&vb, &test, f->batch);
@@ -469,7 +504,15 @@ static int run(train_flags *f, cli_opt *o, int no) {
         st.train_hist[st.epoch] = tr.loss;
         st.test_hist[st.epoch] = te.loss;
         st.epoch = epoch;
-        rc = save_checkpoint(ckpt, &m, opt, &st, f);
+        cli_epoch_check chk = {.epoch = epoch,
+                               .train_loss = tr.loss,
+                               .train_elbo = tr.elbo,
+                               .test_elbo = te.elbo,
+                               .values = m.cfg.rows * m.cfg.cols,
+                               .params = &m.params,
+                               .lr = nn_optim_get_lr(opt),
+                               .good = good,
+                               .good_epoch = good_epoch};
         cli_epoch_metrics e = {.epoch = epoch,
                                .step = st.step,
                                .train_loss = tr.loss,
@@ -480,14 +523,17 @@ static int run(train_flags *f, cli_opt *o, int no) {
                                .epoch_seconds = cli_now() - t0,
                                .samples_per_second =
                                    tr.seconds > 0 ? (double)train.n / tr.seconds : 0};
-        if (!rc) rc = cli_metrics_append(CMD, metrics, &e);
         printf("%s  train %.3f  test %.3f (recon %.3f, kl %.3f)  %.1fs  %.0f samples/s\n", label,
                tr.loss, te.loss, te.recon, te.kl, e.epoch_seconds, e.samples_per_second);
         fflush(stdout);
-        if (!rc && !isfinite(tr.loss))
-            rc = cli_error(CLI_FAIL, CMD,
-                           "the training loss is %g at epoch %lld: try a smaller --lr", tr.loss,
-                           (long long)epoch);
+        /* A diverged epoch never replaces the last good checkpoint (see cli_check_epoch). */
+        rc = cli_check_epoch(CMD, &chk);
+        if (!rc) rc = save_checkpoint(ckpt, &m, opt, &st, f);
+        if (!rc) {
+            good = ckpt;
+            good_epoch = epoch;
+            rc = cli_metrics_append(CMD, metrics, &e);
+        }
     }
     if (!rc) rc = write_pictures(&m, &test, &st, f->out);
     if (!rc)
@@ -499,6 +545,7 @@ static int run(train_flags *f, cli_opt *o, int no) {
         cli_batches_free(&tb);
         cli_batches_free(&vb);
     }
+    free(f->data_abs);
     nb_free(st.train_hist);
     nb_free(st.test_hist);
     nn_checkpoint_meta_free(meta);
