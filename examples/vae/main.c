@@ -21,6 +21,8 @@ static const struct {
     {"interpolate", cli_interpolate, "latent interpolations (and the 2-D manifold)"},
     {"eval", cli_eval, "test ELBO, IWAE log-likelihood bound, active units, KL per dimension"},
     {"anomaly", cli_anomaly, "out-of-distribution scores and their AUROC"},
+    {"encode", cli_encode, "images to codes (posterior means, optionally 8/16-bit) and sizes"},
+    {"decode", cli_decode, "codes back to images (PNG grid, IDX split)"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
