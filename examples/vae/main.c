@@ -23,6 +23,7 @@ static const struct {
     {"anomaly", cli_anomaly, "out-of-distribution scores and their AUROC"},
     {"encode", cli_encode, "images to codes (posterior means, optionally 8/16-bit) and sizes"},
     {"decode", cli_decode, "codes back to images (PNG grid, IDX split)"},
+    {"arithmetic", cli_arithmetic, "move images along a class-to-class latent vector"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
