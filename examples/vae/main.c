@@ -24,6 +24,7 @@ static const struct {
     {"encode", cli_encode, "images to codes (posterior means, optionally 8/16-bit) and sizes"},
     {"decode", cli_decode, "codes back to images (PNG grid, IDX split)"},
     {"arithmetic", cli_arithmetic, "move images along a class-to-class latent vector"},
+    {"inpaint", cli_inpaint, "fill missing pixels by repeated encode -> decode"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
