@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/png.h"
 #include "nn/safetensors.h"
 #include "tests/check_main.h"
 #include "tests/testutil.h"
@@ -277,6 +278,29 @@ START_TEST(test_inpaint_beats_the_mean_image) {
         ck_assert(after(out, "mean training image") > 0);
         check_png(png, GRID(8, 28), GRID(6, 28));
     }
+    /* a PNG mask: the same square as center reads as the same mask */
+    uint8_t sq[784];
+    char mask[700], err[256], ref[8192];
+    for (int k = 0; k < 784; k++)
+        sq[k] = (k / 28 >= 7 && k / 28 < 21 && k % 28 >= 7 && k % 28 < 21) ? 0 : 255;
+    snprintf(mask, sizeof mask, "%s/mask.png", tmp);
+    ck_assert_int_eq(png_write(mask, sq, 28, 28, 1, err, sizeof err), PNG_OK);
+    rc = vae(out, sizeof out, "inpaint --model %s --mask %s --iters 2 --limit 100 --out %s", mlp,
+             mask, png);
+    ck_assert_msg(rc == 0, "%s", out);
+    rc = vae(ref, sizeof ref, "inpaint --model %s --mask center --iters 2 --limit 100 --out %s",
+             mlp, png);
+    ck_assert_msg(rc == 0, "%s", ref);
+    ck_assert_double_eq(after(out, "2    iterations"), after(ref, "2    iterations"));
+    ck_assert_double_eq(after(out, "mean training image"), after(ref, "mean training image"));
+    /* masks the reader refuses, by name */
+    uint8_t rgb[28 * 28 * 3] = {0};
+    ck_assert_int_eq(png_write(mask, rgb, 28, 28, 3, err, sizeof err), PNG_OK);
+    rc = vae(out, sizeof out, "inpaint --model %s --mask %s --out %s", mlp, mask, png);
+    ck_assert_msg(rc == 1 && strstr(out, "8-bit grayscale") && strstr(out, "mask.png"), "%s", out);
+    ck_assert_int_eq(png_write(mask, sq, 14, 56, 1, err, sizeof err), PNG_OK);
+    rc = vae(out, sizeof out, "inpaint --model %s --mask %s --out %s", mlp, mask, png);
+    ck_assert_msg(rc == 1 && strstr(out, "14x56"), "%s", out);
 }
 END_TEST
 

@@ -9,19 +9,46 @@
 #include <string.h>
 
 #include "examples/vae/cli.h"
+#include "io/png.h"
 
 #define CMD "inpaint"
 
 /* ---- masks -------------------------------------------------------------------------------------
  */
 
+/* A mask from an 8-bit grayscale PNG of the model's image size: pixels below 128 (dark) are
+ * missing, the others observed. */
+static int read_mask(const char *path, int64_t rows, int64_t cols, real **keep_out,
+                     bool *per_image) {
+    uint8_t *px;
+    int w, h;
+    char err[512];
+    if (png_read_gray(path, &px, &w, &h, err, sizeof err) != PNG_OK)
+        return cli_error(CLI_FAIL, CMD, "--mask: %s", err);
+    if (w != cols || h != rows) {
+        nb_free(px);
+        return cli_error(CLI_FAIL, CMD, "--mask %s: the mask is %dx%d but the images are %lldx%lld",
+                         path, w, h, (long long)cols, (long long)rows);
+    }
+    real *keep = nb_malloc((size_t)(rows * cols) * sizeof *keep);
+    for (int64_t k = 0; k < rows * cols; k++) keep[k] = px[k] >= 128 ? 1 : 0;
+    nb_free(px);
+    *keep_out = keep;
+    *per_image = false;
+    return 0;
+}
+
 /* Fills keep [rows * cols] with 1 where a pixel is observed and 0 where it is missing, from a
  * spec: center (the middle half in each direction), left (left half missing), top (top half
  * missing) or random:P (each pixel missing with probability P, drawn per image from rng: keep is
- * then [n, D]). Returns 0, or CLI_USAGE naming the spec. *per_image tells which shape. */
+ * then [n, D]), or FILE.png (read_mask). Returns 0, or CLI_USAGE naming the spec (CLI_FAIL for
+ * a bad mask file). *per_image tells which shape. */
 static int make_mask(const char *spec, int64_t n, int64_t rows, int64_t cols, nb_rng *rng,
                      real **keep_out, bool *per_image) {
     int64_t D = rows * cols;
+    size_t len = strlen(spec);
+    if (len > 4 && !strcmp(spec + len - 4, ".png"))
+        return read_mask(spec, rows, cols, keep_out, per_image);
     *per_image = !strncmp(spec, "random:", 7);
     real *keep = nb_malloc((size_t)((*per_image ? n : 1) * D) * sizeof *keep);
     if (*per_image) {
@@ -48,8 +75,8 @@ static int make_mask(const char *spec, int64_t n, int64_t rows, int64_t cols, nb
                 else {
                     nb_free(keep);
                     return cli_error(CLI_USAGE, CMD,
-                                     "--mask: unknown mask '%s' (expected center, left, top or "
-                                     "random:P)",
+                                     "--mask: unknown mask '%s' (expected center, left, top, "
+                                     "random:P or FILE.png)",
                                      spec);
                 }
                 keep[r * cols + c] = miss ? 0 : 1;
@@ -120,7 +147,9 @@ int cli_inpaint(int argc, char **argv) {
          "data/digits)",
          0, 0, false, false},
         {"--mask", CLI_STRING, &mask, "M",
-         "missing pixels: center (default), left, top or random:P", 0, 0, false, false},
+         "missing pixels: center (default), left, top, random:P (each pixel with probability P) or "
+         "FILE.png (8-bit gray, image-sized, dark = missing)",
+         0, 0, false, false},
         {"--iters", CLI_INT, &iters, "N", "encode -> decode rounds (default 20)", 1, 10000, false,
          false},
         {"--out", CLI_STRING, &out, "FILE",
