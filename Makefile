@@ -6,6 +6,7 @@
 #   make test-san   the same tests under AddressSanitizer + UndefinedBehaviorSanitizer (CI runs it)
 #   make fuzz       libFuzzer harnesses (clang): replay the seeds in fuzz/corpus, then fuzz a while
 #   make bench      speed and memory against the peers (PyTorch, OpenBLAS)
+#   make install PREFIX=/usr/local   headers, libnabla.a, libnabla_io.a and nabla.pc (pkg-config)
 #
 # Variables: OMP=0 builds without OpenMP; DOUBLE=1 makes the element type double;
 # SAN=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer. Each variant has its own
@@ -64,7 +65,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 # Not intermediates: kept, so an unchanged tree relinks and recompiles nothing.
 .SECONDARY: $(TEST_OBJ)
 
-.PHONY: all lib run test tests-built fuzz fuzz-build check-run test-float test-double test-san bench bench-deps bench-scaling deps data-fashion clean format
+.PHONY: all lib run test tests-built fuzz fuzz-build check-run test-float test-double test-san bench bench-deps bench-scaling deps data-fashion clean format install install-check
 all: $(LIB) $(IOLIB) $(EXAMPLES) $(VAE)
 
 lib: $(LIB)
@@ -180,10 +181,18 @@ $(BUILD)/bench/bench_vae: bench/bench_vae.c $(LIB) $(IOLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(IOLIB) $(LIB) $(ZLIB) $(LDLIBS)
 
+$(BUILD)/bench/bench_conv: bench/bench_conv.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
+
 $(BUILD)/bench/bench_gemm: bench/bench_gemm.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $$(pkg-config --cflags openblas) $< -o $@ $(LDFLAGS) $(LIB) \
 	    $$(pkg-config --libs openblas) $(LDLIBS)
+
+$(BUILD)/bench/bench_ew: bench/bench_ew.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
 
 bench-deps:
 	@missing=""; for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -195,7 +204,7 @@ bench-deps:
 	    else echo "bench: missing$$missing (sudo apt-get install$$missing); those peers are skipped"; fi; fi
 
 bench: deps bench-deps
-	@$(MAKE) --no-print-directory $(BUILD)/bench/bench_vae
+	@$(MAKE) --no-print-directory $(BUILD)/bench/bench_vae $(BUILD)/bench/bench_conv
 	@if pkg-config --exists openblas; then $(MAKE) --no-print-directory $(BUILD)/bench/bench_gemm; fi
 	@BUILD=$(BUILD) bash bench/run.sh
 
@@ -212,6 +221,31 @@ data-fashion:
 	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || \
 	  { [ "$$(id -u)" = 0 ] && apt-get install -y -q dataset-fashion-mnist; } || \
 	  { echo "nabla: run 'sudo apt-get install dataset-fashion-mnist'"; exit 1; }
+
+# ---- install ----------------------------------------------------------------------------------
+# The headers keep the tree's layout under PREFIX/include/nabla, next to the umbrella nabla.h, so
+# their own #include "tensor/tensor.h" lines resolve with -I$(PREFIX)/include/nabla. nabla.pc
+# carries the flags the library was built with that a program must share: -DNB_DOUBLE for a
+# DOUBLE=1 build, -fopenmp for an OpenMP one.
+PREFIX    ?= /usr/local
+VERSION   := 0.1.0
+HEADERS   := $(wildcard tensor/*.h autograd/*.h nn/*.h models/*.h io/*.h)
+PC_CFLAGS := -I$${includedir}/nabla$(if $(filter 1,$(DOUBLE)), -DNB_DOUBLE)$(if $(CFLAGS_OMP), $(CFLAGS_OMP))
+PC_LIBS   := -L$${libdir} -lnabla_io -lnabla $(ZLIB) -lm$(if $(CFLAGS_OMP), $(CFLAGS_OMP))
+
+install: $(LIB) $(IOLIB)
+	@set -e; inc=$(DESTDIR)$(PREFIX)/include/nabla; lib=$(DESTDIR)$(PREFIX)/lib; \
+	for h in nabla.h $(HEADERS); do mkdir -p $$inc/$$(dirname $$h); install -m 644 $$h $$inc/$$h; done; \
+	mkdir -p $$lib/pkgconfig; install -m 644 $(LIB) $(IOLIB) $$lib/; \
+	printf '%s\n' 'prefix=$(PREFIX)' 'includedir=$${prefix}/include' 'libdir=$${prefix}/lib' '' \
+	    'Name: nabla' 'Description: reverse-mode autodiff tensors in C11, and the VAE' \
+	    'Version: $(VERSION)' 'Cflags: $(PC_CFLAGS)' 'Libs: $(PC_LIBS)' > $$lib/pkgconfig/nabla.pc; \
+	echo "nabla: installed into $(PREFIX) (build with: cc prog.c \$$(pkg-config --cflags --libs nabla))"
+
+# Installs into a temporary PREFIX, then builds and runs, outside the tree and against that copy,
+# examples/grad_basics.c and the README's one-file program (CI runs this).
+install-check:
+	@bash tools/install_check.sh
 
 clean:
 	rm -rf build

@@ -145,7 +145,7 @@ void ag_split(Tensor *a, const int64_t *sizes, int n, int dim, Tensor **out);
 int ag_chunk(Tensor *a, int n, int dim, Tensor **out);
 
 /* ---- element-wise, more (autograd/ops_elementwise.c) -----------------------------------------
- * PyTorch's definitions; gelu is the exact (erf) form. */
+ * PyTorch's definitions; gelu is the exact (erf) form; maximum and minimum propagate NaN. */
 
 Tensor *ag_gelu(Tensor *a);               /* a * Phi(a), Phi the standard normal CDF */
 Tensor *ag_silu(Tensor *a);               /* a * sigmoid(a) */
@@ -164,18 +164,22 @@ Tensor *ag_le(Tensor *a, Tensor *b);
 Tensor *ag_eq(Tensor *a, Tensor *b);
 Tensor *ag_ne(Tensor *a, Tensor *b);
 /* Inverted dropout: in training each element is zeroed with probability p and the rest are
- * scaled by 1 / (1 - p); with training false (or p == 0) it returns x unchanged. 0 <= p <= 1.
- * rng NULL: the global generator. */
+ * scaled by 1 / (1 - p) (p == 1: all zeros); with training false or p == 0 it returns x itself
+ * (which may be a kept tensor). Fails unless 0 <= p <= 1. The mask takes one uniform draw per
+ * element from rng (NULL: the global generator), so a seed fixes it; backward reuses it. */
 Tensor *ag_dropout(Tensor *x, real p, bool training, nb_rng *rng);
 
 /* ---- statistics and scans (autograd/ops_reduce.c) ---------------------------------------------
- * dims NULL or n == 0: over every element. correction 1 is Bessel's (torch.var's default). */
+ * dims NULL or n == 0: over every element. correction 1 is Bessel's (torch.var's default).
+ * sum((a - mean)^2) / (count - correction); a denominator <= 0 gives inf or NaN, as PyTorch.
+ * std's gradient is 0 where std is 0 (as PyTorch), not NaN. */
 
 Tensor *ag_var(Tensor *a, const int *dims, int n, int correction, bool keepdim);
 Tensor *ag_std(Tensor *a, const int *dims, int n, int correction, bool keepdim);
-Tensor *ag_cumsum(Tensor *a, int dim); /* same shape; running sum along dim */
+Tensor *ag_cumsum(Tensor *a, int dim); /* same shape; running sum along dim, in double */
 /* Indices of the first maximum (minimum) along dim, row-major over the reduced shape (the shape
- * without dim): out has numel / shape[dim] entries. Not differentiable, so no tensor: int64_t. */
+ * without dim): out has numel / shape[dim] entries (1 for a scalar). A NaN counts as both the
+ * maximum and the minimum (as PyTorch). Fails on an empty dim. Not differentiable: int64_t. */
 void tensor_argmax(const Tensor *a, int dim, int64_t *out);
 void tensor_argmin(const Tensor *a, int dim, int64_t *out);
 
@@ -184,11 +188,12 @@ void tensor_argmin(const Tensor *a, int dim, int64_t *out);
 
 /* n tensors of one shape -> a new dim at `dim` (0 <= dim <= ndim; negative counts from the end). */
 Tensor *ag_stack(Tensor *const *ts, int n, int dim);
-/* weight [V, E]; ids: the numel of `shape` indices in [0, V), row-major -> shape + [E].
- * Rows of weight gather; backward scatters-adds into weight's gradient. Fails naming the first
- * id out of range. */
+/* weight [V, E]; ids: the numel of `shape` indices in [0, V), row-major -> shape + [E] (ndim 0:
+ * one id -> [E]). Rows of weight gather; backward scatter-adds into weight's gradient in id
+ * order (deterministic). ids are copied. Fails naming the first id out of range and its place. */
 Tensor *ag_embedding(Tensor *weight, int ndim, const int64_t *shape, const int64_t *ids);
-/* ids [n] in [0, num_classes) -> a kept [n, num_classes] tensor of 0/1 rows. */
+/* ids [n] in [0, num_classes) -> a kept [n, num_classes] tensor of 0/1 rows (caller frees).
+ * Fails naming the first id out of range. */
 Tensor *tensor_one_hot(const int64_t *ids, int64_t n, int64_t num_classes);
 
 /* ---- normalization (autograd/ops_norm.c) ------------------------------------------------------
@@ -197,10 +202,10 @@ Tensor *tensor_one_hot(const int64_t *ids, int64_t n, int64_t num_classes);
 /* Normalizes over the last normalized_ndim dims (biased variance), then * w + b; w and b have
  * those dims' shape, or are NULL. */
 Tensor *ag_layer_norm(Tensor *x, int normalized_ndim, Tensor *w, Tensor *b, real eps);
-/* x [N, C] or [N, C, H, W]; statistics per channel C. Training: batch statistics (biased for
- * normalizing), and running_mean/var (kept [C], or NULL) updated in place with momentum, the
- * variance unbiased, as PyTorch. Evaluation: normalizes with the running statistics. w, b [C] or
- * NULL. */
+/* x [N, C] or [N, C, H, W] (or [N, C, L]); statistics per channel C. Training: batch statistics
+ * (biased for normalizing), and running_mean/var ([C], or NULL) updated in place with momentum,
+ * the variance unbiased, as PyTorch; fails when a channel has 1 value (N * H * W == 1).
+ * Evaluation: normalizes with the running statistics (required). w, b [C] or NULL. */
 Tensor *ag_batch_norm(Tensor *x, Tensor *running_mean, Tensor *running_var, Tensor *w, Tensor *b,
                       bool training, real momentum, real eps);
 
@@ -229,7 +234,9 @@ Tensor *ag_upsample_nearest2d(Tensor *x, int scale); /* [N, C, H, W] -> [N, C, s
  * An op makes its output with tensor_step, computes it, then calls ag_record to attach its
  * inputs and backward function (which does nothing if no input requires grad or grad mode is
  * off). A backward function reads out->grad and adds into ag_grad(parent) for each parent that
- * requires grad. */
+ * requires grad. ag_record also fails on an input that ag_reset released (tensor_check_live);
+ * an op that returns without ag_record checks its inputs itself, and a view op takes its
+ * output's header from arena_header, never from arena_alloc. */
 void ag_record(Tensor *out, const char *op, ag_backward_fn backward, Tensor *const *parents, int n);
 Tensor *ag_grad(Tensor *t); /* t->grad, made (zeroed) on first use */
 /* t->grad for a backward that is about to write it: when *fresh comes back true the gradient
@@ -294,6 +301,37 @@ void ag_accumulate_binary(Tensor *parent, k_binary_op op, const Tensor *g, const
 #define ag_max_pool2d(...)  NB_AT(Tensor *, ag_max_pool2d(__VA_ARGS__))
 #define ag_avg_pool2d(...)  NB_AT(Tensor *, ag_avg_pool2d(__VA_ARGS__))
 #define ag_upsample_nearest2d(...) NB_AT(Tensor *, ag_upsample_nearest2d(__VA_ARGS__))
+#endif
+
+/* The ops that cannot fail on shapes are wrapped too, so a step tensor remembers the user's line
+ * that made it, which a use after ag_reset reports (tensor_check_live in tensor/tensor.h). */
+#ifndef NB_INTERNAL
+#define ag_zeros(...)      NB_AT(Tensor *, ag_zeros(__VA_ARGS__))
+#define ag_full(...)       NB_AT(Tensor *, ag_full(__VA_ARGS__))
+#define ag_randn(...)      NB_AT(Tensor *, ag_randn(__VA_ARGS__))
+#define ag_rand(...)       NB_AT(Tensor *, ag_rand(__VA_ARGS__))
+#define ag_constant(...)   NB_AT(Tensor *, ag_constant(__VA_ARGS__))
+#define ag_neg(...)        NB_AT(Tensor *, ag_neg(__VA_ARGS__))
+#define ag_add_scalar(...) NB_AT(Tensor *, ag_add_scalar(__VA_ARGS__))
+#define ag_mul_scalar(...) NB_AT(Tensor *, ag_mul_scalar(__VA_ARGS__))
+#define ag_exp(...)        NB_AT(Tensor *, ag_exp(__VA_ARGS__))
+#define ag_log(...)        NB_AT(Tensor *, ag_log(__VA_ARGS__))
+#define ag_pow(...)        NB_AT(Tensor *, ag_pow(__VA_ARGS__))
+#define ag_sqrt(...)       NB_AT(Tensor *, ag_sqrt(__VA_ARGS__))
+#define ag_abs(...)        NB_AT(Tensor *, ag_abs(__VA_ARGS__))
+#define ag_relu(...)       NB_AT(Tensor *, ag_relu(__VA_ARGS__))
+#define ag_sigmoid(...)    NB_AT(Tensor *, ag_sigmoid(__VA_ARGS__))
+#define ag_tanh(...)       NB_AT(Tensor *, ag_tanh(__VA_ARGS__))
+#define ag_softplus(...)   NB_AT(Tensor *, ag_softplus(__VA_ARGS__))
+#define ag_gelu(...)       NB_AT(Tensor *, ag_gelu(__VA_ARGS__))
+#define ag_silu(...)       NB_AT(Tensor *, ag_silu(__VA_ARGS__))
+#define ag_elu(...)        NB_AT(Tensor *, ag_elu(__VA_ARGS__))
+#define ag_sin(...)        NB_AT(Tensor *, ag_sin(__VA_ARGS__))
+#define ag_cos(...)        NB_AT(Tensor *, ag_cos(__VA_ARGS__))
+#define ag_sum(...)        NB_AT(Tensor *, ag_sum(__VA_ARGS__))
+#define ag_mean(...)       NB_AT(Tensor *, ag_mean(__VA_ARGS__))
+#define ag_contiguous(...) NB_AT(Tensor *, ag_contiguous(__VA_ARGS__))
+#define ag_detach(...)     NB_AT(Tensor *, ag_detach(__VA_ARGS__))
 #endif
 
 #endif

@@ -61,6 +61,7 @@ void ag_reset(void) {
 
 void ag_record(Tensor *out, const char *op, ag_backward_fn backward, Tensor *const *parents,
                int n) {
+    for (int i = 0; i < n; i++) tensor_check_live(op, parents[i]);
     out->op = op;
     if (!grad_enabled) return;
     bool needs = false;
@@ -174,6 +175,10 @@ void ag_accumulate_binary(Tensor *parent, k_binary_op op, const Tensor *g, const
 
 void ag_backward_at(const char *file, int line, Tensor *t, const Tensor *grad) {
     char s1[128], s2[128];
+    nb_site_push(file, line); /* so a stale t is reported at the caller's line */
+    tensor_check_live("backward", t);
+    tensor_check_live("backward", grad);
+    nb_site_pop(NULL);
     if (!t->requires_grad)
         nb_fail_at(file, line, "backward",
                    "tensor of shape %s does not require grad (no input required grad, or it was "

@@ -13,13 +13,17 @@
  * conv_transpose2d is conv2d's input gradient as an op: its input is the column side, its output
  * the image side, so its forward is the "input grad" product, its input gradient is the
  * "forward" product and its weight gradient is the same "weight grad" product with the roles of
- * the two sides' data swapped. Nothing is written twice.
+ * the two sides' data swapped. Nothing is written twice: the forward and weight-gradient
+ * products share one function (both read im2col of the image side, which the transpose's
+ * backward then builds once for both), and one backward function serves both ops.
  *
- * Threads take whole (sample, group) tasks, each with its own column buffer from the arena, and
- * call the gemm on one thread; every output element is computed by one task, so the bits do not
- * depend on the thread count. The weight gradient is a sum over samples: samples are dealt into
- * a fixed number of slots (CONV_SLOTS, whatever the thread count), each slot sums its samples in
- * order into its own partial gradient, and the partials are added in slot order.
+ * Threads take whole (sample, group) tasks as they come free (next_task), each with its own
+ * column buffer from the arena, and call the gemm on one thread; every output element is computed
+ * by one task, so the bits do not depend on the thread count. The weight gradient is a sum over
+ * samples: samples are dealt into a fixed number of slots (CONV_SLOTS, whatever the thread count),
+ * each slot sums its samples in order into its own partial gradient, and the partials are added in
+ * slot order. Two shortcuts skip the column matrix: a 1x1 stride-1 unpadded kernel reads the image
+ * itself, and a stride-1 layer with few output channels works on zero-padded planes (see "narrow").
  *
  * Pooling and upsampling run a plain loop per (sample, channel) plane, planes shared out over
  * the threads; their backward passes write each input plane from one thread. */
@@ -30,11 +34,13 @@
 #include <math.h>
 #include <string.h>
 
+#include <stdatomic.h>
+
 #ifdef _OPENMP
 #include <omp.h>
-#define CONV_FOR(T) NB_PRAGMA(omp parallel for schedule(dynamic, 1) num_threads(T) if ((T) > 1))
+#define CONV_PARALLEL(T) NB_PRAGMA(omp parallel num_threads(T) if ((T) > 1))
 #else
-#define CONV_FOR(T)
+#define CONV_PARALLEL(T)
 #endif
 
 /* Slots for the weight gradient's sum over samples: a constant, so the partition (and so the
@@ -58,6 +64,19 @@ static int thread_id(void) {
     return omp_get_thread_num();
 #else
     return 0;
+#endif
+}
+
+/* Task loops: `for (t = thread_id(); t < tasks; t = next_task(&next))` inside CONV_PARALLEL.
+ * The first tasks go one to each thread of the team, the rest to whichever thread comes free
+ * (on a busy machine a descheduled thread holds up nothing). Every thread runs at least one
+ * task of each loop, so each one's gemm buffers have grown for its shapes after the first step
+ * and later steps allocate nothing; which thread runs a task never changes its result. */
+static int64_t next_task(_Atomic int64_t *next) {
+#ifdef _OPENMP
+    return omp_get_num_threads() + atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
+#else
+    return 1 + atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
 #endif
 }
 
@@ -88,67 +107,129 @@ static void valid_span(int64_t Wo, int64_t sw, int64_t off, int64_t W, int64_t *
     if (*hi < *lo) *hi = *lo;
 }
 
-/* x: one sample's channels of one group, [Cg, H, W] contiguous. */
-static void im2col_walk(const geom *g, real *x, real *col, bool scatter) {
-    for (int64_t c = 0; c < g->Cg; c++)
-        for (int64_t i = 0; i < g->kh; i++)
-            for (int64_t j = 0; j < g->kw; j++, col += g->P) {
-                int64_t off = j * g->dw - g->pw, lo, hi;
-                valid_span(g->Wo, g->sw, off, g->W, &lo, &hi);
-                for (int64_t oh = 0; oh < g->Ho; oh++) {
-                    real *row = col + oh * g->Wo;
-                    int64_t ih = oh * g->sh - g->ph + i * g->dh;
-                    bool inside = ih >= 0 && ih < g->H;
-                    if (scatter) {
-                        if (!inside) continue;
-                        real *dst = x + (c * g->H + ih) * g->W + off;
-                        for (int64_t ow = lo; ow < hi; ow++) dst[ow * g->sw] += row[ow];
-                        continue;
-                    }
-                    if (!inside) {
-                        memset(row, 0, (size_t)g->Wo * sizeof(real));
-                        continue;
-                    }
-                    const real *src = x + (c * g->H + ih) * g->W + off;
-                    for (int64_t ow = 0; ow < lo; ow++) row[ow] = 0;
-                    if (g->sw == 1)
-                        memcpy(row + lo, src + lo, (size_t)(hi - lo) * sizeof(real));
-                    else
-                        for (int64_t ow = lo; ow < hi; ow++) row[ow] = src[ow * g->sw];
-                    for (int64_t ow = hi; ow < g->Wo; ow++) row[ow] = 0;
-                }
-            }
+/* Row r = (c, i, j) of one sample-group's column matrix: gathered into row[P] (scatter false),
+ * or row[P] added back onto the image (scatter true). x: [Cg, H, W] contiguous. */
+static void col_row(const geom *g, real *x, int64_t r, real *row, bool scatter) {
+    int64_t c = r / (g->kh * g->kw), i = r / g->kw % g->kh, j = r % g->kw;
+    int64_t off = j * g->dw - g->pw, lo, hi, sw = g->sw;
+    valid_span(g->Wo, sw, off, g->W, &lo, &hi);
+    for (int64_t oh = 0; oh < g->Ho; oh++, row += g->Wo) {
+        int64_t ih = oh * g->sh - g->ph + i * g->dh;
+        bool inside = ih >= 0 && ih < g->H;
+        /* column ow's element is img[ow * sw + off] (plain loops: runs of a few dozen) */
+        real *img = x + (c * g->H + (inside ? ih : 0)) * g->W;
+        int64_t a = inside ? lo : g->Wo, b = inside ? hi : g->Wo;
+        if (scatter) {
+            for (int64_t ow = a; ow < b; ow++) img[ow * sw + off] += row[ow];
+            continue;
+        }
+        for (int64_t ow = 0; ow < a; ow++) row[ow] = 0;
+        if (sw == 1)
+            for (int64_t ow = a; ow < b; ow++) row[ow] = img[ow + off];
+        else
+            for (int64_t ow = a; ow < b; ow++) row[ow] = img[ow * sw + off];
+        for (int64_t ow = b; ow < g->Wo; ow++) row[ow] = 0;
+    }
+}
+
+static void im2col(const geom *g, const real *x, real *col) {
+    for (int64_t r = 0; r < g->K; r++) col_row(g, (real *)x, r, col + r * g->P, false);
+}
+
+static void col2im(const geom *g, const real *col, real *x) {
+    for (int64_t r = 0; r < g->K; r++) col_row(g, x, r, (real *)col + r * g->P, true);
+}
+
+/* ---- stride 1 with few output channels: shifted planes instead of a column matrix -----------
+ * With Og of 1 (the conv VAE's last layer) a gemm is a matrix-vector product and the column
+ * matrix (K x P, 900 KB there) costs more to write and read than the arithmetic. With stride 1
+ * and up to NARROW_OG channels, each sample's planes are copied once into zero-padded planes of
+ * width Wp = W + 2 pw, and the outputs are kept Wp wide too (the Wp - Wo extra columns are
+ * scratch, zero where they are read). Then row r = (c, i, j) of the column matrix is the padded
+ * plane c read from offset i dh Wp + j dw, so each product is a run of long contiguous loops:
+ *   y[o] += w[o, r] * xpad[c] >> shift      dw[o, r] += y[o] . (xpad[c] >> shift)
+ *   dxpad[c] >> shift += w[o, r] * y[o] */
+#define NARROW_OG 4
+
+static bool is_narrow(const geom *g) {
+    return g->Og <= NARROW_OG && g->sh == 1 && g->sw == 1 && !is_pointwise(g);
+}
+
+/* Sizes for the narrow path: a padded plane (with room for the last shift), a wide output. */
+static int64_t padded_plane(const geom *g) {
+    return (g->H + 2 * g->ph) * (g->W + 2 * g->pw) + (g->kw - 1) * g->dw;
+}
+static int64_t wide_plane(const geom *g) {
+    return g->Ho * (g->W + 2 * g->pw);
+}
+
+/* x [Cg, H, W] -> xp [Cg, padded_plane]: zero borders. */
+static void pad_planes(const geom *g, const real *x, real *xp) {
+    int64_t Wp = g->W + 2 * g->pw, PL = padded_plane(g);
+    for (int64_t c = 0; c < g->Cg; c++) {
+        real *d = xp + c * PL;
+        for (int64_t q = 0; q < PL; q++) d[q] = 0;
+        for (int64_t h = 0; h < g->H; h++)
+            for (int64_t w = 0; w < g->W; w++)
+                d[(g->ph + h) * Wp + g->pw + w] = x[(c * g->H + h) * g->W + w];
+    }
+}
+
+/* y [Og, Ho, Wo] <-> yw [Og, Ho, Wp] (the extra columns zero). */
+static void to_wide(const geom *g, const real *y, real *yw) {
+    int64_t Wp = g->W + 2 * g->pw;
+    for (int64_t q = 0; q < g->Og * g->Ho; q++)
+        for (int64_t w = 0; w < Wp; w++) yw[q * Wp + w] = w < g->Wo ? y[q * g->Wo + w] : 0;
+}
+static void from_wide(const geom *g, const real *yw, real *y) {
+    int64_t Wp = g->W + 2 * g->pw;
+    for (int64_t q = 0; q < g->Og * g->Ho; q++)
+        for (int64_t w = 0; w < g->Wo; w++) y[q * g->Wo + w] = yw[q * Wp + w];
+}
+
+static void axpy(real *restrict y, real a, const real *restrict x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+/* a . b with eight running sums (element i to sum i % 8), added pairwise: a fixed order. */
+static real dot(const real *restrict a, const real *restrict b, int64_t n) {
+    real s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
+    for (int k = 0; i < n; i++, k++) s[k] += a[i] * b[i];
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+/* Where row r of the column matrix starts in the padded planes. */
+static int64_t shift_of(const geom *g, int64_t r) {
+    int64_t c = r / (g->kh * g->kw), i = r / g->kw % g->kh, j = r % g->kw;
+    return c * padded_plane(g) + i * g->dh * (g->W + 2 * g->pw) + j * g->dw;
 }
 
 /* ---- the three products -----------------------------------------------------------------------
- * x [N, C, H, W], y [N, O, Ho, Wo], w [O, Cg, kh, kw], all contiguous. */
+ * x [N, C, H, W], y [N, O, Ho, Wo], w [O, Cg, kh, kw], all contiguous. Each task (a sample and
+ * group) works in its thread's scratch: a column matrix, or padded and wide planes (narrow). */
 
-/* y = (bias, or y if acc, or 0) + W @ im2col(x) for every sample and group. */
-static void conv_forward(const geom *g, const real *x, const real *w, const real *bias, real *y,
-                         bool acc) {
-    int64_t tasks = g->N * g->G;
-    int T = team(tasks, 2.0 * (double)(g->N * g->O * g->K * g->P));
-    bool direct = is_pointwise(g);
-    ag_mark_t m = ag_mark();
-    real *cols = direct ? NULL : arena_alloc((size_t)(T * g->K * g->P) * sizeof(real));
-    CONV_FOR(T)
-    for (int64_t t = 0; t < tasks; t++) {
-        int64_t n = t / g->G, gi = t % g->G;
-        real *xs = (real *)x + (n * g->C + gi * g->Cg) * g->H * g->W;
-        real *ys = y + (n * g->O + gi * g->Og) * g->P;
-        const real *col = xs;
-        if (!direct) {
-            real *buf = cols + (int64_t)thread_id() * g->K * g->P;
-            im2col_walk(g, xs, buf, false);
-            col = buf;
-        }
-        if (bias)
-            for (int64_t o = 0; o < g->Og; o++)
-                for (int64_t p = 0; p < g->P; p++) ys[o * g->P + p] = bias[gi * g->Og + o];
-        nb_gemm(g->Og, g->P, g->K, w + gi * g->Og * g->K, g->K, 1, col, g->P, 1,
-                bias || acc ? 1 : 0, ys, g->P);
-    }
-    ag_release(m);
+static int64_t scratch_each(const geom *g) {
+    if (is_pointwise(g)) return 0;
+    if (is_narrow(g)) return g->Cg * padded_plane(g) + g->Og * wide_plane(g);
+    return g->K * g->P;
+}
+
+static real *scratch(const geom *g, int T) {
+    int64_t each = scratch_each(g);
+    return each ? arena_alloc((size_t)(T * each) * sizeof(real)) : NULL;
+}
+
+static real *my_scratch(const geom *g, real *buf) {
+    return buf + (int64_t)thread_id() * scratch_each(g);
+}
+
+/* Fills n planes of `size` elements with bias[0..n) (bias may be NULL: zeros). */
+static void fill_planes(real *p, int64_t n, int64_t size, const real *bias) {
+    for (int64_t c = 0; c < n; c++)
+        for (int64_t q = 0; q < size; q++) p[c * size + q] = bias ? bias[c] : 0;
 }
 
 /* x = (bias, or x if acc, or 0) + col2im(W^T @ y) for every sample and group. */
@@ -158,69 +239,113 @@ static void conv_backward_data(const geom *g, const real *y, const real *w, cons
     int T = team(tasks, 2.0 * (double)(g->N * g->O * g->K * g->P));
     bool direct = is_pointwise(g);
     ag_mark_t m = ag_mark();
-    real *cols = direct ? NULL : arena_alloc((size_t)(T * g->K * g->P) * sizeof(real));
-    CONV_FOR(T)
-    for (int64_t t = 0; t < tasks; t++) {
+    real *buf = scratch(g, T);
+    _Atomic int64_t next = 0;
+    CONV_PARALLEL(T)
+    for (int64_t t = thread_id(); t < tasks; t = next_task(&next)) {
         int64_t n = t / g->G, gi = t % g->G;
         real *xs = x + (n * g->C + gi * g->Cg) * HW;
-        const real *ys = y + (n * g->O + gi * g->Og) * g->P;
-        if (bias)
-            for (int64_t c = 0; c < g->Cg; c++)
-                for (int64_t p = 0; p < HW; p++) xs[c * HW + p] = bias[gi * g->Cg + c];
-        else if (!acc && !direct)
-            memset(xs, 0, (size_t)(g->Cg * HW) * sizeof(real));
+        const real *ys = y + (n * g->O + gi * g->Og) * g->P, *wg = w + gi * g->Og * g->K;
+        if (bias || (!acc && !direct)) fill_planes(xs, g->Cg, HW, bias ? bias + gi * g->Cg : NULL);
         /* dcol[K, P] = W_g^T [K, Og] @ y_g [Og, P] */
-        const real *wg = w + gi * g->Og * g->K;
         if (direct) {
             nb_gemm(g->K, g->P, g->Og, wg, 1, g->K, ys, g->P, 1, bias || acc ? 1 : 0, xs, g->P);
-            continue;
+        } else if (is_narrow(g)) {
+            real *xp = my_scratch(g, buf), *yw = xp + g->Cg * padded_plane(g);
+            int64_t Q = wide_plane(g), PL = padded_plane(g), Wp = g->W + 2 * g->pw;
+            to_wide(g, ys, yw);
+            for (int64_t q = 0; q < g->Cg * PL; q++) xp[q] = 0;
+            for (int64_t r = 0; r < g->K; r++)
+                for (int64_t o = 0; o < g->Og; o++)
+                    axpy(xp + shift_of(g, r), wg[o * g->K + r], yw + o * Q, Q);
+            for (int64_t c = 0; c < g->Cg; c++)
+                for (int64_t h = 0; h < g->H; h++)
+                    for (int64_t v = 0; v < g->W; v++)
+                        xs[(c * g->H + h) * g->W + v] += xp[c * PL + (g->ph + h) * Wp + g->pw + v];
+        } else {
+            real *col = my_scratch(g, buf);
+            nb_gemm(g->K, g->P, g->Og, wg, 1, g->K, ys, g->P, 1, 0, col, g->P);
+            col2im(g, col, xs);
         }
-        real *buf = cols + (int64_t)thread_id() * g->K * g->P;
-        nb_gemm(g->K, g->P, g->Og, wg, 1, g->K, ys, g->P, 1, 0, buf, g->P);
-        im2col_walk(g, xs, buf, true);
     }
     ag_release(m);
 }
 
-/* dw (+)= sum over n of y[n] @ im2col(x[n])^T, per group; in slot order (see the top). */
-static void conv_backward_weight(const geom *g, const real *x, const real *y, real *dw, bool acc) {
-    int64_t S = g->N < CONV_SLOTS ? g->N : CONV_SLOTS, wn = g->O * g->K;
-    if (S == 0) {
-        if (!acc) memset(dw, 0, (size_t)wn * sizeof(real));
-        return;
-    }
-    int T = team(S, 2.0 * (double)(g->N * g->O * g->K * g->P));
-    bool direct = is_pointwise(g);
+/* The two products that read im2col(x), with one im2col per sample and group:
+ *   out = (bias, or out if out_acc, or 0) + W @ im2col(x)       (when out is not NULL)
+ *   dw (+)= sum over n of y[n] @ im2col(x[n])^T                (when dw is not NULL)
+ * conv_transpose2d's backward needs both from the same image (its output's gradient). Tasks are
+ * runs of samples: one sample each, or with dw the CONV_SLOTS slots (see the top). */
+static void gather_products(const geom *g, const real *x, const real *w, const real *bias,
+                            real *out, bool out_acc, const real *y, real *dw, bool dw_acc) {
+    int64_t S = !dw ? g->N : g->N < CONV_SLOTS ? g->N : CONV_SLOTS, wn = g->O * g->K;
+    if (dw && S == 0 && !dw_acc) memset(dw, 0, (size_t)wn * sizeof(real));
+    if (S == 0) return;
+    int T = team(S, ((out ? 2.0 : 0.0) + (dw ? 2.0 : 0.0)) * (double)(g->N * g->O * g->K * g->P));
     ag_mark_t m = ag_mark();
-    real *cols = direct ? NULL : arena_alloc((size_t)(T * g->K * g->P) * sizeof(real));
-    real *part = arena_alloc((size_t)(S * wn) * sizeof(real));
-    CONV_FOR(T)
-    for (int64_t s = 0; s < S; s++) {
-        real *buf = direct ? NULL : cols + (int64_t)thread_id() * g->K * g->P;
+    real *buf = scratch(g, T);
+    real *part = dw ? arena_alloc((size_t)(S * wn) * sizeof(real)) : NULL;
+    _Atomic int64_t next = 0;
+    CONV_PARALLEL(T)
+    for (int64_t s = thread_id(); s < S; s = next_task(&next))
         for (int64_t n = s * g->N / S; n < (s + 1) * g->N / S; n++)
             for (int64_t gi = 0; gi < g->G; gi++) {
                 const real *xs = x + (n * g->C + gi * g->Cg) * g->H * g->W;
-                const real *col = xs;
-                if (!direct) {
-                    im2col_walk(g, (real *)xs, buf, false);
-                    col = buf;
+                real *os = out ? out + (n * g->O + gi * g->Og) * g->P : NULL;
+                const real *ys = dw ? y + (n * g->O + gi * g->Og) * g->P : NULL;
+                const real *wg = out ? w + gi * g->Og * g->K : NULL;
+                real *pg = dw ? part + s * wn + gi * g->Og * g->K : NULL; /* [Og, K] */
+                bool first = n == s * g->N / S;
+                if (os && (bias || (!out_acc && is_narrow(g))))
+                    fill_planes(os, g->Og, g->P, bias ? bias + gi * g->Og : NULL);
+                if (is_narrow(g)) {
+                    real *xp = my_scratch(g, buf), *yw = xp + g->Cg * padded_plane(g);
+                    int64_t Q = wide_plane(g);
+                    pad_planes(g, xs, xp);
+                    if (os) {
+                        to_wide(g, os, yw);
+                        for (int64_t r = 0; r < g->K; r++)
+                            for (int64_t o = 0; o < g->Og; o++)
+                                axpy(yw + o * Q, wg[o * g->K + r], xp + shift_of(g, r), Q);
+                        from_wide(g, yw, os);
+                    }
+                    if (pg) {
+                        to_wide(g, ys, yw);
+                        for (int64_t r = 0; r < g->K; r++)
+                            for (int64_t o = 0; o < g->Og; o++) {
+                                real v = dot(yw + o * Q, xp + shift_of(g, r), Q);
+                                pg[o * g->K + r] = first ? v : pg[o * g->K + r] + v;
+                            }
+                    }
+                    continue;
                 }
+                const real *col = xs;
+                if (buf) {
+                    im2col(g, xs, my_scratch(g, buf));
+                    col = my_scratch(g, buf);
+                }
+                if (os)
+                    nb_gemm(g->Og, g->P, g->K, wg, g->K, 1, col, g->P, 1, bias || out_acc ? 1 : 0,
+                            os, g->P);
                 /* part_g [Og, K] (+)= y_g [Og, P] @ col^T [P, K] */
-                nb_gemm(g->Og, g->K, g->P, y + (n * g->O + gi * g->Og) * g->P, g->P, 1, col, 1,
-                        g->P, n == s * g->N / S ? 0 : 1, part + s * wn + gi * g->Og * g->K, g->K);
+                if (pg)
+                    nb_gemm(g->Og, g->K, g->P, ys, g->P, 1, col, 1, g->P, first ? 0 : 1, pg, g->K);
             }
-    }
-    NB_PARALLEL_FOR(wn)
-    for (int64_t i = 0; i < wn; i++) {
-        real v = acc ? dw[i] : 0;
-        for (int64_t s = 0; s < S; s++) v += part[s * wn + i];
-        dw[i] = v;
+    if (dw) {
+        NB_PARALLEL_FOR(wn)
+        for (int64_t i = 0; i < wn; i++) {
+            real v = dw_acc ? dw[i] : 0;
+            for (int64_t q = 0; q < S; q++) v += part[q * wn + i];
+            dw[i] = v;
+        }
     }
     ag_release(m);
 }
 
-/* db[c] (+)= sum of y[n, c, :] over n (planes of P elements), in double, in a fixed order. */
+/* db[c] (+)= sum of y[n, c, :] over n (planes of P elements), in double, in a fixed order;
+ * channels shared out over the threads. */
 static void bias_backward(const real *y, int64_t N, int64_t C, int64_t P, real *db, bool acc) {
+    NB_PARALLEL_FOR(N * C * P)
     for (int64_t c = 0; c < C; c++) {
         double s = 0;
         for (int64_t n = 0; n < N; n++) s += k_dsum(y + (n * C + c) * P, P);
@@ -352,18 +477,21 @@ static void conv_backward(Tensor *y) {
     const conv_saved *s = y->saved;
     const geom *g = &s->g;
     const real *dy = y->grad->data + y->grad->offset;
-    bool fresh;
+    bool fresh_x = false, fresh_w = false, fresh;
+    real *dx = NULL, *dw = NULL;
     if (x->requires_grad) {
-        Tensor *gx = ag_grad_begin(x, &fresh);
-        if (s->transposed)
-            conv_forward(g, dy, s->w, NULL, gx->data + gx->offset, !fresh);
-        else
-            conv_backward_data(g, dy, s->w, NULL, gx->data + gx->offset, !fresh);
+        Tensor *gx = ag_grad_begin(x, &fresh_x);
+        dx = gx->data + gx->offset;
     }
     if (w->requires_grad) {
-        Tensor *gw = ag_grad_begin(w, &fresh);
-        conv_backward_weight(g, s->transposed ? dy : s->x, s->transposed ? s->x : dy,
-                             gw->data + gw->offset, !fresh);
+        Tensor *gw = ag_grad_begin(w, &fresh_w);
+        dw = gw->data + gw->offset;
+    }
+    if (s->transposed) { /* both products read im2col(dy): one pass */
+        if (dx || dw) gather_products(g, dy, s->w, NULL, dx, !fresh_x, s->x, dw, !fresh_w);
+    } else {
+        if (dx) conv_backward_data(g, dy, s->w, NULL, dx, !fresh_x);
+        if (dw) gather_products(g, s->x, NULL, NULL, NULL, false, dy, dw, !fresh_w);
     }
     if (b && b->requires_grad) {
         Tensor *gb = ag_grad_begin(b, &fresh);
@@ -389,7 +517,7 @@ static Tensor *conv_op(const char *op, Tensor *x, Tensor *w, Tensor *b, nb_conv2
         conv_backward_data(g, s->x, s->w, bias, y->data, false);
     } else {
         y = tensor_step(NB_SHAPE(g->N, g->O, g->Ho, g->Wo));
-        conv_forward(g, s->x, s->w, bias, y->data, false);
+        gather_products(g, s->x, s->w, bias, y->data, false, NULL, NULL, false);
     }
     y->saved = s;
     if (b)
@@ -419,7 +547,7 @@ Tensor *ag_conv1d(Tensor *x, Tensor *w, Tensor *b, nb_conv2d_opts o) {
                          .dilation = {1, o.dilation[0]},
                          .output_padding = {0, o.output_padding[0]},
                          .groups = o.groups};
-    Tensor *y = ag_conv2d(ag_unsqueeze(x, 2), ag_unsqueeze(w, 2), b, o2);
+    Tensor *y = conv_op("conv1d", ag_unsqueeze(x, 2), ag_unsqueeze(w, 2), b, o2, false);
     return ag_squeeze(y, 2);
 }
 

@@ -14,16 +14,23 @@ static Tensor *binary_out(const char *op, const Tensor *a, const Tensor *b) {
         __VA_ARGS__                                                                                \
     }
 
+/* Runs a binary kernel into a fresh output of the broadcast shape and records it; with no
+ * backward the output is a constant (never on the tape). */
+static Tensor *binary(const char *name, k_binary_op op, Tensor *a, Tensor *b,
+                      ag_backward_fn backward) {
+    Tensor *c = binary_out(name, a, b);
+    k_binary(op, a, b, c, 0, 0, false);
+    if (backward) ag_record(c, name, backward, PARENTS(a, b), 2);
+    return c;
+}
+
 /* ---- c = a + b:  da += g,  db += g ----------------------------------------------------------- */
 static void add_backward(Tensor *c) {
     ag_accumulate(c->parents[0], c->grad);
     ag_accumulate(c->parents[1], c->grad);
 }
 Tensor *ag_add(Tensor *a, Tensor *b) {
-    Tensor *c = binary_out("add", a, b);
-    k_binary(K_ADD, a, b, c, 0, 0, false);
-    ag_record(c, "add", add_backward, PARENTS(a, b), 2);
-    return c;
+    return binary("add", K_ADD, a, b, add_backward);
 }
 
 /* ---- c = a - b:  da += g,  db -= g ----------------------------------------------------------- */
@@ -32,10 +39,7 @@ static void sub_backward(Tensor *c) {
     ag_accumulate_unary(c->parents[1], K_NEG, c->grad, 0, 0);
 }
 Tensor *ag_sub(Tensor *a, Tensor *b) {
-    Tensor *c = binary_out("sub", a, b);
-    k_binary(K_SUB, a, b, c, 0, 0, false);
-    ag_record(c, "sub", sub_backward, PARENTS(a, b), 2);
-    return c;
+    return binary("sub", K_SUB, a, b, sub_backward);
 }
 
 /* ---- c = a * b:  da += g b,  db += g a ------------------------------------------------------- */
@@ -44,10 +48,7 @@ static void mul_backward(Tensor *c) {
     ag_accumulate_binary(c->parents[1], K_MUL, c->grad, c->parents[0], 0, 0);
 }
 Tensor *ag_mul(Tensor *a, Tensor *b) {
-    Tensor *c = binary_out("mul", a, b);
-    k_binary(K_MUL, a, b, c, 0, 0, false);
-    ag_record(c, "mul", mul_backward, PARENTS(a, b), 2);
-    return c;
+    return binary("mul", K_MUL, a, b, mul_backward);
 }
 
 /* ---- c = a / b:  da += g / b,  db += -(g c) / b ---------------------------------------------- */
@@ -61,10 +62,7 @@ static void div_backward(Tensor *c) {
     }
 }
 Tensor *ag_div(Tensor *a, Tensor *b) {
-    Tensor *c = binary_out("div", a, b);
-    k_binary(K_DIV, a, b, c, 0, 0, false);
-    ag_record(c, "div", div_backward, PARENTS(a, b), 2);
-    return c;
+    return binary("div", K_DIV, a, b, div_backward);
 }
 
 /* ---- unary ops: c = f(a), da += g f'(a) ---------------------------------------------------------
@@ -185,4 +183,153 @@ static void softplus_backward(Tensor *c) {
 }
 Tensor *ag_softplus(Tensor *a) {
     return unary("softplus", K_SOFTPLUS, a, 0, 0, softplus_backward);
+}
+
+/* ---- activations and trigonometry: c = f(a), da += g f'(a) -------------------------------------
+ */
+
+/* c = a Phi(a), Phi the standard normal CDF: da += g (Phi(a) + a phi(a)) */
+static void gelu_backward(Tensor *c) {
+    ag_accumulate_binary(c->parents[0], K_GELU_BWD, c->grad, c->parents[0], 0, 0);
+}
+Tensor *ag_gelu(Tensor *a) {
+    return unary("gelu", K_GELU, a, 0, 0, gelu_backward);
+}
+
+/* c = a sigmoid(a): da += g s (1 + a (1 - s)), s = sigmoid(a) */
+static void silu_backward(Tensor *c) {
+    ag_accumulate_binary(c->parents[0], K_SILU_BWD, c->grad, c->parents[0], 0, 0);
+}
+Tensor *ag_silu(Tensor *a) {
+    return unary("silu", K_SILU, a, 0, 0, silu_backward);
+}
+
+/* c = a > 0 ? a : alpha (exp(a) - 1): da += g where a > 0, g alpha exp(a) elsewhere */
+static void elu_backward(Tensor *c) {
+    ag_accumulate_binary(c->parents[0], K_ELU_BWD, c->grad, c->parents[0], c->sarg[0], 0);
+}
+Tensor *ag_elu(Tensor *a, real alpha) {
+    return unary("elu", K_ELU, a, alpha, 0, elu_backward);
+}
+
+/* c = sin(a): da += g cos(a) */
+static void sin_backward(Tensor *c) {
+    ag_accumulate_binary(c->parents[0], K_SIN_BWD, c->grad, c->parents[0], 0, 0);
+}
+Tensor *ag_sin(Tensor *a) {
+    return unary("sin", K_SIN, a, 0, 0, sin_backward);
+}
+
+/* c = cos(a): da -= g sin(a) */
+static void cos_backward(Tensor *c) {
+    ag_accumulate_binary(c->parents[0], K_COS_BWD, c->grad, c->parents[0], 0, 0);
+}
+Tensor *ag_cos(Tensor *a) {
+    return unary("cos", K_COS, a, 0, 0, cos_backward);
+}
+
+/* ---- c = maximum(a, b), minimum(a, b) -----------------------------------------------------------
+ * PyTorch 1.13's rule: the input that is picked gets g, and on a tie (a == b) each gets g / 2;
+ * where either is NaN (so c is NaN) both get g. */
+
+/* parent's gradient += op(g, x, y), summed over the dims where parent was broadcast. */
+static void accumulate_ternary(Tensor *parent, k_ternary_op op, const Tensor *g, const Tensor *x,
+                               const Tensor *y) {
+    if (!parent->requires_grad) return;
+    bool fresh;
+    Tensor *pg = ag_grad_begin(parent, &fresh);
+    if (tensor_same_shape(pg, g)) {
+        k_ternary(op, g, x, y, pg, !fresh);
+        return;
+    }
+    ag_mark_t m = ag_mark();
+    Tensor *tmp = tensor_step(g->ndim, g->shape);
+    k_ternary(op, g, x, y, tmp, false);
+    k_sum_to(tmp, pg, !fresh);
+    ag_release(m);
+}
+
+static void maximum_backward(Tensor *c) {
+    Tensor *a = c->parents[0], *b = c->parents[1];
+    accumulate_ternary(a, K_MAXIMUM_BWD, c->grad, a, b);
+    accumulate_ternary(b, K_MAXIMUM_BWD, c->grad, b, a);
+}
+Tensor *ag_maximum(Tensor *a, Tensor *b) {
+    return binary("maximum", K_MAXIMUM, a, b, maximum_backward);
+}
+
+static void minimum_backward(Tensor *c) {
+    Tensor *a = c->parents[0], *b = c->parents[1];
+    accumulate_ternary(a, K_MINIMUM_BWD, c->grad, a, b);
+    accumulate_ternary(b, K_MINIMUM_BWD, c->grad, b, a);
+}
+Tensor *ag_minimum(Tensor *a, Tensor *b) {
+    return binary("minimum", K_MINIMUM, a, b, minimum_backward);
+}
+
+/* ---- c = where(cond, a, b):  da += g where cond != 0,  db += g where cond == 0 ------------------
+ * cond is not a parent (no gradient reaches it); backward finds it in c->saved. */
+static void where_backward(Tensor *c) {
+    const Tensor *cond = c->saved;
+    ag_accumulate_binary(c->parents[0], K_PICK, c->grad, cond, 0, 0);
+    ag_accumulate_binary(c->parents[1], K_PICK_NOT, c->grad, cond, 0, 0);
+}
+Tensor *ag_where(Tensor *cond, Tensor *a, Tensor *b) {
+    Tensor ab = {0}; /* only the broadcast shape of a and b */
+    int64_t shape[NB_MAX_DIMS];
+    ab.ndim = tensor_broadcast_shape("where", a, b, ab.shape);
+    int n = tensor_broadcast_shape("where", cond, &ab, shape);
+    Tensor *c = tensor_step(n, shape);
+    k_ternary(K_WHERE, cond, a, b, c, false);
+    ag_record(c, "where", where_backward, PARENTS(a, b), 2);
+    c->saved = cond;
+    return c;
+}
+
+/* ---- comparisons: 0/1 masks, constants (no gradient, never on the tape) ------------------------
+ */
+
+Tensor *ag_gt(Tensor *a, Tensor *b) {
+    return binary("gt", K_GT, a, b, NULL);
+}
+Tensor *ag_ge(Tensor *a, Tensor *b) {
+    return binary("ge", K_GE, a, b, NULL);
+}
+Tensor *ag_lt(Tensor *a, Tensor *b) {
+    return binary("lt", K_LT, a, b, NULL);
+}
+Tensor *ag_le(Tensor *a, Tensor *b) {
+    return binary("le", K_LE, a, b, NULL);
+}
+Tensor *ag_eq(Tensor *a, Tensor *b) {
+    return binary("eq", K_EQ, a, b, NULL);
+}
+Tensor *ag_ne(Tensor *a, Tensor *b) {
+    return binary("ne", K_NE, a, b, NULL);
+}
+
+/* ---- c = dropout(x) = x m:  dx += g m -----------------------------------------------------------
+ * m (x's shape, in c->saved) is 0 with probability p and 1 / (1 - p) otherwise: one uniform draw
+ * per element, in row-major order, so a seed gives the same mask on every platform. */
+static void dropout_backward(Tensor *c) {
+    ag_accumulate_binary(c->parents[0], K_MUL, c->grad, c->saved, 0, 0);
+}
+Tensor *ag_dropout(Tensor *x, real p, bool training, nb_rng *rng) {
+    if (!(p >= 0 && p <= 1)) nb_fail("dropout", "probability %g is not in [0, 1]", (double)p);
+    if (!training || p == 0) return x;
+    if (!rng) rng = nb_rng_global();
+    Tensor *m = tensor_step(x->ndim, x->shape);
+    if (p == 1) { /* everything dropped: no draws, as PyTorch */
+        tensor_fill(m, 0);
+    } else {
+        real scale = 1 / (1 - p);
+        for (int64_t i = 0; i < m->numel; i++)
+            m->data[i] = nb_rng_uniform(rng) < (double)p ? 0 : scale;
+    }
+    Tensor *c = tensor_step(x->ndim, x->shape);
+    k_binary(K_MUL, x, m, c, 0, 0, false);
+    ag_record(c, "dropout", dropout_backward, PARENTS(x), 1);
+    c->saved = m;
+    c->sarg[0] = p;
+    return c;
 }

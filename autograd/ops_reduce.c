@@ -1,7 +1,10 @@
-/* autograd/ops_reduce.c: reductions (sum, mean, max, logsumexp) and the softmax family. */
+/* autograd/ops_reduce.c: reductions (sum, mean, max, logsumexp), the softmax family, and the
+ * statistics and scans (var, std, cumsum, argmax). */
 #include "autograd/autograd.h"
 
 #include <math.h>
+
+#include "tensor/parallel.h"
 
 /* The shape of a reduced over the dims in `mask` (bit d set = dim d reduced), keeping them as
  * size 1. */
@@ -153,4 +156,168 @@ Tensor *ag_log_softmax(Tensor *a, int dim) {
 }
 Tensor *ag_softmax(Tensor *a, int dim) {
     return ag_exp(ag_log_softmax(a, dim));
+}
+
+/* ---- statistics: var and std over dims ---------------------------------------------------------
+ * var = sum((a - mean)^2) / max(0, count - correction): a composite of primitives in two passes
+ * (the mean first, then the squared deviations), so its gradient 2 (a - mean) g / (count -
+ * correction) comes from theirs. A zero denominator gives inf or NaN, as PyTorch. */
+Tensor *ag_var(Tensor *a, const int *dims, int n, int correction, bool keepdim) {
+    int all[NB_MAX_DIMS];
+    if (!dims || n == 0) { /* every dim */
+        for (int d = 0; d < a->ndim; d++) all[d] = d;
+        dims = all;
+        n = a->ndim;
+    }
+    unsigned mask = dims_mask("var", a, dims, n);
+    double count = 1;
+    for (int d = 0; d < a->ndim; d++)
+        if (mask >> d & 1u) count *= (double)a->shape[d];
+    double denom = count - (double)correction;
+    Tensor *dev = ag_sub(a, ag_mean_dims(a, dims, n, true));
+    Tensor *ss = sum_mask(ag_mul(dev, dev), mask, keepdim);
+    return ag_mul_scalar(ss, denom > 0 ? (real)(1 / denom) : (real)INFINITY);
+}
+
+/* s = sqrt(v):  dv += g / (2 s), and 0 where s == 0 (PyTorch's std gradient at a constant). */
+static void std_backward(Tensor *s) {
+    Tensor *v = s->parents[0];
+    if (!v->requires_grad) return;
+    bool fresh;
+    Tensor *dv = ag_grad_begin(v, &fresh);
+    const real *g = s->grad->data + s->grad->offset;
+    for (int64_t i = 0; i < s->numel; i++) {
+        real d = s->data[i] == 0 ? 0 : g[i] * (real)0.5 / s->data[i];
+        dv->data[i] = fresh ? d : dv->data[i] + d;
+    }
+}
+
+Tensor *ag_std(Tensor *a, const int *dims, int n, int correction, bool keepdim) {
+    Tensor *v = ag_var(a, dims, n, correction, keepdim); /* contiguous */
+    Tensor *s = tensor_step(v->ndim, v->shape);
+    k_unary(K_SQRT, v, s, 0, 0, false);
+    ag_record(s, "std", std_backward, (Tensor *[]){v}, 1);
+    return s;
+}
+
+/* ---- lines along one dim: cumsum and argmax walk them -----------------------------------------
+ */
+
+/* The number of lines along dim d: the product of the other dims. */
+static int64_t line_count(const Tensor *t, int d) {
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++)
+        if (i != d) n *= t->shape[i];
+    return n;
+}
+
+/* Offsets (from t->offset) of the first element of each line along dim d, in row-major order of
+ * the other dims. */
+static void line_starts(const Tensor *t, int d, int64_t *out) {
+    int64_t pos[NB_MAX_DIMS] = {0}, off = 0, n = line_count(t, d);
+    for (int64_t l = 0; l < n; l++) {
+        out[l] = off;
+        for (int i = t->ndim - 1; i >= 0; i--) {
+            if (i == d) continue;
+            off += t->strides[i];
+            if (++pos[i] < t->shape[i]) break;
+            off -= pos[i] * t->strides[i];
+            pos[i] = 0;
+        }
+    }
+}
+
+/* Resolves dim for ops that also take a scalar (ndim 0), where 0 and -1 name its one element:
+ * returns -1 for a scalar. */
+static int line_dim(const char *op, const Tensor *a, int dim) {
+    if (a->ndim > 0) return tensor_dim(op, a, dim);
+    if (dim != 0 && dim != -1) nb_fail(op, "dim %d is out of range for a scalar", dim);
+    return -1;
+}
+
+/* ---- c = running sum of a along dim:  da[i] += sum of g[j] for j >= i along the dim ----------
+ * Each line is summed in double, in order (as PyTorch on the CPU). */
+static void cumsum_backward(Tensor *c) {
+    Tensor *a = c->parents[0];
+    if (!a->requires_grad) return;
+    int d = (int)c->iarg[0];
+    const int64_t *starts = c->saved; /* of c, whose layout the gradients share */
+    int64_t len = a->shape[d], st = c->strides[d], nl = line_count(a, d);
+    bool fresh;
+    Tensor *da = ag_grad_begin(a, &fresh);
+    const real *g = c->grad->data + c->grad->offset;
+    NB_PARALLEL_FOR(nl)
+    for (int64_t l = 0; l < nl; l++) {
+        const real *gl = g + starts[l];
+        real *dl = da->data + starts[l];
+        double s = 0;
+        for (int64_t k = len - 1; k >= 0; k--) {
+            s += gl[k * st];
+            dl[k * st] = fresh ? (real)s : dl[k * st] + (real)s;
+        }
+    }
+}
+
+Tensor *ag_cumsum(Tensor *a, int dim) {
+    int d = line_dim("cumsum", a, dim);
+    if (d < 0) return ag_add_scalar(a, 0); /* a scalar's running sum is itself */
+    int64_t len = a->shape[d], nl = line_count(a, d);
+    Tensor *c = tensor_step(a->ndim, a->shape);
+    int64_t *sa = arena_alloc((size_t)(nl ? nl : 1) * sizeof(int64_t));
+    int64_t *sc = arena_alloc((size_t)(nl ? nl : 1) * sizeof(int64_t));
+    line_starts(a, d, sa);
+    line_starts(c, d, sc);
+    int64_t as = a->strides[d], cs = c->strides[d];
+    const real *ad = a->data + a->offset;
+    NB_PARALLEL_FOR(nl)
+    for (int64_t l = 0; l < nl; l++) {
+        double s = 0;
+        for (int64_t k = 0; k < len; k++) {
+            s += ad[sa[l] + k * as];
+            c->data[sc[l] + k * cs] = (real)s;
+        }
+    }
+    ag_record(c, "cumsum", cumsum_backward, (Tensor *[]){a}, 1);
+    c->iarg[0] = d;
+    c->saved = sc;
+    return c;
+}
+
+/* ---- argmax / argmin: the first extreme along dim; a NaN counts as both (as PyTorch) ----------
+ */
+static void arg_extreme(const char *op, const Tensor *a, int dim, bool max, int64_t *out) {
+    int d = line_dim(op, a, dim);
+    if (d < 0) {
+        out[0] = 0;
+        return;
+    }
+    if (a->shape[d] == 0) {
+        char s[128];
+        nb_fail(op, "dim %d of shape %s is empty", d, nb_shape_str(s, a->ndim, a->shape));
+    }
+    int64_t len = a->shape[d], st = a->strides[d], nl = line_count(a, d);
+    int64_t *starts = nb_malloc((size_t)(nl ? nl : 1) * sizeof(int64_t));
+    line_starts(a, d, starts);
+    for (int64_t l = 0; l < nl; l++) {
+        const real *p = a->data + a->offset + starts[l];
+        real best = p[0];
+        int64_t arg = 0;
+        for (int64_t k = 1; k < len && !isnan(best); k++) {
+            real v = p[k * st];
+            if (isnan(v) || (max ? v > best : v < best)) {
+                best = v;
+                arg = k;
+            }
+        }
+        out[l] = arg;
+    }
+    nb_free(starts);
+}
+
+void tensor_argmax(const Tensor *a, int dim, int64_t *out) {
+    arg_extreme("argmax", a, dim, true, out);
+}
+
+void tensor_argmin(const Tensor *a, int dim, int64_t *out) {
+    arg_extreme("argmin", a, dim, false, out);
 }

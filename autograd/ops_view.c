@@ -10,8 +10,8 @@
 
 /* A step tensor with layout `v` (sharing its data) and no autograd state, recorded as `op`. */
 static Tensor *new_view(Tensor *a, const Tensor *v, const char *op, ag_backward_fn backward) {
-    Tensor *t = arena_alloc(sizeof *t);
-    memset(t, 0, sizeof *t);
+    tensor_check_live(op, a);
+    Tensor *t = arena_header();
     t->ndim = v->ndim;
     memcpy(t->shape, v->shape, sizeof t->shape);
     memcpy(t->strides, v->strides, sizeof t->strides);

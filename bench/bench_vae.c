@@ -13,6 +13,7 @@
 
 #include "io/idx.h"
 #include "models/vae.h"
+#include "nn/data.h"
 #include "nn/optim.h"
 #include "tensor/gemm.h"
 
@@ -55,16 +56,14 @@ int main(int argc, char **argv) {
     nn_optim *opt = nn_optim_adam(&m.params, nn_adam_defaults(1e-3));
     int64_t D = train.rows * train.cols;
     Tensor *x = tensor_empty(NB_SHAPE(B, D));
-    int64_t *perm = nb_malloc((size_t)train.n * sizeof *perm);
-    nb_rng rng;
-    nb_rng_seed(&rng, 1);
+    nn_batches it;
+    nn_batches_init(&it, train.n, B, true, false, 1);
     int64_t step = 0;
     for (int e = 1; e <= epochs; e++) {
-        idx_shuffle(perm, train.n, &rng);
         double t0 = now(), total = 0;
-        for (int64_t i = 0; i < train.n; i += B) {
-            int64_t n = train.n - i < B ? train.n - i : B;
-            idx_batch(&train, perm + i, n, x->data, NULL);
+        while (nn_batches_next(&it)) {
+            int64_t n = it.count;
+            idx_batch(&train, it.index, n, x->data, NULL);
             Tensor *xb = n == B ? x : ag_narrow(x, 0, 0, n);
             vae_terms t = vae_loss(&m, xb, NULL, step++, NULL);
             ag_backward(t.objective);
@@ -80,7 +79,7 @@ int main(int argc, char **argv) {
                nb_get_num_threads());
         fflush(stdout);
     }
-    nb_free(perm);
+    nn_batches_free(&it);
     tensor_free(x);
     nn_optim_free(opt);
     vae_free(&m);

@@ -4,7 +4,8 @@
 #   VAE training epoch on Fashion-MNIST (784-400-20, batch 128): nabla with 2 and 1 threads
 #   against PyTorch's best configuration on this machine (OPENBLAS_NUM_THREADS=2,
 #   torch.set_num_threads(1)); peak resident memory of both; then every VAE matmul shape
-#   against OpenBLAS sgemm (bench/bench_gemm.c).
+#   against OpenBLAS sgemm (bench/bench_gemm.c); the conv VAE's layers against PyTorch
+#   (bench/bench_conv.c, bench/torch_conv.py).
 #
 # The three trainings (nabla on 2 threads, nabla on 1, PyTorch) run in turn, ROUNDS times: A B C
 # A B C ... Each run trains EPOCHS epochs and reports its last (the first pays for warming up);
@@ -68,6 +69,55 @@ else
     rm=$(ratio "$m2" "$mp")
     row "peak RSS while training, MB (vs PyTorch)" "$m2" "${mp:-n/a}" "$rm$([ "$rm" = n/a ] || echo x)"
     echo "per round, PyTorch/nabla-2: $r2s; PyTorch/nabla-1: $r1s; nabla-1/nabla-2: $rts"
+    echo
+fi
+
+# The conv VAE's layers (batch 128, forward + backward each): nabla on 1 and 2 threads against
+# PyTorch (oneDNN) with torch.set_num_threads 1 and 2, in turn, CONV_ROUNDS times. Each run
+# reports per layer its fastest batch of steps (bench/bench_conv.c, bench/torch_conv.py); the
+# table shows medians over rounds, and PyTorch's best setting per layer against each nabla column.
+if [ -x "$BUILD/bench/bench_conv" ]; then
+    CONV_ROUNDS=${CONV_ROUNDS:-3}
+    runs=$(mktemp)
+    have_torch=0
+    $PY -c 'import torch' 2>/dev/null && have_torch=1
+    for r in $(seq "$CONV_ROUNDS"); do
+        for t in 1 2; do
+            "$BUILD/bench/bench_conv" "$t" 20 | sed "s/^/nabla$t /" >>"$runs"
+            [ $have_torch = 1 ] && OMP_NUM_THREADS=$t $PY bench/torch_conv.py --threads "$t" --reps 20 \
+                2>/dev/null | sed "s/^/torch$t /" >>"$runs"
+        done
+        echo "conv round $r of $CONV_ROUNDS done" >&2
+    done
+    conv_table() { # $1: the JSON field (ms: wall time of the fastest batch; cpu_ms: its CPU time)
+    awk -v field="$1" '
+        { cfg = $1; match($0, /"layer": "[^"]*"/); layer = substr($0, RSTART + 10, RLENGTH - 11)
+          if (!match($0, "\"" field "\": [0-9.]+")) next
+          ms = substr($0, RSTART + length(field) + 4, RLENGTH - length(field) - 4)
+          if (!(layer in seen)) { seen[layer] = 1; order[++n] = layer }
+          k = cfg SUBSEP layer; cnt[k]++; v[k, cnt[k]] = ms }
+        function med(k,   m, i, j, t, a) {
+            m = cnt[k]; if (!m) return ""
+            for (i = 1; i <= m; i++) a[i] = v[k, i]
+            for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+            return a[int((m + 1) / 2)] }
+        function ratio(a, b) { return (a > 0 && b > 0) ? sprintf("%.2fx", b / a) : "n/a" }
+        END {
+            printf "%-24s %9s %9s %9s %9s %12s %12s\n", "layer", "nabla 1t", "nabla 2t", "torch 1t", "torch 2t", "best/nabla1", "best/nabla2"
+            for (i = 1; i <= n; i++) {
+                L = order[i]; n1 = med("nabla1" SUBSEP L); n2 = med("nabla2" SUBSEP L)
+                p1 = med("torch1" SUBSEP L); p2 = med("torch2" SUBSEP L)
+                best = p1; if (p2 != "" && (best == "" || p2 + 0 < best + 0)) best = p2
+                printf "%-24s %9s %9s %9s %9s %12s %12s\n", L, n1, n2, (p1 == "" ? "n/a" : p1), (p2 == "" ? "n/a" : p2), ratio(n1, best), ratio(n2, best)
+            }
+        }' "$runs"
+    }
+    echo "conv VAE layers, batch 128, forward+backward, ms per step (fastest batch; medians of $CONV_ROUNDS rounds)"
+    conv_table ms
+    echo "the same batches' process CPU time, ms per step (all threads; less disturbed by other load)"
+    conv_table cpu_ms
+    echo "(best = PyTorch's faster thread setting per layer; a ratio above 1 means nabla is faster)"
+    rm -f "$runs"
     echo
 fi
 

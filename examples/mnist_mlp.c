@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "io/idx.h"
+#include "nn/data.h"
 #include "nn/layers.h"
 #include "nn/loss.h"
 #include "nn/optim.h"
@@ -34,26 +35,26 @@ static Tensor *mlp_forward(const mlp *m, Tensor *x) {
     return nn_linear_forward(&m->fc2, nn_relu(nn_linear_forward(&m->fc1, x)));
 }
 
-/* Copies examples index[0..count) into x [count, D] and their labels into labels [count], the
- * pixels (in [0, 1]) standardized by the MNIST mean and standard deviation, 0.1307 and 0.3081. */
-static void load_batch(const idx_dataset *d, const int64_t *index, int64_t count, Tensor *x,
-                       int64_t *labels) {
-    idx_batch(d, index, count, x->data, labels);
-    for (int64_t i = 0; i < count * D; i++) x->data[i] = (x->data[i] - (real)0.1307) / (real)0.3081;
+/* Copies the batch's examples into x [BATCH, D] and their labels into labels [BATCH], the
+ * pixels (in [0, 1]) standardized by the MNIST mean and standard deviation, 0.1307 and 0.3081;
+ * returns x, or a view of its first rows for a shorter batch. */
+static Tensor *load_batch(const idx_dataset *d, const nn_batches *it, Tensor *x, int64_t *labels) {
+    idx_batch(d, it->index, it->count, x->data, labels);
+    for (int64_t i = 0; i < it->count * D; i++)
+        x->data[i] = (x->data[i] - (real)0.1307) / (real)0.3081;
+    return it->count == BATCH ? x : ag_narrow(x, 0, 0, it->count);
 }
 
 /* The share of test examples whose largest logit is at their label; runs without a graph. */
 static double accuracy(const mlp *m, const idx_dataset *test, Tensor *x /* [BATCH, D] */) {
     bool prev = ag_set_grad_enabled(false);
-    int64_t index[BATCH];
+    nn_batches it; /* in order */
+    nn_batches_init(&it, test->n, BATCH, false, false, 0);
     int64_t labels[BATCH];
     int64_t correct = 0;
-    for (int64_t start = 0; start < test->n; start += BATCH) {
-        int64_t count = test->n - start < BATCH ? test->n - start : BATCH;
-        for (int64_t i = 0; i < count; i++) index[i] = start + i;
-        load_batch(test, index, count, x, labels);
-        Tensor *logits = mlp_forward(m, ag_narrow(x, 0, 0, count)); /* [count, K] */
-        for (int64_t i = 0; i < count; i++) {
+    while (nn_batches_next(&it)) {
+        Tensor *logits = mlp_forward(m, load_batch(test, &it, x, labels)); /* [count, K] */
+        for (int64_t i = 0; i < it.count; i++) {
             real row[K];
             for (int k = 0; k < K; k++) row[k] = tensor_get(logits, (int64_t[]){i, k});
             int best = 0;
@@ -63,6 +64,7 @@ static double accuracy(const mlp *m, const idx_dataset *test, Tensor *x /* [BATC
         }
         ag_reset();
     }
+    nn_batches_free(&it);
     ag_set_grad_enabled(prev);
     return (double)correct / (double)test->n;
 }
@@ -139,23 +141,22 @@ int main(int argc, char **argv) {
     nn_optim *opt = nn_optim_adam(&ps, nn_adam_defaults(1e-3));
 
     Tensor *x = tensor_empty(NB_SHAPE(BATCH, D)); /* kept: each batch is copied in */
-    int64_t *perm = nb_malloc((size_t)train.n * sizeof *perm);
+    nn_batches it;                                /* shuffled with rng each epoch */
+    nn_batches_init(&it, train.n, BATCH, true, false, 0);
     int64_t labels[BATCH];
 
     double acc = 0;
     for (long long epoch = 1; epoch <= epochs; epoch++) {
-        idx_shuffle(perm, train.n, &rng);
+        nn_batches_epoch(&it, &rng);
         double loss_sum = 0;
-        for (int64_t start = 0; start < train.n; start += BATCH) {
-            int64_t count = train.n - start < BATCH ? train.n - start : BATCH;
-            load_batch(&train, perm + start, count, x, labels);
-
+        while (nn_batches_next(&it)) {
+            Tensor *xb = load_batch(&train, &it, x, labels);
             nn_optim_zero_grad(opt);
-            Tensor *logits = mlp_forward(&m, ag_narrow(x, 0, 0, count)); /* [count, K] */
+            Tensor *logits = mlp_forward(&m, xb); /* [count, K] */
             Tensor *loss = nn_cross_entropy(logits, labels, NN_MEAN);
             ag_backward(loss);
             nn_optim_step(opt);
-            loss_sum += (double)tensor_item(loss) * (double)count;
+            loss_sum += (double)tensor_item(loss) * (double)it.count;
             ag_reset();
         }
         acc = accuracy(&m, &test, x);
@@ -164,7 +165,7 @@ int main(int argc, char **argv) {
     }
     printf("test accuracy: %.3f\n", acc);
 
-    nb_free(perm);
+    nn_batches_free(&it);
     tensor_free(x);
     nn_optim_free(opt);
     nn_params_free(&ps);

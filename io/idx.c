@@ -449,7 +449,7 @@ void idx_take(idx_dataset *d, int64_t n) {
     if (n < d->n) d->n = n;
 }
 
-/* ---- batches and shuffling ----------------------------------------------------------------- */
+/* ---- batches ------------------------------------------------------------------------------- */
 
 void idx_batch(const idx_dataset *d, const int64_t *index, int64_t count, real *x,
                int64_t *labels) {
@@ -473,11 +473,5 @@ void idx_batch(const idx_dataset *d, const int64_t *index, int64_t count, real *
 void idx_shuffle(int64_t *perm, int64_t n, nb_rng *rng) {
     if (n < 0 || (n > 0 && (!perm || !rng)))
         nb_fail("idx_shuffle", "NULL argument or negative count %lld", (long long)n);
-    for (int64_t i = 0; i < n; i++) perm[i] = i;
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)nb_rng_below(rng, (uint64_t)i + 1);
-        int64_t t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
+    nb_rng_permutation(rng, perm, n);
 }

@@ -6,11 +6,11 @@
  *       fprintf(stderr, "%s\n", err);          // "data/digits/train-labels-idx1-ubyte.gz: ..."
  *       return 1;
  *   }
- *   int64_t *perm = nb_malloc(train.n * sizeof *perm);
- *   idx_shuffle(perm, train.n, &rng);                      // a fresh permutation each epoch
- *   idx_batch(&train, perm, 128, x, labels);               // x: [128, 784] in [0, 1]
- *   ...
- *   nb_free(perm);
+ *   nn_batches it;                                         // nn/data.h: shuffled batches
+ *   nn_batches_init(&it, train.n, 128, true, false, 1);
+ *   while (nn_batches_next(&it))
+ *       idx_batch(&train, it.index, it.count, x, labels);  // x: [count, 784] in [0, 1]
+ *   nn_batches_free(&it);
  *   idx_free(&train);
  *
  * The format (big-endian): two zero bytes, a type byte (0x08 u8, 0x09 i8, 0x0B i16, 0x0C i32,
@@ -109,9 +109,9 @@ void idx_take(idx_dataset *d, int64_t n);
  * index outside 0..n-1 is a programmer error (nb_fail). */
 void idx_batch(const idx_dataset *d, const int64_t *index, int64_t count, real *x, int64_t *labels);
 
-/* Fills perm[0..n) with a uniformly random permutation of 0..n-1 (Fisher-Yates with
- * nb_rng_below). It does not depend on perm's old contents, so the data order of an epoch is
- * fixed by the RNG state alone (which is what a resumable checkpoint saves). */
+/* nb_rng_permutation(rng, perm, n) (tensor/rng.h), kept for older callers; nn/data.h's
+ * nn_batches walks a dataset in shuffled batches. NULL arguments with n > 0 are programmer
+ * errors. */
 void idx_shuffle(int64_t *perm, int64_t n, nb_rng *rng);
 
 #endif

@@ -140,7 +140,7 @@ nn_ckpt_status nn_checkpoint_save(const char *path, const nn_params *ps, const n
     int nm = nmeta;
     if (opt) {
         snprintf(lr, sizeof lr, "%.17g", nn_optim_get_lr(opt));
-        sm[nm++] = (st_meta){KEY_KIND, nn_optim_kind_name(nn_optim_get_kind(opt))};
+        sm[nm++] = (st_meta){KEY_KIND, nn_optim_name(opt)};
         sm[nm++] = (st_meta){KEY_LR, lr};
     }
 
@@ -221,14 +221,15 @@ static nn_ckpt_status open_file(const char *path, st_file **f, nn_ckpt_error *er
     return NN_CKPT_OK;
 }
 
-/* Checks that tensor `name` is in f as F32 or F64 with t's shape. */
+/* Checks that tensor `name` is in f as F32 or F64 (or, for a buffer, I64) with t's shape. */
 static nn_ckpt_status check_real(const char *path, const st_file *f, const char *name,
-                                 const Tensor *t, nn_ckpt_error *err) {
+                                 const Tensor *t, bool buffer, nn_ckpt_error *err) {
     const st_tensor *s = st_find(f, name);
     if (!s) return fail(err, NN_CKPT_MISSING, ST_OK, "%s: tensor '%s' is missing", path, name);
-    if (s->dtype != ST_F32 && s->dtype != ST_F64)
-        return fail(err, NN_CKPT_DTYPE, ST_OK, "%s: tensor '%s' has dtype %s, expected F32 or F64",
-                    path, name, st_dtype_name(s->dtype));
+    if (s->dtype != ST_F32 && s->dtype != ST_F64 && !(buffer && s->dtype == ST_I64))
+        return fail(err, NN_CKPT_DTYPE, ST_OK,
+                    "%s: tensor '%s' has dtype %s, expected F32 or F64%s", path, name,
+                    st_dtype_name(s->dtype), buffer ? " or I64" : "");
     bool same = s->ndim == t->ndim;
     for (int d = 0; same && d < t->ndim; d++) same = s->shape[d] == t->shape[d];
     if (!same) {
@@ -245,7 +246,7 @@ static nn_ckpt_status check_real(const char *path, const st_file *f, const char 
 static nn_ckpt_status check_optim(const char *path, const st_file *f, const nn_optim *opt,
                                   double *lr, int64_t *steps, nn_ckpt_error *err) {
     const char *kind = st_meta_get(f, KEY_KIND);
-    const char *want = nn_optim_kind_name(nn_optim_get_kind(opt));
+    const char *want = nn_optim_name(opt);
     if (!kind) return fail(err, NN_CKPT_OPTIM, ST_OK, "%s: holds no optimizer state", path);
     if (strcmp(kind, want) != 0)
         return fail(err, NN_CKPT_OPTIM, ST_OK,
@@ -263,7 +264,7 @@ static nn_ckpt_status check_optim(const char *path, const st_file *f, const nn_o
         char name[FILE_NAME_MAX];
         snprintf(name, sizeof name, OPTIM_PREFIX "%s", s.name);
         if (s.t) {
-            nn_ckpt_status c = check_real(path, f, name, s.t, err);
+            nn_ckpt_status c = check_real(path, f, name, s.t, false, err);
             if (c != NN_CKPT_OK) return c;
             continue;
         }
@@ -305,11 +306,21 @@ static nn_ckpt_status check_unexpected(const char *path, const st_file *f, const
     return NN_CKPT_OK;
 }
 
-/* Copies a checked tensor into t (cannot fail after check_real). */
+/* Copies a checked tensor into t (cannot fail after check_real); an I64 buffer (PyTorch's
+ * num_batches_tracked) is converted. */
 static void copy_real(const st_file *f, const char *name, Tensor *t) {
     st_error se;
-    if (st_read_real(f, name, t->data + t->offset, t->ndim, t->shape, &se) != ST_OK)
-        nb_fail("nn_checkpoint_load", "%s", se.message); /* unreachable after the checks */
+    real *dst = t->data + t->offset;
+    st_status c;
+    if (st_find(f, name)->dtype == ST_I64) {
+        int64_t *v = nb_malloc((size_t)(t->numel ? t->numel : 1) * sizeof *v);
+        c = st_read_i64(f, name, v, t->ndim, t->shape, &se);
+        for (int64_t i = 0; c == ST_OK && i < t->numel; i++) dst[i] = (real)v[i];
+        nb_free(v);
+    } else {
+        c = st_read_real(f, name, dst, t->ndim, t->shape, &se);
+    }
+    if (c != ST_OK) nb_fail("nn_checkpoint_load", "%s", se.message); /* unreachable */
 }
 
 nn_ckpt_status nn_checkpoint_load(const char *path, nn_params *ps, nn_optim *opt,
@@ -325,7 +336,7 @@ nn_ckpt_status nn_checkpoint_load(const char *path, nn_params *ps, nn_optim *opt
     double lr = 0;
     for (int i = 0; c == NN_CKPT_OK && i < ps->n; i++) {
         require_contiguous("nn_checkpoint_load", ps->items[i].name, ps->items[i].t);
-        c = check_real(path, f, ps->items[i].name, ps->items[i].t, err);
+        c = check_real(path, f, ps->items[i].name, ps->items[i].t, ps->items[i].buffer, err);
     }
     if (c == NN_CKPT_OK && opt) {
         steps = nb_malloc((size_t)(nn_optim_state_count(opt) + 1) * sizeof *steps);

@@ -19,15 +19,17 @@
  * The file: each parameter under its name ("encoder.fc1.weight") as F32 (converted from double
  * when real is double); with an optimizer, each state buffer under "optim." + its state name
  * ("optim.exp_avg.encoder.fc1.weight", F32) and each step counter as an I64 scalar
- * ("optim.step.encoder.fc1.weight"), plus the metadata keys "optim.kind" ("adam") and
- * "optim.lr" (%.17g). The caller's metadata (model config, epoch, step, rng state, ...) is
+ * ("optim.step.encoder.fc1.weight"), plus the metadata keys "optim.kind" (nn_optim_name: "adam")
+ * and "optim.lr" (%.17g). The caller's metadata (model config, epoch, step, rng state, ...) is
  * stored as given; keys starting with "optim." are reserved. The write is atomic: a crash
  * leaves the old file or the new one, never half of one.
  *
  * Loading is strict, like PyTorch's load_state_dict(strict=True): every parameter and (when an
  * optimizer is given) every state entry must be present with the same shape, the optimizer's
  * kind must match, and a tensor the model does not expect is an error (the "optim." entries are
- * ignored when no optimizer is given). Everything is checked before anything is copied, so on
+ * ignored when no optimizer is given). Values may be F32 or F64 in the file, and a buffer's also
+ * I64 (PyTorch's num_batches_tracked), converted to real. Buffers (nn_params_add_buffer) are saved
+ * and loaded as parameters are. Everything is checked before anything is copied, so on
  * any error the model and the optimizer are left exactly as they were. Errors from the file or
  * its contents come back as a status and a message naming the path, the tensor and the shapes;
  * they never abort. */

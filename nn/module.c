@@ -27,6 +27,7 @@ Tensor *nn_forward(nn_module *m, Tensor *x) {
 }
 
 void nn_module_params(nn_module *m, const char *prefix, nn_params *ps) {
+    if (!m || !ps) nb_fail("nn_module_params", "module and list must not be NULL");
     if (m->ops->collect) m->ops->collect(m, prefix, ps);
 }
 
@@ -41,6 +42,7 @@ void nn_module_params_child(nn_module *child, const char *prefix, const char *na
 }
 
 void nn_module_train(nn_module *m, bool on) {
+    if (!m) nb_fail("nn_module_train", "module must not be NULL");
     m->training = on;
     if (m->ops->train) m->ops->train(m, on);
 }

@@ -40,10 +40,10 @@ typedef struct nn_module nn_module;
 
 typedef struct {
     const char *type; /* PyTorch's class name: "Linear", "Conv2d", "Sequential", ... */
-    Tensor *(*forward)(nn_module *m, Tensor *x);
-    void (*collect)(nn_module *m, const char *prefix, nn_params *ps);
-    void (*train)(nn_module *m, bool on); /* may be NULL */
-    void (*free)(nn_module *m);
+    Tensor *(*forward)(nn_module *m, Tensor *x);                      /* required */
+    void (*collect)(nn_module *m, const char *prefix, nn_params *ps); /* NULL: no parameters */
+    void (*train)(nn_module *m, bool on); /* NULL: only m->training is set */
+    void (*free)(nn_module *m);           /* NULL: nb_free(m) */
 } nn_module_ops;
 
 struct nn_module {
@@ -52,7 +52,7 @@ struct nn_module {
 };
 
 /* A zeroed module struct of `size` bytes (size >= sizeof(nn_module)) with ops set and training
- * on; for constructors, the library's and a user's. */
+ * on; for constructors, the library's and a user's. ops must outlive the module. */
 void *nn_module_alloc(size_t size, const nn_module_ops *ops);
 Tensor *nn_forward(nn_module *m, Tensor *x); /* m->ops->forward(m, x) */
 /* Adds every parameter and buffer of m (and its children) to ps under prefix (NULL or "": none). */
@@ -116,7 +116,8 @@ nn_module *nn_embedding(int64_t V, int64_t E, nb_rng *rng);
 
 /* ---- activations, pooling, reshaping: no parameters, any shape unless said ------------------ */
 
-/* Any element-wise function as a module; type is the class name reported (e.g. "Softplus"). */
+/* Any element-wise function as a module; type is the class name reported (e.g. "Softplus"), a
+ * string that outlives the module (it is not copied). */
 nn_module *nn_activation_module(const char *type, Tensor *(*fn)(Tensor *x));
 /* The same for a function of x and one real argument (ELU's alpha, LeakyReLU's slope). */
 nn_module *nn_activation_arg_module(const char *type, Tensor *(*fn)(Tensor *x, real a), real arg);

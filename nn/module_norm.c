@@ -14,7 +14,7 @@ typedef struct {
     real eps, momentum;                 /* momentum < 0: cumulative average */
 } batch_norm;
 
-/* x [N, C, ...] with the statistics per C; [N, C, L] goes to the op as [N, C, L, 1]. */
+/* x [N, C, ...] with the statistics per C. */
 static Tensor *batch_norm_forward(nn_module *m, Tensor *x) {
     batch_norm *bn = (batch_norm *)m;
     if ((bn->spatial ? x->ndim != 4 : x->ndim != 2 && x->ndim != 3) || x->shape[1] != bn->C) {
@@ -23,16 +23,12 @@ static Tensor *batch_norm_forward(nn_module *m, Tensor *x) {
                 nb_shape_str(s, x->ndim, x->shape),
                 bn->spatial ? "[N, C, H, W]" : "[N, C] or [N, C, L]", (long long)bn->C);
     }
-    real momentum = bn->momentum;
-    if (m->training) {
-        real *count = bn->num_batches_tracked->data;
-        *count += 1;
-        if (momentum < 0) momentum = 1 / *count;
-    }
-    Tensor *in = x->ndim == 3 ? ag_unsqueeze(x, 3) : x;
-    Tensor *y = ag_batch_norm(in, bn->running_mean, bn->running_var, bn->weight, bn->bias,
+    real *count = bn->num_batches_tracked->data, momentum = bn->momentum;
+    if (m->training && momentum < 0) momentum = 1 / (*count + 1); /* the mean of all batches */
+    Tensor *y = ag_batch_norm(x, bn->running_mean, bn->running_var, bn->weight, bn->bias,
                               m->training, momentum, bn->eps);
-    return x->ndim == 3 ? ag_squeeze(y, 3) : y;
+    if (m->training) *count += 1;
+    return y;
 }
 
 static void batch_norm_collect(nn_module *m, const char *prefix, nn_params *ps) {

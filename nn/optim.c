@@ -15,35 +15,31 @@
 
 #include "autograd/autograd.h"
 
-/* ---- the optimizer -----------------------------------------------------------------------------
+/* ---- the optimizer ---------------------------------------------------------------------------
  */
-
-#define NBUF 3 /* most state buffers any optimizer keeps per parameter */
 
 /* One parameter and its state. */
 typedef struct {
-    char name[NN_NAME_MAX]; /* the parameter's name in the list */
-    Tensor *p;              /* the parameter (the model's) */
-    Tensor *buf[NBUF];      /* state buffers of p's shape (the optimizer's); NULL when unused */
-    int64_t step;           /* updates applied to this parameter */
+    char name[NN_NAME_MAX];          /* the parameter's name in the list */
+    Tensor *p;                       /* the parameter (the model's) */
+    Tensor *buf[NN_OPTIM_MAX_STATE]; /* state buffers of p's shape (the optimizer's) [nbuf] */
+    int64_t step;                    /* updates applied to this parameter */
 } slot;
 
 struct nn_optim {
-    nn_optim_kind kind;
+    const nn_optim_ops *ops;
+    void *hyper; /* the hyperparameters (a copy, the optimizer's), given to ops */
     double lr;
-    nn_sgd_opts sgd;             /* kind SGD */
-    nn_adam_opts adam;           /* kind ADAM or ADAMW */
-    nn_rmsprop_opts rms;         /* kind RMSPROP */
-    const char *buf_names[NBUF]; /* PyTorch's state names of buf[0..NBUF), NULL when unused */
-    int nused;                   /* buffers in use: buf_names[0..nused) */
-    slot *slots;                 /* [n] */
+    const char *buf_names[NN_OPTIM_MAX_STATE]; /* PyTorch's state names of buf[0..nbuf) */
+    int nbuf;
+    slot *slots; /* [n]: the parameters of the list, buffers left out */
     int n;
 };
 
-/* Buffer indices per kind, in PyTorch's state_dict names. */
+/* Buffer indices, in PyTorch's state_dict names. */
 enum { SGD_MOMENTUM = 0 };
 enum { ADAM_EXP_AVG = 0, ADAM_EXP_AVG_SQ = 1, ADAM_MAX_EXP_AVG_SQ = 2 };
-enum { RMS_SQUARE_AVG = 0, RMS_MOMENTUM = 1, RMS_GRAD_AVG = 2 };
+enum { RMS_SQUARE_AVG = 0 };
 
 nn_sgd_opts nn_sgd_defaults(double lr) {
     return (nn_sgd_opts){.lr = lr};
@@ -75,27 +71,78 @@ static void check_nonneg(const char *op, const char *what, double v) {
     if (!(v >= 0)) nb_fail(op, "%s = %g must be >= 0", what, v);
 }
 
-/* Makes the optimizer and its zeroed state: used[i] says whether buffer i (named names[i]) is
- * kept; the used ones must come first. */
-static nn_optim *optim_new(const char *op, const nn_params *ps, nn_optim_kind kind,
-                           const char *const *names, const bool *used) {
+nn_optim *nn_optim_new(const nn_params *ps, const nn_optim_ops *ops, const void *hyper,
+                       size_t hyper_size, double lr) {
+    const char *op = ops && ops->name ? ops->name : "nn_optim_new";
+    if (!ops || !ops->name || !ops->update || (hyper_size && !hyper))
+        nb_fail(op, "need ops with a name and an update, and hyperparameters when hyper_size > 0");
+    check_lr(op, lr);
     nn_optim *opt = nb_calloc(sizeof *opt);
-    opt->kind = kind;
-    for (int b = 0; b < NBUF; b++)
-        if (names[b] && used[b]) opt->buf_names[opt->nused++] = names[b];
-    opt->n = ps->n;
+    opt->ops = ops;
+    opt->lr = lr;
+    opt->hyper = nb_calloc(hyper_size ? hyper_size : 1);
+    if (hyper_size) memcpy(opt->hyper, hyper, hyper_size);
+    opt->nbuf = ops->state_names ? ops->state_names(opt->hyper, opt->buf_names) : 0;
+    if (opt->nbuf < 0 || opt->nbuf > NN_OPTIM_MAX_STATE)
+        nb_fail(op, "%d state buffers per parameter; at most %d", opt->nbuf, NN_OPTIM_MAX_STATE);
     opt->slots = nb_calloc((size_t)(ps->n ? ps->n : 1) * sizeof *opt->slots);
     for (int i = 0; i < ps->n; i++) {
-        slot *s = &opt->slots[i];
+        if (ps->items[i].buffer) continue; /* running statistics are not trained */
+        slot *s = &opt->slots[opt->n++];
         Tensor *p = ps->items[i].t;
         if (!p->kept || !tensor_is_contiguous(p))
             nb_fail(op, "parameter '%s' must be a contiguous kept tensor", ps->items[i].name);
         memcpy(s->name, ps->items[i].name, NN_NAME_MAX);
         s->p = p;
-        for (int b = 0; b < opt->nused; b++) s->buf[b] = tensor_zeros(p->ndim, p->shape);
+        for (int b = 0; b < opt->nbuf; b++) s->buf[b] = tensor_zeros(p->ndim, p->shape);
+        if (ops->init_state) ops->init_state(opt->hyper, p, s->buf);
     }
     return opt;
 }
+
+const void *nn_optim_hyper(const nn_optim *opt) {
+    return opt->hyper;
+}
+
+void nn_optim_free(nn_optim *opt) {
+    if (!opt) return;
+    for (int i = 0; i < opt->n; i++)
+        for (int b = 0; b < opt->nbuf; b++) tensor_free(opt->slots[i].buf[b]);
+    nb_free(opt->slots);
+    nb_free(opt->hyper);
+    nb_free(opt);
+}
+
+/* ---- the optimizers: each a table of functions (nn_optim_ops) ----------------------------------
+ * In the updates p, grad and the buffers are contiguous arrays of n elements; step counts this
+ * update. */
+
+/* SGD, with momentum, dampening, Nesterov and L2 weight decay. */
+static int sgd_state_names(const void *hyper, const char **names) {
+    const nn_sgd_opts *o = hyper;
+    names[SGD_MOMENTUM] = "momentum_buffer";
+    return o->momentum != 0;
+}
+
+static void sgd_update(const void *hyper, double lr, int64_t step, real *p, const real *grad,
+                       real *const *state, int64_t n) {
+    const nn_sgd_opts *o = hyper;
+    const real wd = (real)o->weight_decay, mom = (real)o->momentum;
+    const real keep = (real)(1 - o->dampening), neg_lr = (real)-lr;
+    real *buf = o->momentum != 0 ? state[SGD_MOMENTUM] : NULL;
+    for (int64_t j = 0; j < n; j++) {
+        real d = grad[j];
+        if (o->weight_decay != 0) d = d + wd * p[j];
+        if (buf) {
+            /* the buffer starts as a copy of the first gradient (torch.clone(d_p)) */
+            buf[j] = step == 1 ? d : buf[j] * mom + keep * d;
+            d = o->nesterov ? d + mom * buf[j] : buf[j];
+        }
+        p[j] = p[j] + neg_lr * d;
+    }
+}
+
+static const nn_optim_ops sgd_ops = {"sgd", NN_OPTIM_SGD, sgd_state_names, NULL, sgd_update};
 
 nn_optim *nn_optim_sgd(const nn_params *ps, nn_sgd_opts o) {
     const char *op = "nn_optim_sgd";
@@ -105,83 +152,22 @@ nn_optim *nn_optim_sgd(const nn_params *ps, nn_sgd_opts o) {
     if (o.nesterov && (o.momentum <= 0 || o.dampening != 0))
         nb_fail(op, "nesterov needs momentum > 0 and dampening 0 (momentum %g, dampening %g)",
                 o.momentum, o.dampening);
-    const char *names[NBUF] = {"momentum_buffer", NULL, NULL};
-    nn_optim *opt = optim_new(op, ps, NN_OPTIM_SGD, names, (bool[]){o.momentum != 0, 0, 0});
-    opt->sgd = o;
-    opt->lr = o.lr;
-    return opt;
+    return nn_optim_new(ps, &sgd_ops, &o, sizeof o, o.lr);
 }
 
-static nn_optim *adam_new(const char *op, const nn_params *ps, nn_adam_opts o, nn_optim_kind kind) {
-    check_lr(op, o.lr);
-    check_unit(op, "beta1", o.beta1);
-    check_unit(op, "beta2", o.beta2);
-    check_nonneg(op, "eps", o.eps);
-    check_nonneg(op, "weight_decay", o.weight_decay);
-    const char *names[NBUF] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
-    nn_optim *opt = optim_new(op, ps, kind, names, (bool[]){1, 1, o.amsgrad});
-    opt->adam = o;
-    opt->lr = o.lr;
-    return opt;
+/* Adam and AdamW: one update, the weight decay L2 (Adam) or decoupled (AdamW). */
+static int adam_state_names(const void *hyper, const char **names) {
+    const nn_adam_opts *o = hyper;
+    names[ADAM_EXP_AVG] = "exp_avg";
+    names[ADAM_EXP_AVG_SQ] = "exp_avg_sq";
+    names[ADAM_MAX_EXP_AVG_SQ] = "max_exp_avg_sq";
+    return o->amsgrad ? 3 : 2;
 }
 
-nn_optim *nn_optim_adam(const nn_params *ps, nn_adam_opts o) {
-    return adam_new("nn_optim_adam", ps, o, NN_OPTIM_ADAM);
-}
-
-nn_optim *nn_optim_adamw(const nn_params *ps, nn_adam_opts o) {
-    return adam_new("nn_optim_adamw", ps, o, NN_OPTIM_ADAMW);
-}
-
-nn_optim *nn_optim_rmsprop(const nn_params *ps, nn_rmsprop_opts o) {
-    const char *op = "nn_optim_rmsprop";
-    check_lr(op, o.lr);
-    check_unit(op, "alpha", o.alpha);
-    check_nonneg(op, "eps", o.eps);
-    check_nonneg(op, "weight_decay", o.weight_decay);
-    check_nonneg(op, "momentum", o.momentum);
-    /* the used buffers first: square_avg, then momentum_buffer and grad_avg if kept */
-    bool mom = o.momentum > 0;
-    const char *names[NBUF] = {"square_avg", mom ? "momentum_buffer" : "grad_avg",
-                               mom ? "grad_avg" : NULL};
-    nn_optim *opt = optim_new(op, ps, NN_OPTIM_RMSPROP, names,
-                              (bool[]){1, mom || o.centered, mom && o.centered});
-    opt->rms = o;
-    opt->lr = o.lr;
-    return opt;
-}
-
-void nn_optim_free(nn_optim *opt) {
-    if (!opt) return;
-    for (int i = 0; i < opt->n; i++)
-        for (int b = 0; b < NBUF; b++) tensor_free(opt->slots[i].buf[b]);
-    nb_free(opt->slots);
-    nb_free(opt);
-}
-
-/* ---- the updates: p, g and the buffers are contiguous arrays of n elements ----------------- */
-
-static void sgd_update(const nn_sgd_opts *o, double lr, slot *s, real *p, const real *grad,
-                       int64_t n) {
-    const real wd = (real)o->weight_decay, mom = (real)o->momentum;
-    const real keep = (real)(1 - o->dampening), neg_lr = (real)-lr;
-    real *buf = s->buf[SGD_MOMENTUM] ? s->buf[SGD_MOMENTUM]->data : NULL;
-    for (int64_t j = 0; j < n; j++) {
-        real d = grad[j];
-        if (o->weight_decay != 0) d = d + wd * p[j];
-        if (buf) {
-            /* the buffer starts as a copy of the first gradient (torch.clone(d_p)) */
-            buf[j] = s->step == 0 ? d : buf[j] * mom + keep * d;
-            d = o->nesterov ? d + mom * buf[j] : buf[j];
-        }
-        p[j] = p[j] + neg_lr * d;
-    }
-}
-
-static void adam_update(const nn_adam_opts *o, bool decoupled, double lr, slot *s, real *p,
-                        const real *grad, int64_t n) {
-    double bc1 = 1 - pow(o->beta1, (double)s->step); /* s->step already counts this update */
-    double bc2 = 1 - pow(o->beta2, (double)s->step);
+static inline void adam_update(const nn_adam_opts *o, bool decoupled, double lr, int64_t step,
+                               real *p, const real *grad, real *const *state, int64_t n) {
+    double bc1 = 1 - pow(o->beta1, (double)step);
+    double bc2 = 1 - pow(o->beta2, (double)step);
     /* PyTorch divides sqrt(v) by sqrt(bc2); multiplying by its reciprocal differs by at most an
      * ulp and saves a division per element, which is what bounds this loop on one core */
     const real neg_step_size = (real)(-(lr / bc1)), inv_bc2_sqrt = (real)(1 / sqrt(bc2));
@@ -189,8 +175,8 @@ static void adam_update(const nn_adam_opts *o, bool decoupled, double lr, slot *
     const real one_b1 = (real)(1 - o->beta1), one_b2 = (real)(1 - o->beta2);
     const real eps = (real)o->eps, wd = (real)o->weight_decay;
     const real decay = (real)(1 - lr * o->weight_decay);
-    real *m = s->buf[ADAM_EXP_AVG]->data, *v = s->buf[ADAM_EXP_AVG_SQ]->data;
-    real *vmax = o->amsgrad ? s->buf[ADAM_MAX_EXP_AVG_SQ]->data : NULL;
+    real *m = state[ADAM_EXP_AVG], *v = state[ADAM_EXP_AVG_SQ];
+    real *vmax = o->amsgrad ? state[ADAM_MAX_EXP_AVG_SQ] : NULL;
     if (!vmax) {
         /* without amsgrad: no branch that depends on the data, and restrict pointers, so it
          * vectorizes (the decay and L2 choices are the same for every element) */
@@ -220,16 +206,61 @@ static void adam_update(const nn_adam_opts *o, bool decoupled, double lr, slot *
     }
 }
 
-static void rmsprop_update(const nn_rmsprop_opts *o, double lr, slot *s, real *p, const real *grad,
-                           int64_t n) {
+static void adam_l2_update(const void *hyper, double lr, int64_t step, real *p, const real *grad,
+                           real *const *state, int64_t n) {
+    adam_update(hyper, false, lr, step, p, grad, state, n);
+}
+
+static void adamw_update(const void *hyper, double lr, int64_t step, real *p, const real *grad,
+                         real *const *state, int64_t n) {
+    adam_update(hyper, true, lr, step, p, grad, state, n);
+}
+
+static const nn_optim_ops adam_ops = {"adam", NN_OPTIM_ADAM, adam_state_names, NULL,
+                                      adam_l2_update};
+static const nn_optim_ops adamw_ops = {"adamw", NN_OPTIM_ADAMW, adam_state_names, NULL,
+                                       adamw_update};
+
+static nn_optim *adam_new(const char *op, const nn_params *ps, nn_adam_opts o,
+                          const nn_optim_ops *ops) {
+    check_lr(op, o.lr);
+    check_unit(op, "beta1", o.beta1);
+    check_unit(op, "beta2", o.beta2);
+    check_nonneg(op, "eps", o.eps);
+    check_nonneg(op, "weight_decay", o.weight_decay);
+    return nn_optim_new(ps, ops, &o, sizeof o, o.lr);
+}
+
+nn_optim *nn_optim_adam(const nn_params *ps, nn_adam_opts o) {
+    return adam_new("nn_optim_adam", ps, o, &adam_ops);
+}
+
+nn_optim *nn_optim_adamw(const nn_params *ps, nn_adam_opts o) {
+    return adam_new("nn_optim_adamw", ps, o, &adamw_ops);
+}
+
+/* RMSprop. Buffers: square_avg, then momentum_buffer (with momentum), then grad_avg
+ * (centered). */
+static int rmsprop_state_names(const void *hyper, const char **names) {
+    const nn_rmsprop_opts *o = hyper;
+    int n = 0;
+    names[n++] = "square_avg";
+    if (o->momentum > 0) names[n++] = "momentum_buffer";
+    if (o->centered) names[n++] = "grad_avg";
+    return n;
+}
+
+static void rmsprop_update(const void *hyper, double lr, int64_t step, real *p, const real *grad,
+                           real *const *state, int64_t n) {
+    (void)step;
+    const nn_rmsprop_opts *o = hyper;
     const real alpha = (real)o->alpha, one_alpha = (real)(1 - o->alpha);
     const real eps = (real)o->eps, wd = (real)o->weight_decay, mom = (real)o->momentum;
     const real neg_lr = (real)-lr;
-    real *sq = s->buf[RMS_SQUARE_AVG]->data;
+    real *sq = state[RMS_SQUARE_AVG];
     bool has_mom = o->momentum > 0;
-    /* buffer order: square_avg, then momentum_buffer (if momentum), then grad_avg (if centered) */
-    real *buf = has_mom ? s->buf[1]->data : NULL;
-    real *gavg = o->centered ? s->buf[has_mom ? 2 : 1]->data : NULL;
+    real *buf = has_mom ? state[1] : NULL;
+    real *gavg = o->centered ? state[has_mom ? 2 : 1] : NULL;
     for (int64_t j = 0; j < n; j++) {
         real g = grad[j];
         if (o->weight_decay != 0) g = g + wd * p[j];
@@ -251,6 +282,22 @@ static void rmsprop_update(const nn_rmsprop_opts *o, double lr, slot *s, real *p
     }
 }
 
+static const nn_optim_ops rmsprop_ops = {"rmsprop", NN_OPTIM_RMSPROP, rmsprop_state_names, NULL,
+                                         rmsprop_update};
+
+nn_optim *nn_optim_rmsprop(const nn_params *ps, nn_rmsprop_opts o) {
+    const char *op = "nn_optim_rmsprop";
+    check_lr(op, o.lr);
+    check_unit(op, "alpha", o.alpha);
+    check_nonneg(op, "eps", o.eps);
+    check_nonneg(op, "weight_decay", o.weight_decay);
+    check_nonneg(op, "momentum", o.momentum);
+    return nn_optim_new(ps, &rmsprop_ops, &o, sizeof o, o.lr);
+}
+
+/* ---- stepping, whatever the optimizer ----------------------------------------------------------
+ */
+
 void nn_optim_step(nn_optim *opt) {
     for (int i = 0; i < opt->n; i++) { /* every gradient checked before any parameter moves */
         Tensor *p = opt->slots[i].p, *g = p->grad;
@@ -262,23 +309,11 @@ void nn_optim_step(nn_optim *opt) {
         slot *s = &opt->slots[i];
         Tensor *p = s->p, *g = p->grad;
         if (!g) continue;
-        real *pd = p->data + p->offset;
-        const real *gd = g->data + g->offset;
-        switch (opt->kind) {
-        case NN_OPTIM_SGD:
-            sgd_update(&opt->sgd, opt->lr, s, pd, gd, p->numel);
-            s->step++;
-            break;
-        case NN_OPTIM_ADAM:
-        case NN_OPTIM_ADAMW:
-            s->step++;
-            adam_update(&opt->adam, opt->kind == NN_OPTIM_ADAMW, opt->lr, s, pd, gd, p->numel);
-            break;
-        case NN_OPTIM_RMSPROP:
-            rmsprop_update(&opt->rms, opt->lr, s, pd, gd, p->numel);
-            s->step++;
-            break;
-        }
+        real *state[NN_OPTIM_MAX_STATE] = {NULL};
+        for (int b = 0; b < opt->nbuf; b++) state[b] = s->buf[b]->data;
+        s->step++;
+        opt->ops->update(opt->hyper, opt->lr, s->step, p->data + p->offset, g->data + g->offset,
+                         state, p->numel);
     }
 }
 
@@ -296,21 +331,16 @@ double nn_optim_get_lr(const nn_optim *opt) {
 }
 
 nn_optim_kind nn_optim_get_kind(const nn_optim *opt) {
-    return opt->kind;
+    return opt->ops->kind;
+}
+
+const char *nn_optim_name(const nn_optim *opt) {
+    return opt->ops->name;
 }
 
 const char *nn_optim_kind_name(nn_optim_kind kind) {
-    switch (kind) {
-    case NN_OPTIM_SGD:
-        return "sgd";
-    case NN_OPTIM_ADAM:
-        return "adam";
-    case NN_OPTIM_ADAMW:
-        return "adamw";
-    case NN_OPTIM_RMSPROP:
-        return "rmsprop";
-    }
-    return "?";
+    static const char *const names[] = {"sgd", "adam", "adamw", "rmsprop", "custom"};
+    return (int)kind >= 0 && (int)kind <= (int)NN_OPTIM_CUSTOM ? names[kind] : "?";
 }
 
 int64_t nn_optim_steps(const nn_optim *opt) {
@@ -326,7 +356,7 @@ int64_t nn_optim_steps(const nn_optim *opt) {
 /* Entries run buffer by buffer (all parameters' exp_avg, then all exp_avg_sq, ...), then the
  * step counters. */
 int nn_optim_state_count(const nn_optim *opt) {
-    return opt->n * (opt->nused + 1);
+    return opt->n * (opt->nbuf + 1);
 }
 
 nn_optim_state nn_optim_state_at(const nn_optim *opt, int i) {
@@ -335,7 +365,7 @@ nn_optim_state nn_optim_state_at(const nn_optim *opt, int i) {
     int b = i / opt->n;
     slot *s = &opt->slots[i % opt->n];
     nn_optim_state st = {{0}, NULL, NULL};
-    if (b < opt->nused) {
+    if (b < opt->nbuf) {
         snprintf(st.name, sizeof st.name, "%s.%s", opt->buf_names[b], s->name);
         st.t = s->buf[b];
     } else {
@@ -353,7 +383,7 @@ double nn_clip_grad_norm(const nn_params *ps, double max_norm, bool *finite) {
     double sum = 0;
     for (int i = 0; i < ps->n; i++) {
         const Tensor *g = ps->items[i].t->grad;
-        if (!g) continue;
+        if (!g || ps->items[i].buffer) continue;
         const real *d = g->data + g->offset;
         for (int64_t j = 0; j < g->numel; j++) sum += (double)d[j] * (double)d[j];
     }
@@ -365,7 +395,7 @@ double nn_clip_grad_norm(const nn_params *ps, double max_norm, bool *finite) {
         const real c = (real)coef;
         for (int i = 0; i < ps->n; i++) {
             Tensor *g = ps->items[i].t->grad;
-            if (!g) continue;
+            if (!g || ps->items[i].buffer) continue;
             real *d = g->data + g->offset;
             for (int64_t j = 0; j < g->numel; j++) d[j] = d[j] * c;
         }

@@ -37,6 +37,7 @@
 #define NB_NN_OPTIM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "nn/params.h"
@@ -77,11 +78,19 @@ nn_rmsprop_opts nn_rmsprop_defaults(double lr);
 
 /* ---- optimizers ---------------------------------------------------------------------------- */
 
-typedef enum { NN_OPTIM_SGD, NN_OPTIM_ADAM, NN_OPTIM_ADAMW, NN_OPTIM_RMSPROP } nn_optim_kind;
+/* The built-in optimizers; NN_OPTIM_CUSTOM for one made with nn_optim_new outside nn/optim.c. */
+typedef enum {
+    NN_OPTIM_SGD,
+    NN_OPTIM_ADAM,
+    NN_OPTIM_ADAMW,
+    NN_OPTIM_RMSPROP,
+    NN_OPTIM_CUSTOM
+} nn_optim_kind;
 
 typedef struct nn_optim nn_optim;
 
-/* Each makes an optimizer over the parameters now in ps (a copy of the list is taken). Fails
+/* Each makes an optimizer over the parameters now in ps (a copy of the list is taken; buffer
+ * entries, such as batch norm's running statistics, are left out). Fails
  * (nb_fail) on a negative lr, eps or weight decay, a beta or alpha outside [0, 1), nesterov
  * without momentum or with dampening, or a non-contiguous parameter. Free with nn_optim_free. */
 nn_optim *nn_optim_sgd(const nn_params *ps, nn_sgd_opts o);
@@ -100,9 +109,44 @@ void nn_optim_zero_grad(nn_optim *opt);
 void nn_optim_set_lr(nn_optim *opt, double lr); /* fails on lr < 0 */
 double nn_optim_get_lr(const nn_optim *opt);
 nn_optim_kind nn_optim_get_kind(const nn_optim *opt);
-const char *nn_optim_kind_name(nn_optim_kind kind); /* "sgd", "adam", "adamw", "rmsprop" */
+const char *
+nn_optim_kind_name(nn_optim_kind kind); /* "sgd", "adam", "adamw", "rmsprop", "custom" */
+/* The optimizer's name from its table ("adam", or a user optimizer's own): what a checkpoint
+ * stores as optim.kind and checks on load. */
+const char *nn_optim_name(const nn_optim *opt);
 /* The number of steps taken so far: the largest per-parameter step count. */
 int64_t nn_optim_steps(const nn_optim *opt);
+
+/* ---- writing an optimizer -------------------------------------------------------------------
+ * An optimizer is a table of functions over one parameter at a time; nn_optim_new makes an
+ * nn_optim from it, and nn_optim_step, nn_optim_zero_grad, the learning rate, the state
+ * enumeration and checkpoints work for it unchanged (tests/test_optim_open.c defines signSGD
+ * with momentum in the test file; docs/DESIGN.md, "Adding an optimizer"). */
+
+#define NN_OPTIM_MAX_STATE 3 /* state buffers per parameter, at most */
+
+typedef struct {
+    const char *name;   /* saved as a checkpoint's "optim.kind" ("adam"); a static string */
+    nn_optim_kind kind; /* NN_OPTIM_CUSTOM outside nn/optim.c */
+    /* Writes the names of the buffers each parameter keeps (PyTorch's state names, static
+     * strings) into names[0..n) and returns n <= NN_OPTIM_MAX_STATE, given the hyperparameters.
+     * NULL: no buffers. */
+    int (*state_names)(const void *hyper, const char **names);
+    /* Optional: fills one parameter's buffers (state[0..n), zeros) before its first update. */
+    void (*init_state)(const void *hyper, const Tensor *p, Tensor *const *state);
+    /* One update of one parameter: p, grad and state[0..n) are contiguous arrays of `count`
+     * elements; step is this parameter's update count including this one (1 on the first). */
+    void (*update)(const void *hyper, double lr, int64_t step, real *p, const real *grad,
+                   real *const *state, int64_t count);
+} nn_optim_ops;
+
+/* An optimizer over the parameters in ps (buffer entries left out) from ops, a copy of the
+ * hyper_size bytes at hyper (passed to ops' functions; NULL with 0 for none) and a learning rate.
+ * ops must outlive the optimizer. Fails on lr < 0, an ops without name or update, or a
+ * non-contiguous parameter. Free with nn_optim_free. */
+nn_optim *nn_optim_new(const nn_params *ps, const nn_optim_ops *ops, const void *hyper,
+                       size_t hyper_size, double lr);
+const void *nn_optim_hyper(const nn_optim *opt); /* the optimizer's copy of its hyperparameters */
 
 /* ---- state, for checkpoints ------------------------------------------------------------------ */
 
@@ -124,9 +168,9 @@ nn_optim_state nn_optim_state_at(const nn_optim *opt, int i);
 /* ---- gradient clipping --------------------------------------------------------------------- */
 
 /* torch.nn.utils.clip_grad_norm_: the 2-norm of all gradients together (computed in double;
- * parameters without a .grad are skipped). If max_norm / (norm + 1e-6) < 1 every gradient is
- * multiplied by that factor. A NaN or infinite norm scales nothing and sets *finite (may be
- * NULL) to false. Returns the norm before clipping. Fails on max_norm < 0. */
+ * parameters without a .grad and buffer entries are skipped). If max_norm / (norm + 1e-6) < 1 every
+ * gradient is multiplied by that factor. A NaN or infinite norm scales nothing and sets *finite
+ * (may be NULL) to false. Returns the norm before clipping. Fails on max_norm < 0. */
 double nn_clip_grad_norm(const nn_params *ps, double max_norm, bool *finite);
 
 /* ---- learning-rate schedules: closed forms of torch.optim.lr_scheduler ----------------------

@@ -116,6 +116,14 @@ void *nb_site_pop(void *result) {
     return result;
 }
 
+bool nb_site_current(const char **file, int *line) {
+    if (nsites == 0) return false;
+    int k = (nsites < MAX_SITES ? nsites : MAX_SITES) - 1;
+    *file = sites[k].file;
+    *line = sites[k].line;
+    return true;
+}
+
 void nb_fail_at(const char *file, int line, const char *op, const char *fmt, ...) {
     char msg[768];
     va_list ap;

@@ -19,6 +19,7 @@
 #ifndef NB_BASE_H
 #define NB_BASE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,6 +78,8 @@ const char *nb_last_error(void);
  * off, so its own calls never cover the user's site. */
 void nb_site_push(const char *file, int line);
 void *nb_site_pop(void *result); /* returns result */
+/* The innermost call site under way: true and *file, *line set, or false when there is none. */
+bool nb_site_current(const char **file, int *line);
 #ifndef NB_INTERNAL
 #define NB_AT(T, call) ((T)nb_site_pop((nb_site_push(__FILE__, __LINE__), (call))))
 #endif

@@ -8,7 +8,10 @@
  * over its whole range, nb_log within 2 ulp of logf for every positive normal or denormal
  * input (tests/test_tensor.c sweeps both). Special values follow IEEE: exp(-inf) = 0,
  * exp(x > 88.72) = inf, log(0) = -inf, log(x < 0) = NaN, log(inf) = inf, NaN stays NaN.
- * In a double build (NB_DOUBLE) they are simply libm's exp and log. */
+ * nb_expm1 and nb_normal_cdf (the standard normal CDF, for GELU) are built on them: within
+ * 2e-7 relative of expm1 and 4e-7 relative of Phi, in both tails (tests/test_ops_more.c sweeps
+ * both; libm's 0.5 (1 + erff(x / sqrt 2)) has no correct digit left below x = -6).
+ * In a double build (NB_DOUBLE) they are simply libm's exp, log, expm1 and erfc. */
 #ifndef NB_FASTMATH_H
 #define NB_FASTMATH_H
 
@@ -30,6 +33,12 @@ static inline real nb_log1p(real x) {
 }
 static inline real nb_log1p_unit(real x) {
     return log1p(x);
+}
+static inline real nb_expm1(real x) {
+    return expm1(x);
+}
+static inline real nb_normal_cdf(real x) {
+    return 0.5 * erfc(x * -0.70710678118654752440); /* erfc(-x / sqrt 2): no cancellation */
 }
 #else
 
@@ -116,6 +125,53 @@ static inline float nb_log1p_unit(float u) {
 static inline float nb_log1p(float u) {
     float w = 1.0f + u;
     return w == 1.0f ? u : nb_log(w) * u / (w - 1.0f);
+}
+
+/* e^x - 1: x + x^2 E(x) for |x| <= 1/2 (E of degree 6, fitted by tools/fit_fastmath.py, so small
+ * x keep their digits), nb_exp(x) - 1 beyond. */
+static inline float nb_expm1(float x) {
+    float e = 2.481461888e-05f;
+    e = e * x + 1.995261555e-04f;
+    e = e * x + 1.388909761e-03f;
+    e = e * x + 8.333207108e-03f;
+    e = e * x + 4.166666418e-02f;
+    e = e * x + 1.666666716e-01f;
+    e = e * x + 5.000000000e-01f;
+    float near = x + x * x * e;
+    return fabsf(x) <= 0.5f ? near : nb_exp(x) - 1.0f;
+}
+
+/* Phi(x), the standard normal CDF, accurate in both tails (where 0.5 (1 + erf(x / sqrt 2)) loses
+ * its digits): 0.5 + x P(x^2) for |x| <= 1, and beyond it the smaller tail
+ * Phi(-|x|) = exp(-x^2 / 2) Q(1 / (1 + |x| / 2)). P and Q (degrees 6 and 8) are least-squares
+ * fits of the relative error by tools/fit_fastmath.py. */
+static inline float nb_normal_cdf(float x) {
+    float t = fabsf(x), x2 = x * x;
+    float p = 5.367287486e-07f;
+    p = p * x2 - 9.272785974e-06f;
+    p = p * x2 + 1.153189151e-04f;
+    p = p * x2 - 1.187287737e-03f;
+    p = p * x2 + 9.973550215e-03f;
+    p = p * x2 - 6.649038196e-02f;
+    p = p * x2 + 3.989422917e-01f;
+    float u = t > 15.0f ? 15.0f : t; /* the tail is 0 in float beyond 14.5; NaN stays NaN */
+    float w = 1.0f / (1.0f + 0.5f * u);
+    float q = -1.283091158e-01f;
+    q = q * w + 3.735906780e-01f;
+    q = q * w - 3.375454843e-01f;
+    q = q * w + 1.093098661e-03f;
+    q = q * w + 4.151889682e-02f;
+    q = q * w + 1.495580077e-01f;
+    q = q * w + 1.996319592e-01f;
+    q = q * w + 1.994522661e-01f;
+    q = q * w + 7.195976650e-07f;
+    /* u^2 = u2 + e exactly; exp(-e / 2) = 1 - e / 2 to float precision. Without the correction
+     * the rounding of x2 alone costs 4e-6 relative at x = -11. (fmaf is one instruction where
+     * the target has FMA, as -march=native on current x86 and ARM does.) */
+    float u2 = u * u, e = fmaf(u, u, -u2);
+    float tail = nb_exp(-0.5f * u2) * (1.0f - 0.5f * e) * q;
+    float far = x < 0 ? tail : 1.0f - tail;
+    return t <= 1.0f ? 0.5f + x * p : far;
 }
 #endif
 

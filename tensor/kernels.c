@@ -13,14 +13,16 @@
 
 #define RF NB_REAL_FN
 
-/* ---- the iterator: up to three operands walked over one shape -------------------------------- */
+/* ---- the iterator: up to four operands walked over one shape --------------------------------- */
+
+#define ITER_OPS 4 /* the output and up to three inputs */
 
 typedef struct {
     int ndim;
     int nops;
     int64_t shape[NB_MAX_DIMS];
-    int64_t st[3][NB_MAX_DIMS];
-    real *p[3];
+    int64_t st[ITER_OPS][NB_MAX_DIMS];
+    real *p[ITER_OPS];
 } iter_t;
 
 /* ops[0..nops) all have the same shape. Size-1 dims are dropped and neighbours merged when every
@@ -59,8 +61,12 @@ typedef void (*inner_fn)(int64_t n, real *const *p, const int64_t *st, const voi
 static void run_rows(const iter_t *it, inner_fn inner, const void *ctx, int64_t r0, int64_t r1) {
     int last = it->ndim - 1;
     int64_t idx[NB_MAX_DIMS] = {0};
-    real *p[3] = {it->p[0], it->p[1], it->p[2]};
-    int64_t st[3] = {it->st[0][last], it->st[1][last], it->st[2][last]};
+    real *p[ITER_OPS];
+    int64_t st[ITER_OPS];
+    for (int k = 0; k < ITER_OPS; k++) {
+        p[k] = it->p[k];
+        st[k] = it->st[k][last];
+    }
     for (int d = last - 1; d >= 0; d--) { /* the position of row r0 */
         int64_t below = 1;
         for (int k = d + 1; k < last; k++) below *= it->shape[k];
@@ -109,7 +115,8 @@ static void iter_run(const iter_t *it, inner_fn inner, const void *ctx, bool par
                 idx /= it->shape[d];
                 for (int k = 0; k < it->nops; k++) one.p[k] += i * it->st[k][d];
             }
-            int64_t st[3] = {it->st[0][last], it->st[1][last], it->st[2][last]};
+            int64_t st[ITER_OPS];
+            for (int k = 0; k < ITER_OPS; k++) st[k] = it->st[k][last];
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
 #endif
@@ -120,7 +127,7 @@ static void iter_run(const iter_t *it, inner_fn inner, const void *ctx, bool par
                 int t = 0, T = 1;
 #endif
                 int64_t a = n * t / T, b = n * (t + 1) / T;
-                real *p[3] = {NULL, NULL, NULL};
+                real *p[ITER_OPS] = {NULL};
                 for (int k = 0; k < it->nops; k++) p[k] = one.p[k] + a * st[k];
                 if (b > a) inner(b - a, p, st, ctx);
             }
@@ -145,84 +152,69 @@ static Tensor broadcast_to(const char *op, const Tensor *a, const Tensor *out) {
     return v;
 }
 
+/* The per-op loops below are made by calling a row function with a literal op, which the
+ * compiler folds to that op's formula and vectorizes; that needs every call inlined, however
+ * many ops the tables hold (past ~20 cases GCC's inliner stops on its own). */
+#if defined(__GNUC__)
+#define K_INLINE static inline __attribute__((always_inline))
+#else
+#define K_INLINE static inline
+#endif
+
 /* ---- scalar functions
  * ---------------------------------------------------------------------------- */
 
 /* Written without branches on x's sign so loops over them vectorize. */
-static inline real sigmoid(real x) {
+K_INLINE real sigmoid(real x) {
     real e = nb_exp(-RF(fabs)(x)); /* in (0, 1]: never overflows */
     return (x >= 0 ? 1 : e) / (1 + e);
 }
 
-static inline real softplus(real x) {
+K_INLINE real softplus(real x) {
     return (x > 0 ? x : 0) + nb_log1p_unit(nb_exp(-RF(fabs)(x))); /* exp(-|x|) is in (0, 1] */
 }
 
-static inline real unary1(k_unary_op op, real x, real p0, real p1) {
-    switch (op) {
-    case K_COPY:
-        return x;
-    case K_NEG:
-        return -x;
-    case K_EXP:
-        return nb_exp(x);
-    case K_LOG:
-        return nb_log(x);
-    case K_SQRT:
-        return RF(sqrt)(x);
-    case K_ABS:
-        return RF(fabs)(x);
-    case K_RELU:
-        return x > 0 ? x : 0;
-    case K_SIGMOID:
-        return sigmoid(x);
-    case K_TANH:
-        return RF(tanh)(x);
-    case K_SOFTPLUS:
-        return softplus(x);
-    case K_POW:
-        return p0 == 2 ? x * x : RF(pow)(x, p0);
-    case K_CLAMP:
-        return x < p0 ? p0 : (x > p1 ? p1 : x);
-    case K_AFFINE:
-        return x * p0 + p1;
-    }
+/* d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density. */
+K_INLINE real gelu_grad(real x) {
+    return nb_normal_cdf(x) + x * (real)0.39894228040143267794 * nb_exp(-(real)0.5 * x * x);
+}
+
+/* d/dx x sigmoid(x) = s (1 + x (1 - s)). */
+K_INLINE real silu_grad(real x) {
+    real s = sigmoid(x);
+    return s * (1 + x * (1 - s));
+}
+
+K_INLINE real pow_scalar(real x, real p) {
+    return p == 2 ? x * x : RF(pow)(x, p);
+}
+
+/* d/dx x^p = p x^(p-1), and 0 for p == 0 (PyTorch's rule: p x^(p-1) would be 0 * inf = NaN at
+ * x == 0). */
+K_INLINE real pow_grad(real x, real p) {
+    return p == 0 ? 0 : (p == 2 ? 2 * x : p * RF(pow)(x, p - 1));
+}
+
+/* The formulas of kernels.h's tables, one case each. */
+#define K_FORMULA_CASE(name, formula)                                                              \
+    case name:                                                                                     \
+        return formula;
+
+K_INLINE real unary1(k_unary_op op, real x, real p0, real p1) {
+    switch (op) { K_UNARY_OPS(K_FORMULA_CASE) }
     return 0;
 }
 
-static inline real binary1(k_binary_op op, real a, real b, real p0, real p1) {
-    switch (op) {
-    case K_ADD:
-        return a + b;
-    case K_SUB:
-        return a - b;
-    case K_MUL:
-        return a * b;
-    case K_DIV:
-        return a / b;
-    case K_NEG_DIV:
-        return -(a / b);
-    case K_RELU_BWD:
-        return b > 0 ? a : 0;
-    case K_SIGMOID_BWD:
-        return a * b * (1 - b);
-    case K_TANH_BWD:
-        return a * (1 - b * b);
-    case K_SOFTPLUS_BWD:
-        return a * sigmoid(b);
-    case K_POW_BWD:
-        return p0 == 2 ? a * 2 * b : a * p0 * RF(pow)(b, p0 - 1);
-    case K_CLAMP_BWD:
-        return (b >= p0 && b <= p1) ? a : 0;
-    case K_ABS_BWD:
-        return a * (real)((b > 0) - (b < 0));
-    case K_SQRT_BWD:
-        return a * (real)0.5 / b;
-    case K_EXP_SUB:
-        return nb_exp(a - b);
-    }
+K_INLINE real binary1(k_binary_op op, real a, real b, real p0, real p1) {
+    switch (op) { K_BINARY_OPS(K_FORMULA_CASE) }
     return 0;
 }
+
+K_INLINE real ternary1(k_ternary_op op, real a, real b, real c) {
+    switch (op) { K_TERNARY_OPS(K_FORMULA_CASE) }
+    return 0;
+}
+#undef K_FORMULA_CASE
 
 /* ---- element-wise
  * ------------------------------------------------------------------------------------ */
@@ -235,62 +227,29 @@ typedef struct {
 
 /* The loops are written once with stride arguments; calling them with literal 1s lets the
  * compiler produce a vectorized contiguous copy of each. */
-static inline void unary_row(k_unary_op op, int64_t n, real *o, int64_t so, const real *a,
-                             int64_t sa, real p0, real p1, bool acc) {
+K_INLINE void unary_row(k_unary_op op, int64_t n, real *o, int64_t so, const real *a, int64_t sa,
+                        real p0, real p1, bool acc) {
     if (acc)
         for (int64_t i = 0; i < n; i++) o[i * so] += unary1(op, a[i * sa], p0, p1);
     else
         for (int64_t i = 0; i < n; i++) o[i * so] = unary1(op, a[i * sa], p0, p1);
 }
 
+/* A case per op with the op as a literal, so each contiguous loop is specialised and
+ * vectorized (n, p and c are unary_inner's). */
+#define K_UNARY_ROW(name, formula)                                                                 \
+    case name:                                                                                     \
+        unary_row(name, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);                                \
+        return;
 static void unary_inner(int64_t n, real *const *p, const int64_t *st, const void *vctx) {
     const ew_ctx *c = vctx;
     k_unary_op op = (k_unary_op)c->op;
     if (st[0] == 1 && st[1] == 1) {
-        switch (op) { /* a literal op per case: each loop is specialised and vectorized */
-        case K_COPY:
-            unary_row(K_COPY, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_NEG:
-            unary_row(K_NEG, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_EXP:
-            unary_row(K_EXP, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_LOG:
-            unary_row(K_LOG, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_SQRT:
-            unary_row(K_SQRT, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_ABS:
-            unary_row(K_ABS, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_RELU:
-            unary_row(K_RELU, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_SIGMOID:
-            unary_row(K_SIGMOID, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_TANH:
-            unary_row(K_TANH, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_SOFTPLUS:
-            unary_row(K_SOFTPLUS, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_POW:
-            unary_row(K_POW, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_CLAMP:
-            unary_row(K_CLAMP, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_AFFINE:
-            unary_row(K_AFFINE, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);
-            return;
-        }
+        switch (op) { K_UNARY_OPS(K_UNARY_ROW) }
     }
     unary_row(op, n, p[0], st[0], p[1], st[1], c->p0, c->p1, c->acc);
 }
+#undef K_UNARY_ROW
 
 void k_unary(k_unary_op op, const Tensor *a, Tensor *out, real p0, real p1, bool acc) {
     Tensor va = broadcast_to("unary", a, out);
@@ -301,62 +260,24 @@ void k_unary(k_unary_op op, const Tensor *a, Tensor *out, real p0, real p1, bool
     iter_run(&it, unary_inner, &c, true, true);
 }
 
-static inline void binary_row(k_binary_op op, int64_t n, real *o, int64_t so, const real *a,
-                              int64_t sa, const real *b, int64_t sb, real p0, real p1, bool acc) {
+K_INLINE void binary_row(k_binary_op op, int64_t n, real *o, int64_t so, const real *a, int64_t sa,
+                         const real *b, int64_t sb, real p0, real p1, bool acc) {
     if (acc)
         for (int64_t i = 0; i < n; i++) o[i * so] += binary1(op, a[i * sa], b[i * sb], p0, p1);
     else
         for (int64_t i = 0; i < n; i++) o[i * so] = binary1(op, a[i * sa], b[i * sb], p0, p1);
 }
 
+/* As K_UNARY_ROW, for binary_inner. */
+#define K_BINARY_ROW(name, formula)                                                                \
+    case name:                                                                                     \
+        binary_row(name, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);                      \
+        return;
 static void binary_inner(int64_t n, real *const *p, const int64_t *st, const void *vctx) {
     const ew_ctx *c = vctx;
     k_binary_op op = (k_binary_op)c->op;
     if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
-        switch (op) { /* a literal op per case, as above */
-        case K_ADD:
-            binary_row(K_ADD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_SUB:
-            binary_row(K_SUB, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_MUL:
-            binary_row(K_MUL, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_DIV:
-            binary_row(K_DIV, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_NEG_DIV:
-            binary_row(K_NEG_DIV, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_RELU_BWD:
-            binary_row(K_RELU_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_SIGMOID_BWD:
-            binary_row(K_SIGMOID_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_TANH_BWD:
-            binary_row(K_TANH_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_SOFTPLUS_BWD:
-            binary_row(K_SOFTPLUS_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_POW_BWD:
-            binary_row(K_POW_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_CLAMP_BWD:
-            binary_row(K_CLAMP_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_ABS_BWD:
-            binary_row(K_ABS_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_SQRT_BWD:
-            binary_row(K_SQRT_BWD, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
-            return;
-        case K_EXP_SUB:
-            binary_row(K_EXP_SUB, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);
-            return;
-        }
+        switch (op) { K_BINARY_OPS(K_BINARY_ROW) }
     }
     if (st[0] == 1 && st[1] == 1 && st[2] == 0) { /* a row and a broadcast scalar: bias add */
         binary_row(op, n, p[0], 1, p[1], 1, p[2], 0, c->p0, c->p1, c->acc);
@@ -364,6 +285,7 @@ static void binary_inner(int64_t n, real *const *p, const int64_t *st, const voi
     }
     binary_row(op, n, p[0], st[0], p[1], st[1], p[2], st[2], c->p0, c->p1, c->acc);
 }
+#undef K_BINARY_ROW
 
 void k_binary(k_binary_op op, const Tensor *a, const Tensor *b, Tensor *out, real p0, real p1,
               bool acc) {
@@ -373,6 +295,41 @@ void k_binary(k_binary_op op, const Tensor *a, const Tensor *b, Tensor *out, rea
     iter_init(&it, 3, ops);
     ew_ctx c = {(int)op, p0, p1, acc};
     iter_run(&it, binary_inner, &c, true, true);
+}
+
+K_INLINE void ternary_row(k_ternary_op op, int64_t n, real *o, int64_t so, const real *a,
+                          int64_t sa, const real *b, int64_t sb, const real *c, int64_t sc,
+                          bool acc) {
+    if (acc)
+        for (int64_t i = 0; i < n; i++) o[i * so] += ternary1(op, a[i * sa], b[i * sb], c[i * sc]);
+    else
+        for (int64_t i = 0; i < n; i++) o[i * so] = ternary1(op, a[i * sa], b[i * sb], c[i * sc]);
+}
+
+/* As K_UNARY_ROW, for ternary_inner. */
+#define K_TERNARY_ROW(name, formula)                                                               \
+    case name:                                                                                     \
+        ternary_row(name, n, p[0], 1, p[1], 1, p[2], 1, p[3], 1, c->acc);                          \
+        return;
+static void ternary_inner(int64_t n, real *const *p, const int64_t *st, const void *vctx) {
+    const ew_ctx *c = vctx;
+    k_ternary_op op = (k_ternary_op)c->op;
+    if (st[0] == 1 && st[1] == 1 && st[2] == 1 && st[3] == 1) {
+        switch (op) { K_TERNARY_OPS(K_TERNARY_ROW) }
+    }
+    ternary_row(op, n, p[0], st[0], p[1], st[1], p[2], st[2], p[3], st[3], c->acc);
+}
+#undef K_TERNARY_ROW
+
+void k_ternary(k_ternary_op op, const Tensor *a, const Tensor *b, const Tensor *c, Tensor *out,
+               bool acc) {
+    Tensor va = broadcast_to("ternary", a, out), vb = broadcast_to("ternary", b, out),
+           vc = broadcast_to("ternary", c, out);
+    const Tensor *ops[4] = {out, &va, &vb, &vc};
+    iter_t it;
+    iter_init(&it, 4, ops);
+    ew_ctx ctx = {(int)op, 0, 0, acc};
+    iter_run(&it, ternary_inner, &ctx, true, true);
 }
 
 /* ---- reductions

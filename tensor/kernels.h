@@ -13,38 +13,76 @@
 
 #include "tensor/tensor.h"
 
-typedef enum {
-    K_COPY,     /* a */
-    K_NEG,      /* -a */
-    K_EXP,      /* exp(a) */
-    K_LOG,      /* log(a) */
-    K_SQRT,     /* sqrt(a) */
-    K_ABS,      /* |a| */
-    K_RELU,     /* max(a, 0) */
-    K_SIGMOID,  /* 1 / (1 + exp(-a)), stable for large |a| */
-    K_TANH,     /* tanh(a) */
-    K_SOFTPLUS, /* log(1 + exp(a)), stable */
-    K_POW,      /* a ^ p0 */
-    K_CLAMP,    /* min(max(a, p0), p1) */
-    K_AFFINE,   /* a * p0 + p1 */
-} k_unary_op;
+/* ---- the element-wise ops: one table row each --------------------------------------------------
+ * X(NAME, formula): the formula is what the kernel computes per element, written in the inputs
+ * (x for unary ops; a, b for binary; a, b, c for ternary) and the scalars p0, p1. The rows make
+ * the enums here and, in tensor/kernels.c, every per-op loop, so adding an op is adding a row.
+ * Helpers the formulas name live in kernels.c (sigmoid, gelu_grad, ...; RF(f) is libm's f for
+ * `real`) and tensor/fastmath.h (nb_exp, nb_normal_cdf, ...).
+ * "_BWD" rows are gradients: a is the upstream gradient, b the op's input (or output, as said). */
+// clang-format off
+#define K_UNARY_OPS(X)                                                                             \
+    X(K_COPY,     x)                                                                               \
+    X(K_NEG,      -x)                                                                              \
+    X(K_EXP,      nb_exp(x))                                                                       \
+    X(K_LOG,      nb_log(x))                                                                       \
+    X(K_SQRT,     RF(sqrt)(x))                                                                     \
+    X(K_ABS,      RF(fabs)(x))                                                                     \
+    X(K_RELU,     x > 0 ? x : 0)                                                                   \
+    X(K_SIGMOID,  sigmoid(x))                  /* stable for large |x| */                          \
+    X(K_TANH,     RF(tanh)(x))                                                                     \
+    X(K_SOFTPLUS, softplus(x))                 /* log(1 + exp(x)), stable */                       \
+    X(K_POW,      pow_scalar(x, p0))           /* x ^ p0 */                                        \
+    X(K_CLAMP,    x < p0 ? p0 : (x > p1 ? p1 : x))                                                 \
+    X(K_AFFINE,   x * p0 + p1)                                                                     \
+    X(K_GELU,     x * nb_normal_cdf(x))        /* exact (erf) form */                              \
+    X(K_SILU,     x * sigmoid(x))                                                                  \
+    X(K_ELU,      x > 0 ? x : p0 * nb_expm1(x))                                                    \
+    X(K_SIN,      RF(sin)(x))                                                                      \
+    X(K_COS,      RF(cos)(x))
 
-typedef enum {
-    K_ADD,          /* a + b */
-    K_SUB,          /* a - b */
-    K_MUL,          /* a * b */
-    K_DIV,          /* a / b */
-    K_NEG_DIV,      /* -(a / b) */
-    K_RELU_BWD,     /* a * (b > 0) */
-    K_SIGMOID_BWD,  /* a * b * (1 - b), b = sigmoid output */
-    K_TANH_BWD,     /* a * (1 - b * b), b = tanh output */
-    K_SOFTPLUS_BWD, /* a * sigmoid(b), b = input */
-    K_POW_BWD,      /* a * p0 * b ^ (p0 - 1), b = input */
-    K_CLAMP_BWD,    /* a * (p0 <= b <= p1), b = input */
-    K_ABS_BWD,      /* a * sign(b) */
-    K_SQRT_BWD,     /* a * 0.5 / b, b = sqrt output */
-    K_EXP_SUB,      /* exp(a - b) */
-} k_binary_op;
+#define K_BINARY_OPS(X)                                                                            \
+    X(K_ADD,          a + b)                                                                       \
+    X(K_SUB,          a - b)                                                                       \
+    X(K_MUL,          a * b)                                                                       \
+    X(K_DIV,          a / b)                                                                       \
+    X(K_NEG_DIV,      -(a / b))                                                                    \
+    X(K_RELU_BWD,     b > 0 ? a : 0)                                                               \
+    X(K_SIGMOID_BWD,  a * b * (1 - b))                  /* b = sigmoid output */                   \
+    X(K_TANH_BWD,     a * (1 - b * b))                  /* b = tanh output */                      \
+    X(K_SOFTPLUS_BWD, a * sigmoid(b))                                                              \
+    X(K_POW_BWD,      a * pow_grad(b, p0))              /* 0 when p0 == 0, as PyTorch */           \
+    X(K_CLAMP_BWD,    (b >= p0 && b <= p1) ? a : 0)                                                \
+    X(K_ABS_BWD,      a * (real)((b > 0) - (b < 0)))                                               \
+    X(K_SQRT_BWD,     a * (real)0.5 / b)                /* b = sqrt output */                      \
+    X(K_EXP_SUB,      nb_exp(a - b))                                                               \
+    X(K_GELU_BWD,     a * gelu_grad(b))                                                            \
+    X(K_SILU_BWD,     a * silu_grad(b))                                                            \
+    X(K_ELU_BWD,      b > 0 ? a : a * p0 * nb_exp(b))   /* p0 = alpha */                           \
+    X(K_SIN_BWD,      a * RF(cos)(b))                                                              \
+    X(K_COS_BWD,      -a * RF(sin)(b))                                                             \
+    X(K_MAXIMUM,      (a > b || a != a) ? a : b)        /* NaN in either gives NaN */              \
+    X(K_MINIMUM,      (a < b || a != a) ? a : b)                                                   \
+    X(K_GT,           (real)(a > b))                                                               \
+    X(K_GE,           (real)(a >= b))                                                              \
+    X(K_LT,           (real)(a < b))                                                               \
+    X(K_LE,           (real)(a <= b))                                                              \
+    X(K_EQ,           (real)(a == b))                                                              \
+    X(K_NE,           (real)(a != b))                                                              \
+    X(K_PICK,         b != 0 ? a : 0)                   /* a where b != 0 */                       \
+    X(K_PICK_NOT,     b != 0 ? 0 : a)                   /* a where b == 0 */
+
+#define K_TERNARY_OPS(X)                                                                           \
+    X(K_WHERE,        a != 0 ? b : c)                                                              \
+    X(K_MAXIMUM_BWD,  b == c ? a * (real)0.5 : (b < c ? 0 : a))  /* b this input, c the other */  \
+    X(K_MINIMUM_BWD,  b == c ? a * (real)0.5 : (b > c ? 0 : a))
+// clang-format on
+
+#define K_ENUM_ROW(name, formula) name,
+typedef enum { K_UNARY_OPS(K_ENUM_ROW) } k_unary_op;
+typedef enum { K_BINARY_OPS(K_ENUM_ROW) } k_binary_op;
+typedef enum { K_TERNARY_OPS(K_ENUM_ROW) } k_ternary_op;
+#undef K_ENUM_ROW
 
 /* out (op)= f(a). a broadcasts to out's shape. */
 void k_unary(k_unary_op op, const Tensor *a, Tensor *out, real p0, real p1, bool acc);
@@ -52,6 +90,10 @@ void k_unary(k_unary_op op, const Tensor *a, Tensor *out, real p0, real p1, bool
 /* out (op)= f(a, b). a and b broadcast to out's shape. */
 void k_binary(k_binary_op op, const Tensor *a, const Tensor *b, Tensor *out, real p0, real p1,
               bool acc);
+
+/* out (op)= f(a, b, c). a, b and c broadcast to out's shape. */
+void k_ternary(k_ternary_op op, const Tensor *a, const Tensor *b, const Tensor *c, Tensor *out,
+               bool acc);
 
 /* out (+)= a summed over the dims where out has size 1 (or that out lacks on the left): the
  * reduction of a broadcast. Summation order is fixed (row-major), so results are reproducible;

@@ -9,6 +9,7 @@ static void copy_layout(const Tensor *t, Tensor *out) {
 }
 
 int tensor_dim(const char *op, const Tensor *t, int dim) {
+    tensor_check_live(op, t);
     int d = dim < 0 ? dim + t->ndim : dim;
     if (d < 0 || d >= t->ndim) {
         char s[128];
@@ -22,6 +23,7 @@ int tensor_dim(const char *op, const Tensor *t, int dim) {
  * inferred. */
 bool tensor_layout_reshape(const Tensor *t, int ndim, const int64_t *shape_in, Tensor *out) {
     char s1[128], s2[128];
+    tensor_check_live("reshape", t);
     if (ndim < 0 || ndim > NB_MAX_DIMS)
         nb_fail("reshape", "ndim %d is outside 0..%d", ndim, NB_MAX_DIMS);
     int64_t shape[NB_MAX_DIMS];
@@ -143,6 +145,7 @@ void tensor_layout_narrow(const Tensor *t, int dim, int64_t start, int64_t lengt
 
 void tensor_layout_expand(const Tensor *t, int ndim, const int64_t *shape, Tensor *out) {
     char s1[128], s2[128];
+    tensor_check_live("expand", t);
     if (ndim < t->ndim || ndim > NB_MAX_DIMS)
         nb_fail("expand", "cannot expand shape %s to %s", nb_shape_str(s1, t->ndim, t->shape),
                 nb_shape_str(s2, ndim, shape));
@@ -193,6 +196,7 @@ void tensor_layout_squeeze(const Tensor *t, int dim, Tensor *out) {
 }
 
 void tensor_layout_unsqueeze(const Tensor *t, int dim, Tensor *out) {
+    tensor_check_live("unsqueeze", t);
     int d = dim < 0 ? dim + t->ndim + 1 : dim;
     if (d < 0 || d > t->ndim || t->ndim == NB_MAX_DIMS) {
         char s[128];
@@ -211,6 +215,8 @@ void tensor_layout_unsqueeze(const Tensor *t, int dim, Tensor *out) {
 }
 
 int tensor_broadcast_shape(const char *op, const Tensor *a, const Tensor *b, int64_t *out) {
+    tensor_check_live(op, a);
+    tensor_check_live(op, b);
     int n = a->ndim > b->ndim ? a->ndim : b->ndim;
     for (int i = 0; i < n; i++) {
         int ia = i - (n - a->ndim), ib = i - (n - b->ndim);

@@ -63,6 +63,16 @@ uint64_t nb_rng_below(nb_rng *r, uint64_t n) {
     return x % n;
 }
 
+void nb_rng_permutation(nb_rng *r, int64_t *perm, int64_t n) {
+    for (int64_t i = 0; i < n; i++) perm[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)nb_rng_below(r, (uint64_t)i + 1);
+        int64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+}
+
 static nb_rng global_rng = {
     {0x9E3779B97F4A7C15ull, 0xBF58476D1CE4E5B9ull, 0x94D049BB133111EBull, 0x2545F4914F6CDD1Dull},
     0.0,

@@ -30,6 +30,10 @@ uint64_t nb_rng_next(nb_rng *r);              /* 64 random bits */
 double nb_rng_uniform(nb_rng *r);             /* [0, 1) */
 double nb_rng_normal(nb_rng *r);              /* standard normal */
 uint64_t nb_rng_below(nb_rng *r, uint64_t n); /* uniform in [0, n), unbiased; n > 0 */
+/* Fills perm[0..n) with a uniformly random permutation of 0..n-1 (torch.randperm): Fisher-Yates
+ * from the last element down, with nb_rng_below. perm's old contents don't matter, so the
+ * order is fixed by the generator's state alone. */
+void nb_rng_permutation(nb_rng *r, int64_t *perm, int64_t n);
 
 nb_rng *nb_rng_global(void);
 void nb_manual_seed(uint64_t seed);

@@ -28,8 +28,7 @@ void tensor_layout_contiguous(Tensor *t, int ndim, const int64_t *shape) {
 }
 
 static Tensor *alloc_tensor(int ndim, const int64_t *shape, bool kept) {
-    Tensor *t = kept ? nb_malloc(sizeof *t) : arena_alloc(sizeof *t);
-    memset(t, 0, sizeof *t);
+    Tensor *t = kept ? nb_calloc(sizeof *t) : arena_header();
     tensor_layout_contiguous(t, ndim, shape);
     size_t bytes = (size_t)t->numel * sizeof(real);
     t->data = kept ? nb_malloc(bytes) : arena_alloc(bytes);
@@ -80,6 +79,7 @@ Tensor *tensor_from_array(int ndim, const int64_t *shape, const real *values) {
 }
 
 Tensor *tensor_copy(const Tensor *src) {
+    tensor_check_live("tensor_copy", src);
     Tensor *t = tensor_empty(src->ndim, src->shape);
     tensor_to_array(src, t->data);
     return t;
@@ -111,27 +111,33 @@ void tensor_free(Tensor *t) {
 
 /* ---- element access -------------------------------------------------------------------------- */
 
-real *tensor_ptr(const Tensor *t, const int64_t *index) {
+/* The address of element `index`, checked against t's shape; errors name `op`. */
+static real *element(const char *op, const Tensor *t, const int64_t *index) {
+    tensor_check_live(op, t);
     int64_t off = t->offset;
     for (int i = 0; i < t->ndim; i++) {
         if (index[i] < 0 || index[i] >= t->shape[i]) {
             char s[128];
-            nb_fail("tensor_ptr", "index %lld out of range for dim %d of shape %s",
-                    (long long)index[i], i, nb_shape_str(s, t->ndim, t->shape));
+            nb_fail(op, "index %lld out of range for dim %d of shape %s", (long long)index[i], i,
+                    nb_shape_str(s, t->ndim, t->shape));
         }
         off += index[i] * t->strides[i];
     }
     return t->data + off;
 }
 
+real *tensor_ptr(const Tensor *t, const int64_t *index) {
+    return element("tensor_ptr", t, index);
+}
 real tensor_get(const Tensor *t, const int64_t *index) {
-    return *tensor_ptr(t, index);
+    return *element("tensor_get", t, index);
 }
 void tensor_set(Tensor *t, const int64_t *index, real v) {
-    *tensor_ptr(t, index) = v;
+    *element("tensor_set", t, index) = v;
 }
 
 real tensor_item(const Tensor *t) {
+    tensor_check_live("tensor_item", t);
     if (t->numel != 1) {
         char s[128];
         nb_fail("tensor_item", "tensor of shape %s has %lld elements, not 1",
@@ -178,6 +184,7 @@ static void fill_one(real *p, int64_t k, void *ctx) {
     *p = *(real *)ctx;
 }
 void tensor_fill(Tensor *t, real value) {
+    tensor_check_live("tensor_fill", t);
     if (!tensor_is_contiguous(t)) {
         for_each(t, fill_one, &value);
         return;
@@ -193,6 +200,7 @@ static void read_one(real *p, int64_t k, void *ctx) {
     ((real *)ctx)[k] = *p;
 }
 void tensor_to_array(const Tensor *t, real *out) {
+    tensor_check_live("tensor_to_array", t);
     if (tensor_is_contiguous(t)) {
         if (t->numel) memcpy(out, t->data + t->offset, (size_t)t->numel * sizeof(real));
     } else {
@@ -204,6 +212,8 @@ static void write_one(real *p, int64_t k, void *ctx) {
     *p = ((real *)ctx)[k];
 }
 void tensor_copy_into(Tensor *dst, const Tensor *src) {
+    tensor_check_live("tensor_copy_into", dst);
+    tensor_check_live("tensor_copy_into", src);
     Tensor view = *src;
     if (!tensor_same_shape(dst, src)) tensor_layout_expand(src, dst->ndim, dst->shape, &view);
     if (tensor_is_contiguous(dst)) {
@@ -250,6 +260,7 @@ static void print_rec(FILE *f, const Tensor *t, int d, int64_t off, bool summari
 }
 
 void tensor_fprint(FILE *f, const Tensor *t, const char *label) {
+    tensor_check_live("tensor_print", t);
     /* Choose one width and precision for all values, as NumPy does. */
     Tensor flat = *t;
     bool all_int = true, negative = false;

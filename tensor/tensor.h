@@ -22,6 +22,11 @@
  *    (or by ag_release(mark) back to a mark). Never free one by hand; never use one after the
  *    reset that released it. A model's forward code therefore frees nothing.
  *
+ * Using a released step tensor is caught: every op checks its inputs and fails with
+ * "nabla: <op>: step tensor used after ag_reset (made at model.c:42)" (tensor_check_live). A step
+ * tensor's header is not reused by the next step, so a pointer kept from the previous step (or
+ * from before an ag_release) still finds its own header, stamped as released.
+ *
  * The arena keeps its memory across resets, so after the first step a training loop that records
  * the same ops each step allocates nothing and its memory stays flat (tests/test_autograd.c).
  *
@@ -80,6 +85,11 @@ struct Tensor {
     real sarg[2];                  /* the op's scalar arguments (pow exponent, clamp bounds, ...) */
     int64_t iarg[NB_MAX_DIMS + 2]; /* the op's integer arguments (dims, sizes, ...) */
     void *saved;                   /* anything else backward needs (arena memory) */
+
+    /* step tensors: which step made them, and where (see tensor_check_live) */
+    uint64_t stamp;        /* 0: not a step tensor's header; else its serial number from the pool */
+    const char *made_file; /* the user's call that made it (tensor/base.h, NB_AT), or NULL */
+    int made_line;
 };
 
 /* ---- kept tensors: creation (caller frees with tensor_free) --------------------------------- */
@@ -146,11 +156,26 @@ void *arena_alloc(size_t bytes); /* 64-byte aligned, released by arena_release/a
 typedef struct {
     int block;
     size_t used;
-    unsigned generation; /* arena_reset() count when the mark was taken */
+    unsigned generation;  /* arena_reset() count when the mark was taken */
+    uint64_t serial;      /* the last header stamp given out */
+    int64_t header_steps; /* how far the header pool's head had gone */
+    int header_blocks;    /* the header pool's blocks */
 } arena_mark_t;
 arena_mark_t arena_mark(void);
 void arena_release(arena_mark_t m); /* fails (nb_fail) on a mark from before the last reset */
 void arena_reset(void);             /* release everything; merge blocks so the next step fits */
 void arena_free_all(void);          /* give the memory back (end of program, leak checks) */
+
+/* A zeroed header for a step tensor, stamped live and with the current call site (tensor/base.h).
+ * Every step tensor's header comes from here (tensor_step does it; a view op that builds its
+ * own header calls this rather than arena_alloc), so a released one can be recognised. */
+Tensor *arena_header(void);
+
+/* Fails with "<op>: step tensor used after ag_reset (made at file:line)" (or "made by <op>" when
+ * no call site was known) if t is a step tensor that ag_reset or ag_release has released. Kept
+ * tensors, live step tensors and NULL pass. ag_record, tensor_broadcast_shape, tensor_dim, the
+ * tensor_layout_* functions and element access call it, so an op that goes through any of them
+ * is covered; one that reads an input by other means calls it first. */
+void tensor_check_live(const char *op, const Tensor *t);
 
 #endif

@@ -157,6 +157,47 @@ START_TEST(gradients_only_where_asked) {
 }
 END_TEST
 
+/* a weight read through a transposed view gives the same values and gradients as a contiguous
+ * one (the op copies it; the gradient still reaches the viewed tensor) */
+static Tensor *f_conv_wT(Tensor *const *in, void *c) {
+    (void)c;
+    nb_conv2d_opts o = nb_conv2d_defaults();
+    o.padding[0] = o.padding[1] = 1;
+    return ag_conv2d(in[0], ag_transpose(in[1], 2, 3), NULL, o);
+}
+
+START_TEST(weight_through_a_view) {
+    Tensor *x = nbt_param(NB_SHAPE(2, 3, 5, 6), -1, 1, 31);
+    Tensor *wT = nbt_param(NB_SHAPE(4, 3, 2, 3), -1, 1, 32); /* [O, C, kw, kh] */
+    Tensor *w = tensor_zeros(NB_SHAPE(4, 3, 3, 2));
+    Tensor v;
+    tensor_layout_transpose(wT, 2, 3, &v);
+    tensor_copy_into(w, &v);
+    tensor_requires_grad(w, true);
+    nb_conv2d_opts o = nb_conv2d_defaults();
+    o.padding[0] = o.padding[1] = 1;
+    Tensor *y1 = ag_conv2d(x, w, NULL, o), *y2 = f_conv_wT((Tensor *[]){x, wT}, NULL);
+    real *a = malloc((size_t)y1->numel * sizeof(real)),
+         *b = malloc((size_t)y1->numel * sizeof(real));
+    tensor_to_array(y1, a);
+    tensor_to_array(y2, b);
+    ck_assert(memcmp(a, b, (size_t)y1->numel * sizeof(real)) == 0);
+    ag_backward(ag_sum(ag_mul(y1, y1)));
+    ag_backward(ag_sum(ag_mul(y2, y2)));
+    Tensor gv;
+    tensor_layout_transpose(wT->grad, 2, 3, &gv);
+    real *g1 = malloc((size_t)w->numel * sizeof(real)),
+         *g2 = malloc((size_t)w->numel * sizeof(real));
+    tensor_to_array(w->grad, g1);
+    tensor_to_array(&gv, g2);
+    ck_assert(memcmp(g1, g2, (size_t)w->numel * sizeof(real)) == 0);
+    ag_reset();
+    nbt_gradcheck("conv2d with a transposed weight", f_conv_wT, (Tensor *[]){x, wT}, 2, NULL);
+    free(a), free(b), free(g1), free(g2);
+    tensor_free(x), tensor_free(wT), tensor_free(w);
+}
+END_TEST
+
 /* ---- errors --------------------------------------------------------------------------------- */
 
 START_TEST(bad_arguments_fail_with_the_shapes) {
@@ -203,6 +244,9 @@ START_TEST(bad_arguments_fail_with_the_shapes) {
     /* conv1d */
     o = nb_conv2d_defaults();
     NBT_EXPECT_FAIL(ag_conv1d(x, w, NULL, o), "conv1d", "[2, 4, 7, 7]");
+    Tensor *w1 = tensor_zeros(NB_SHAPE(6, 3, 3)); /* 3 channels against x3's 4 */
+    NBT_EXPECT_FAIL(ag_conv1d(x3, w1, NULL, o), "conv1d", "[6, 3, 1, 3]", "[2, 4, 1, 7]");
+    tensor_free(w1);
     /* pooling and upsampling */
     NBT_EXPECT_FAIL(ag_max_pool2d(x, 3, 2, 2), "max_pool2d", "padding 2", "kernel 3");
     NBT_EXPECT_FAIL(ag_avg_pool2d(x, 0, 1, 0), "avg_pool2d", "kernel 0");
@@ -295,6 +339,7 @@ static Suite *suite(void) {
     tcase_add_loop_test(t, matches_pytorch, 0, CONV_REF_NCASES);
     tcase_add_loop_test(t, gradcheck_every_case, 0, CONV_REF_NCASES);
     tcase_add_test(t, gradients_only_where_asked);
+    tcase_add_test(t, weight_through_a_view);
     tcase_add_test(t, bad_arguments_fail_with_the_shapes);
     tcase_add_test(t, same_bits_on_one_and_two_threads);
     tcase_add_test(t, second_step_allocates_nothing);

@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include "io/idx.h"
+#include "nn/data.h"
 #include "tests/check_main.h"
 
 #define DIGITS "data/digits"
@@ -216,8 +217,6 @@ END_TEST
 
 /* The example at the top of io/idx.h, as written there. */
 START_TEST(test_header_example) {
-    nb_rng rng;
-    nb_rng_seed(&rng, 1);
     real *x = nb_malloc(128 * 784 * sizeof(real));
     int64_t labels[128];
     idx_dataset train;
@@ -225,19 +224,22 @@ START_TEST(test_header_example) {
     if (idx_load_split("data/digits", 1, 10, &train, err, sizeof err) != IDX_OK) {
         ck_abort_msg("%s", err);
     }
-    int64_t *perm = nb_malloc(train.n * sizeof *perm);
-    idx_shuffle(perm, train.n, &rng);
-    idx_batch(&train, perm, 128, x, labels);
-    /* The batch is the permuted examples, scaled to [0, 1], with their labels. */
-    for (int b = 0; b < 128; b++) {
-        ck_assert_int_eq(labels[b], train.labels[perm[b]]);
-        for (int k = 0; k < 784; k += 97)
-            ck_assert(x[b * 784 + k] == (real)train.images[perm[b] * 784 + k] / (real)255);
+    nn_batches it; /* nn/data.h: shuffled batches */
+    nn_batches_init(&it, train.n, 128, true, false, 1);
+    int64_t seen = 0, moved = 0;
+    while (nn_batches_next(&it)) {
+        idx_batch(&train, it.index, it.count, x, labels); /* x: [count, 784] in [0, 1] */
+        /* each batch is its examples, scaled to [0, 1], with their labels */
+        for (int64_t b = 0; b < it.count; b++) {
+            ck_assert_int_eq(labels[b], train.labels[it.index[b]]);
+            for (int k = 0; k < 784; k += 97)
+                ck_assert(x[b * 784 + k] == (real)train.images[it.index[b] * 784 + k] / (real)255);
+            moved += it.index[b] != seen++;
+        }
     }
-    bool moved = false; /* a permutation, not the identity */
-    for (int b = 0; b < 128; b++) moved |= perm[b] != b;
-    ck_assert(moved);
-    nb_free(perm);
+    ck_assert_int_eq(seen, train.n);
+    ck_assert(moved > 0); /* shuffled, not the identity */
+    nn_batches_free(&it);
     idx_free(&train);
     nb_free(x);
 }
@@ -574,36 +576,7 @@ START_TEST(test_strerror) {
 }
 END_TEST
 
-/* ---- shuffling and programmer errors ------------------------------------------------------- */
-
-START_TEST(test_shuffle) {
-    enum { N = 1000 };
-    static int64_t a[N], b[N];
-    nb_rng r;
-    nb_rng_seed(&r, 7);
-    idx_shuffle(a, N, &r);
-    int seen[N] = {0};
-    int fixed = 0;
-    for (int i = 0; i < N; i++) {
-        ck_assert(a[i] >= 0 && a[i] < N);
-        seen[a[i]]++;
-        fixed += a[i] == i;
-    }
-    for (int i = 0; i < N; i++) ck_assert_int_eq(seen[i], 1);
-    ck_assert_int_lt(fixed, 10); /* about 1 expected */
-    /* The same seed gives the same order, whatever was in the array before. */
-    for (int i = 0; i < N; i++) b[i] = -5;
-    nb_rng_seed(&r, 7);
-    idx_shuffle(b, N, &r);
-    ck_assert_mem_eq(a, b, sizeof a);
-    /* The next call (next epoch) gives another order. */
-    idx_shuffle(b, N, &r);
-    ck_assert(memcmp(a, b, sizeof a) != 0);
-    idx_shuffle(b, 0, &r);
-    idx_shuffle(b, 1, &r);
-    ck_assert_int_eq(b[0], 0);
-}
-END_TEST
+/* ---- programmer errors ------------------------------------------------------------------- */
 
 static jmp_buf on_fail;
 static void longjmp_handler(const char *message) {
@@ -627,6 +600,26 @@ START_TEST(test_batch_bad_index) {
 }
 END_TEST
 
+/* idx_shuffle is nb_rng_permutation with its arguments checked. */
+START_TEST(test_shuffle_is_nb_rng_permutation) {
+    int64_t a[50], b[50];
+    nb_rng r1, r2;
+    nb_rng_seed(&r1, 3);
+    nb_rng_seed(&r2, 3);
+    idx_shuffle(a, 50, &r1);
+    nb_rng_permutation(&r2, b, 50);
+    ck_assert_mem_eq(a, b, sizeof a);
+    idx_shuffle(NULL, 0, NULL); /* nothing to do */
+    nb_set_error_handler(longjmp_handler);
+    if (setjmp(on_fail) == 0) {
+        idx_shuffle(a, 50, NULL);
+        ck_abort_msg("idx_shuffle accepted a NULL generator");
+    }
+    nb_set_error_handler(NULL);
+    ck_assert_ptr_nonnull(strstr(nb_last_error(), "idx_shuffle: NULL argument"));
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("idx");
     TCase *shipped = tcase_create("shipped");
@@ -634,8 +627,8 @@ static Suite *suite(void) {
     tcase_add_test(shipped, test_shipped_test);
     tcase_add_test(shipped, test_batch);
     tcase_add_test(shipped, test_header_example);
-    tcase_add_test(shipped, test_shuffle);
     tcase_add_test(shipped, test_batch_bad_index);
+    tcase_add_test(shipped, test_shuffle_is_nb_rng_permutation);
     tcase_add_test(shipped, test_strerror);
     tcase_add_test(shipped, test_arguments);
     suite_add_tcase(s, shipped);

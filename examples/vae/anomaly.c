@@ -26,10 +26,10 @@ static void score_set(const vae_model *m, const idx_dataset *d, int k, nb_rng *r
     s->labels = nb_malloc((size_t)d->n * sizeof *s->labels);
     for (int i = 0; i < NSCORES; i++) s->score[i] = nb_malloc((size_t)d->n * sizeof(double));
     cli_batches one, many;
-    cli_batches_init(&one, d, 1);
-    cli_batches_init(&many, d, 100);
+    cli_batches_init(&one, d, 1, false);
+    cli_batches_init(&many, d, 100, false);
     bool prev = ag_set_grad_enabled(false);
-    while (cli_batches_next(&one, NULL)) {
+    while (cli_batches_next(&one)) {
         int64_t i = one.pos - 1;
         vae_terms t = vae_loss(m, one.x, cli_labels(m, one.labels), 0, rng);
         s->labels[i] = one.labels[0];
@@ -38,7 +38,7 @@ static void score_set(const vae_model *m, const idx_dataset *d, int k, nb_rng *r
         ag_reset();
     }
     ag_set_grad_enabled(prev);
-    while (cli_batches_next(&many, NULL)) {
+    while (cli_batches_next(&many)) {
         double *ll = s->score[S_IWAE] + many.pos - many.count;
         vae_log_likelihood(m, many.x, cli_labels(m, many.labels), k, rng, ll);
         for (int64_t i = 0; i < many.count; i++) ll[i] = -ll[i];

@@ -18,6 +18,7 @@
 #include "io/idx.h"
 #include "models/vae.h"
 #include "nn/checkpoint.h"
+#include "nn/data.h"
 
 #define CLI_FAIL  1
 #define CLI_USAGE 2
@@ -95,20 +96,22 @@ int cli_count_classes(const char *cmd, const char *dir, const idx_dataset *train
  * every label is below cfg->num_classes. */
 int cli_check_data(const char *cmd, const char *dir, const idx_dataset *d, const vae_config *cfg);
 
-/* Walks a dataset in batches of at most `batch` examples (the last one partial): x (kept
- * [b, D]) and labels [b] of the current one. Set pos = 0 to walk it again. */
+/* Walks a dataset in batches of at most `batch` examples (the last one partial), in order or
+ * shuffled (nn/data.h): x (kept [b, D]) and labels [b] of the current one. */
 typedef struct {
     const idx_dataset *d;
-    int64_t batch, pos, count; /* count: examples in the current batch */
-    int64_t *index;            /* [batch] */
+    nn_batches it;             /* the order and the current batch's indices */
+    int64_t batch, pos, count; /* pos: examples walked this pass; count: in the current batch */
     Tensor *x_full, *x_last;   /* kept [batch, D] and [n % batch, D] (or NULL) */
     Tensor *x;                 /* the current one of the two */
     int64_t *labels;           /* [batch] */
 } cli_batches;
 
-void cli_batches_init(cli_batches *b, const idx_dataset *d, int64_t batch);
-/* Fills the next batch from perm (NULL: 0..n-1 in order); false once the set is done. */
-bool cli_batches_next(cli_batches *b, const int64_t *perm);
+void cli_batches_init(cli_batches *b, const idx_dataset *d, int64_t batch, bool shuffle);
+/* Starts a pass over the set, in a new order drawn from rng when shuffling (unused otherwise). */
+void cli_batches_start(cli_batches *b, nb_rng *rng);
+/* Fills the next batch; false once the pass is done. */
+bool cli_batches_next(cli_batches *b);
 void cli_batches_free(cli_batches *b);
 
 /* ---- models and checkpoints (model.c) ----------------------------------------------------------

@@ -85,31 +85,34 @@ int cli_check_data(const char *cmd, const char *dir, const idx_dataset *d, const
 /* ---- batches -----------------------------------------------------------------------------------
  */
 
-void cli_batches_init(cli_batches *b, const idx_dataset *d, int64_t batch) {
+void cli_batches_init(cli_batches *b, const idx_dataset *d, int64_t batch, bool shuffle) {
     memset(b, 0, sizeof *b);
     int64_t D = d->rows * d->cols;
     b->d = d;
     b->batch = batch < d->n ? batch : d->n;
     if (b->batch < 1) b->batch = 1;
-    b->index = nb_malloc((size_t)b->batch * sizeof *b->index);
+    nn_batches_init(&b->it, d->n, b->batch, shuffle, false, 0);
     b->labels = nb_malloc((size_t)b->batch * sizeof *b->labels);
     b->x_full = tensor_zeros(NB_SHAPE(b->batch, D));
     if (d->n % b->batch) b->x_last = tensor_zeros(NB_SHAPE(d->n % b->batch, D));
 }
 
-bool cli_batches_next(cli_batches *b, const int64_t *perm) {
-    if (b->pos >= b->d->n) return false;
-    int64_t left = b->d->n - b->pos;
-    b->count = left < b->batch ? left : b->batch;
-    for (int64_t i = 0; i < b->count; i++) b->index[i] = perm ? perm[b->pos + i] : b->pos + i;
+void cli_batches_start(cli_batches *b, nb_rng *rng) {
+    nn_batches_epoch(&b->it, rng);
+    b->pos = b->count = 0;
+}
+
+bool cli_batches_next(cli_batches *b) {
+    if (!nn_batches_next(&b->it)) return false;
+    b->count = b->it.count;
+    b->pos = b->it.pos;
     b->x = b->count == b->batch ? b->x_full : b->x_last;
-    idx_batch(b->d, b->index, b->count, b->x->data, b->labels);
-    b->pos += b->count;
+    idx_batch(b->d, b->it.index, b->count, b->x->data, b->labels);
     return true;
 }
 
 void cli_batches_free(cli_batches *b) {
-    nb_free(b->index);
+    nn_batches_free(&b->it);
     nb_free(b->labels);
     tensor_free(b->x_full);
     tensor_free(b->x_last);

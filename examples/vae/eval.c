@@ -23,8 +23,8 @@ static void elbo_and_latents(const vae_model *m, cli_batches *b, nb_rng *rng, ev
     vae_latent_stats st;
     vae_latent_stats_init(&st, m);
     bool prev = ag_set_grad_enabled(false);
-    b->pos = 0;
-    while (cli_batches_next(b, NULL)) {
+    cli_batches_start(b, NULL);
+    while (cli_batches_next(b)) {
         const int64_t *labels = cli_labels(m, b->labels);
         vae_terms t = vae_loss(m, b->x, labels, 0, rng);
         r->neg_elbo += (double)b->count * t.elbo_loss;
@@ -48,8 +48,8 @@ static double iwae_bound(const vae_model *m, cli_batches *b, int k, nb_rng *rng)
     char label[64];
     snprintf(label, sizeof label, "IWAE bound, %d samples", k);
     cli_progress_begin(&bar, label, b->d->n);
-    b->pos = 0;
-    while (cli_batches_next(b, NULL)) {
+    cli_batches_start(b, NULL);
+    while (cli_batches_next(b)) {
         vae_log_likelihood(m, b->x, cli_labels(m, b->labels), k, rng, ll);
         for (int64_t i = 0; i < b->count; i++) sum += ll[i];
         cli_progress_update(&bar, b->pos, NAN);
@@ -135,7 +135,7 @@ int cli_eval(int argc, char **argv) {
         r.kl_dim = nb_calloc((size_t)m.cfg.latent * sizeof(double));
         r.mu_var = nb_calloc((size_t)m.cfg.latent * sizeof(double));
         cli_batches b;
-        cli_batches_init(&b, &test, batch);
+        cli_batches_init(&b, &test, batch, false);
         elbo_and_latents(&m, &b, &rng, &r);
         r.log_likelihood = iwae_bound(&m, &b, (int)k, &rng);
         if (json)

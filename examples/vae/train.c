@@ -212,14 +212,14 @@ typedef struct {
     double seconds;
 } pass_result;
 
-/* One pass of training over the permuted set. */
-static pass_result train_epoch(const vae_model *m, nn_optim *opt, cli_batches *b,
-                               const int64_t *perm, run_state *st, const char *label) {
+/* One pass of training over the set, in an order drawn from the run's generator. */
+static pass_result train_epoch(const vae_model *m, nn_optim *opt, cli_batches *b, run_state *st,
+                               const char *label) {
     pass_result r = {0};
     cli_progress bar;
     cli_progress_begin(&bar, label, b->d->n);
-    b->pos = 0;
-    while (cli_batches_next(b, perm)) {
+    cli_batches_start(b, &st->rng);
+    while (cli_batches_next(b)) {
         vae_terms t = vae_loss(m, b->x, cli_labels(m, b->labels), st->step, &st->rng);
         ag_backward(t.objective);
         nn_optim_step(opt);
@@ -242,8 +242,8 @@ static pass_result train_epoch(const vae_model *m, nn_optim *opt, cli_batches *b
 static pass_result test_pass(const vae_model *m, cli_batches *b, run_state *st) {
     pass_result r = {0};
     bool prev = ag_set_grad_enabled(false);
-    b->pos = 0;
-    while (cli_batches_next(b, NULL)) {
+    cli_batches_start(b, NULL);
+    while (cli_batches_next(b)) {
         vae_terms t = vae_loss(m, b->x, cli_labels(m, b->labels), st->step, &st->rng);
         double bs = (double)b->count;
         r.elbo += bs * t.elbo_loss;
@@ -485,21 +485,19 @@ static int run(train_flags *f, cli_opt *o, int no) {
     }
 
     cli_batches tb, vb;
-    int64_t *perm = NULL;
     const char *good = f->resume; /* the last finite checkpoint, and its epoch */
     int64_t good_epoch = st.epoch;
-    if (!rc) {
-        cli_batches_init(&tb, &train, f->batch);
-        cli_batches_init(&vb, &test, f->batch);
-        perm = nb_malloc((size_t)(train.n > 0 ? train.n : 1) * sizeof *perm);
+    bool have_batches = !rc;
+    if (have_batches) {
+        cli_batches_init(&tb, &train, f->batch, true);
+        cli_batches_init(&vb, &test, f->batch, false);
     }
     while (!rc && st.epoch < f->epochs) {
         int64_t epoch = st.epoch + 1;
         char label[64];
         snprintf(label, sizeof label, "epoch %lld/%lld", (long long)epoch, (long long)f->epochs);
         double t0 = cli_now();
-        idx_shuffle(perm, train.n, &st.rng);
-        pass_result tr = train_epoch(&m, opt, &tb, perm, &st, label);
+        pass_result tr = train_epoch(&m, opt, &tb, &st, label);
         pass_result te = test_pass(&m, &vb, &st);
         st.train_hist[st.epoch] = tr.loss;
         st.test_hist[st.epoch] = te.loss;
@@ -540,8 +538,7 @@ static int run(train_flags *f, cli_opt *o, int no) {
         printf("wrote %s/{metrics.jsonl, model.safetensors, samples.png, reconstructions.png, "
                "loss.png}\n",
                f->out);
-    if (perm) {
-        nb_free(perm);
+    if (have_batches) {
         cli_batches_free(&tb);
         cli_batches_free(&vb);
     }
