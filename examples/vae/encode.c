@@ -62,20 +62,32 @@ static void round_trip(const real *mu, int64_t n, int64_t Z, int bits, real *out
 /* ---- compression figures -----------------------------------------------------------------------
  */
 
-/* gzip-style (zlib, level 9) sizes of the raw images: the mean per image compressed one by one,
- * and the whole set compressed at once divided by n. */
+/* The size of len bytes as a gzip -9 stream (header and trailer included), or 0 on failure. */
+static size_t gzip_size(const uint8_t *data, size_t len, uint8_t *buf, size_t cap) {
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return 0;
+    z.next_in = (Bytef *)(uintptr_t)data;
+    z.avail_in = (uInt)len;
+    z.next_out = buf;
+    z.avail_out = (uInt)cap;
+    int rc = deflate(&z, Z_FINISH);
+    size_t out = z.total_out;
+    deflateEnd(&z);
+    return rc == Z_STREAM_END ? out : 0;
+}
+
+/* gzip -9 sizes of the raw images: the mean per image compressed one by one, and the whole set
+ * compressed at once divided by n. */
 static void gzip_sizes(const idx_dataset *d, double *each, double *whole) {
     size_t D = (size_t)(d->rows * d->cols), total = D * (size_t)d->n;
-    uLongf cap = compressBound((uLong)total);
-    Bytef *buf = nb_malloc(cap);
+    size_t cap = compressBound((uLong)total) + 64;
+    uint8_t *buf = nb_malloc(cap);
     double sum = 0;
-    for (int64_t i = 0; i < d->n; i++) {
-        uLongf len = cap;
-        if (compress2(buf, &len, d->images + (size_t)i * D, (uLong)D, 9) == Z_OK) sum += len;
-    }
-    uLongf len = cap;
-    *whole = compress2(buf, &len, d->images, (uLong)total, 9) == Z_OK ? (double)len / d->n : NAN;
+    for (int64_t i = 0; i < d->n; i++)
+        sum += (double)gzip_size(d->images + (size_t)i * D, D, buf, cap);
     *each = sum / (double)d->n;
+    *whole = (double)gzip_size(d->images, total, buf, cap) / (double)d->n;
     nb_free(buf);
 }
 
