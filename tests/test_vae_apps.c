@@ -373,6 +373,33 @@ START_TEST(test_errors) {
 }
 END_TEST
 
+START_TEST(test_conditional_model) {
+    /* encode, decode and inpaint pass each image's label to the model; arithmetic refuses it */
+    char out[8192], dir[400], codes[800], png[800];
+    snprintf(dir, sizeof dir, "%s/cvae", tmp);
+    int rc = vae(out, sizeof out,
+                 "train --conditional --limit 256 --epochs 1 --hidden 32 --latent 4 --threads 2 "
+                 "--out %s",
+                 dir);
+    ck_assert_msg(rc == 0, "%s", out);
+    snprintf(codes, sizeof codes, "%s/codes.safetensors", dir);
+    snprintf(png, sizeof png, "%s/x.png", dir);
+    rc =
+        vae(out, sizeof out, "encode --model %s/model.safetensors --limit 20 --out %s", dir, codes);
+    ck_assert_msg(rc == 0, "%s", out);
+    rc = vae(out, sizeof out, "decode --model %s/model.safetensors --codes %s --out %s", dir, codes,
+             png);
+    ck_assert_msg(rc == 0, "%s", out);
+    check_png(png, GRID(8, 28), GRID(3, 28));
+    rc = vae(out, sizeof out, "inpaint --model %s/model.safetensors --limit 20 --iters 2 --out %s",
+             dir, png);
+    ck_assert_msg(rc == 0, "%s", out);
+    rc = vae(out, sizeof out, "arithmetic --model %s/model.safetensors --from 1 --to 7 --out %s",
+             dir, png);
+    ck_assert_msg(rc == 1 && strstr(out, "conditional"), "%s", out);
+}
+END_TEST
+
 START_TEST(test_help) {
     const char *cmds[] = {"encode", "decode", "arithmetic", "inpaint"};
     char out[8192];
@@ -397,6 +424,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_inpaint_beats_the_mean_image);
     tcase_add_test(tc, test_conv_checkpoint);
     tcase_add_test(tc, test_errors);
+    tcase_add_test(tc, test_conditional_model);
     tcase_add_test(tc, test_help);
     suite_add_tcase(s, tc);
     return s;
