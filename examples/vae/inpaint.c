@@ -1,7 +1,8 @@
 /* examples/vae/inpaint.c: vae inpaint: repairs images with missing pixels. The missing pixels
  * start as the mean training image; then encode -> decode is repeated --iters times, each time
- * putting the observed pixels back (the pseudo-Gibbs procedure of Rezende et al. 2014, here with
- * the posterior mean and the decoded mean instead of samples, so the result is deterministic).
+ * putting the observed pixels back (the pseudo-Gibbs procedure of Rezende et al. 2014; by default
+ * with the posterior mean instead of a draw, so the result is deterministic, with --sample with
+ * z ~ q(z|x); the missing pixels always take the decoded mean).
  * It prints the mean squared error on the missing pixels of the iterated fill against two
  * baselines: the mean training image, and a single encode/decode pass. */
 #include <math.h>
@@ -103,10 +104,16 @@ static double missing_mse(const real *fill, const real *x, const real *keep, boo
     return count > 0 ? se / count : NAN;
 }
 
-/* One pseudo-Gibbs step on cur [n, D]: decode(encode(cur)) on the missing pixels, x elsewhere. */
+/* One pseudo-Gibbs step on cur [n, D]: decode(encode(cur)) on the missing pixels, x elsewhere.
+ * The code is a draw z ~ q(z|cur) with rng, else the posterior mean. Scratch: mu, lv [n, Z],
+ * dec [n, D]. */
 static void fill_step(const vae_model *m, real *cur, const real *x, const int64_t *labels,
-                      const real *keep, bool per_image, int64_t n, int64_t D, real *mu, real *dec) {
-    cli_encode_set(m, cur, labels, n, mu, NULL);
+                      const real *keep, bool per_image, int64_t n, int64_t D, real *mu, real *lv,
+                      real *dec, nb_rng *rng) {
+    int64_t Z = m->cfg.latent;
+    cli_encode_set(m, cur, labels, n, mu, lv);
+    for (int64_t k = 0; rng && k < n * Z; k++)
+        mu[k] += (real)(exp(0.5 * (double)lv[k]) * nb_rng_normal(rng));
     cli_decode_set(m, mu, labels, n, dec);
     for (int64_t i = 0; i < n; i++)
         for (int64_t k = 0; k < D; k++) {
@@ -139,6 +146,7 @@ static int write_picture(const char *path, const vae_model *m, const real *x, co
 int cli_inpaint(int argc, char **argv) {
     const char *model = NULL, *data = "data/digits", *mask = "center", *out = NULL;
     int64_t iters = 20, limit = -1, shown = 8, seed = 1, threads = 0;
+    bool sample = false;
     cli_opt o[] = {
         {"--model", CLI_STRING, &model, "FILE", "a checkpoint written by vae train", 0, 0, true,
          false},
@@ -152,14 +160,16 @@ int cli_inpaint(int argc, char **argv) {
          0, 0, false, false},
         {"--iters", CLI_INT, &iters, "N", "encode -> decode rounds (default 20)", 1, 10000, false,
          false},
+        {"--sample", CLI_FLAG, &sample, NULL,
+         "draw each round's code from q(z|x) instead of taking its mean", 0, 0, false, false},
         {"--out", CLI_STRING, &out, "FILE",
          "PNG grid: rows of originals, masked and repaired images", 0, 0, true, false},
         {"--n", CLI_INT, &shown, "N", "images in the grid, 8 to a row (default 8)", 1, 1000, false,
          false},
         {"--limit", CLI_INT, &limit, "N", "repair only the first N test images", 1, 1e12, false,
          false},
-        {"--seed", CLI_INT, &seed, "S", "random seed of random:P masks (default 1)", 0, 9e18, false,
-         false},
+        {"--seed", CLI_INT, &seed, "S", "random seed of random:P masks and --sample (default 1)", 0,
+         9e18, false, false},
         {"--threads", CLI_INT, &threads, "N", CLI_THREADS_HELP, 0, 1024, false, false},
     };
     int no = (int)(sizeof o / sizeof o[0]);
@@ -190,6 +200,7 @@ int cli_inpaint(int argc, char **argv) {
             for (int64_t k = 0; k < D; k++) mean[k] += tx[i * D + k] / (real)train.n;
         real *cur = nb_malloc((size_t)(n * D) * sizeof *cur);
         real *mu = nb_malloc((size_t)(n * Z) * sizeof *mu),
+             *lv = nb_malloc((size_t)(n * Z) * sizeof *lv),
              *dec = nb_malloc((size_t)(n * D) * sizeof *dec);
         for (int64_t i = 0; i < n; i++)
             for (int64_t k = 0; k < D; k++) {
@@ -200,7 +211,7 @@ int cli_inpaint(int argc, char **argv) {
         double e_mean = missing_mse(cur, x, keep, per_image, n, D), e_one = NAN;
         printf("error on the missing pixels by iteration:");
         for (int64_t t = 1; t <= iters; t++) {
-            fill_step(&m, cur, x, labels, keep, per_image, n, D, mu, dec);
+            fill_step(&m, cur, x, labels, keep, per_image, n, D, mu, lv, dec, sample ? &rng : NULL);
             double e = missing_mse(cur, x, keep, per_image, n, D);
             if (t == 1) e_one = e;
             if ((t & (t - 1)) == 0 || t == iters) printf(" %lld: %.4f", (long long)t, e);
@@ -213,7 +224,7 @@ int cli_inpaint(int argc, char **argv) {
         rc = write_picture(out, &m, x, keep, per_image, cur, shown < n ? shown : n);
         if (!rc) printf("wrote %s\n", out);
         nb_free(x), nb_free(labels), nb_free(tx), nb_free(mean), nb_free(cur), nb_free(mu),
-            nb_free(dec);
+            nb_free(lv), nb_free(dec);
     }
     nb_free(keep);
     idx_free(&train);
