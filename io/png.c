@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,12 @@ const char *png_status_str(int status) {
         return "write failed";
     case PNG_EZLIB:
         return "compression failed";
+    case PNG_EREAD:
+        return "cannot read file";
+    case PNG_EFORMAT:
+        return "not a valid PNG";
+    case PNG_EUNSUPPORTED:
+        return "unsupported PNG";
     default:
         return "unknown status";
     }
@@ -326,4 +333,163 @@ int png_write_grid_u8(const char *path, const uint8_t *imgs, int n, int h, int w
     int status = png_write(path, canvas, gw, gh, 1, err, errlen);
     nb_free(canvas);
     return status;
+}
+
+/* ---- reading ----------------------------------------------------------------------------------
+ */
+
+static uint32_t get_u32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Reads the whole file into *buf (nb_malloc); -1 when it cannot be read or exceeds max. */
+static long read_file(const char *path, uint8_t **buf, size_t max) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    size_t cap = 1 << 16, len = 0;
+    uint8_t *b = nb_malloc(cap);
+    for (;;) {
+        if (len == cap) {
+            if (cap >= max) {
+                nb_free(b), fclose(f);
+                return -1;
+            }
+            uint8_t *nb = nb_malloc(cap * 2);
+            memcpy(nb, b, len);
+            nb_free(b);
+            b = nb, cap *= 2;
+        }
+        size_t got = fread(b + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) break;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        nb_free(b);
+        return -1;
+    }
+    *buf = b;
+    return (long)len;
+}
+
+/* Undoes the row filters in place: raw holds height rows of 1 filter byte + width bytes; out
+ * gets height * width bytes. Returns false on a filter type outside 0..4. */
+static bool unfilter(const uint8_t *raw, uint8_t *out, int width, int height) {
+    size_t w = (size_t)width;
+    for (int y = 0; y < height; y++) {
+        const uint8_t *in = raw + (size_t)y * (w + 1) + 1;
+        int type = in[-1];
+        uint8_t *cur = out + (size_t)y * w, *prev = y > 0 ? cur - w : NULL;
+        for (size_t i = 0; i < w; i++) {
+            int a = i > 0 ? cur[i - 1] : 0, b = prev ? prev[i] : 0,
+                c = prev && i > 0 ? prev[i - 1] : 0;
+            int pred;
+            switch (type) {
+            case 0:
+                pred = 0;
+                break;
+            case 1:
+                pred = a;
+                break;
+            case 2:
+                pred = b;
+                break;
+            case 3:
+                pred = (a + b) / 2;
+                break;
+            case 4:
+                pred = paeth(a, b, c);
+                break;
+            default:
+                return false;
+            }
+            cur[i] = (uint8_t)(in[i] + pred);
+        }
+    }
+    return true;
+}
+
+int png_read_gray(const char *path, uint8_t **pixels, int *width, int *height, char *err,
+                  size_t errlen) {
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (!path || !pixels || !width || !height)
+        return png_fail(PNG_EARG, err, errlen, "png: NULL argument");
+    *pixels = NULL;
+    uint8_t *buf = NULL;
+    errno = 0;
+    long len = read_file(path, &buf, PNG_MAX_BYTES * 2);
+    if (len < 0)
+        return png_fail(PNG_EREAD, err, errlen, "png: cannot read %s: %s", path,
+                        errno ? strerror(errno) : "too large");
+    int rc = PNG_OK;
+    uint8_t *idat = NULL, *raw = NULL;
+    size_t nidat = 0, pos = 8;
+    uint32_t w = 0, h = 0;
+    bool ended = false;
+    if (len < 8 || memcmp(buf, sig, 8) != 0)
+        rc = png_fail(PNG_EFORMAT, err, errlen, "png: %s is not a PNG file (no signature)", path);
+    idat = nb_malloc((size_t)len + 1);
+    while (rc == PNG_OK && !ended) {
+        if ((size_t)len - pos < 12) {
+            rc = png_fail(PNG_EFORMAT, err, errlen, "png: %s is truncated (no IEND chunk)", path);
+            break;
+        }
+        uint32_t n = get_u32(buf + pos);
+        const uint8_t *type = buf + pos + 4, *data = buf + pos + 8;
+        if (n > (size_t)len - pos - 12) {
+            rc = png_fail(PNG_EFORMAT, err, errlen, "png: %s is truncated inside chunk %.4s", path,
+                          (const char *)type);
+            break;
+        }
+        uLong crc = crc32(crc32(0L, type, 4), data, n);
+        if (crc != get_u32(data + n)) {
+            rc = png_fail(PNG_EFORMAT, err, errlen, "png: %s: bad CRC in chunk %.4s", path,
+                          (const char *)type);
+            break;
+        }
+        if (pos == 8 && (memcmp(type, "IHDR", 4) != 0 || n != 13)) {
+            rc = png_fail(PNG_EFORMAT, err, errlen, "png: %s: the first chunk is not IHDR", path);
+        } else if (!memcmp(type, "IHDR", 4)) {
+            w = get_u32(data), h = get_u32(data + 4);
+            int depth = data[8], color = data[9], interlace = data[12];
+            if (w == 0 || h == 0 || w > PNG_MAX_DIM || h > PNG_MAX_DIM)
+                rc = png_fail(PNG_EFORMAT, err, errlen, "png: %s: bad size %ux%u", path, w, h);
+            else if (depth != 8 || color != 0 || interlace != 0)
+                rc = png_fail(PNG_EUNSUPPORTED, err, errlen,
+                              "png: %s: bit depth %d, color type %d%s: only 8-bit grayscale "
+                              "(color type 0) non-interlaced PNGs are read",
+                              path, depth, color, interlace ? ", interlaced" : "");
+        } else if (!memcmp(type, "IDAT", 4)) {
+            memcpy(idat + nidat, data, n);
+            nidat += n;
+        } else if (!memcmp(type, "IEND", 4)) {
+            ended = true;
+        } else if (!(type[0] & 0x20)) { /* an unknown critical chunk (PLTE in gray is an error) */
+            rc = png_fail(PNG_EUNSUPPORTED, err, errlen, "png: %s: unsupported chunk %.4s", path,
+                          (const char *)type);
+        }
+        pos += 12 + (size_t)n;
+    }
+    if (rc == PNG_OK) {
+        size_t want = (size_t)h * ((size_t)w + 1);
+        raw = nb_malloc(want + 1);
+        uLongf got = (uLongf)want + 1;
+        int z = uncompress(raw, &got, idat, (uLong)nidat);
+        if (z != Z_OK || got != want)
+            rc = png_fail(PNG_EFORMAT, err, errlen,
+                          "png: %s: the image data does not inflate to %ux%u pixels", path, w, h);
+    }
+    if (rc == PNG_OK) {
+        *pixels = nb_malloc((size_t)w * h);
+        if (!unfilter(raw, *pixels, (int)w, (int)h)) {
+            nb_free(*pixels);
+            *pixels = NULL;
+            rc = png_fail(PNG_EFORMAT, err, errlen, "png: %s: bad row filter type", path);
+        } else {
+            *width = (int)w, *height = (int)h;
+        }
+    }
+    nb_free(buf), nb_free(idat), nb_free(raw);
+    return rc;
 }

@@ -28,10 +28,13 @@
 
 typedef enum {
     PNG_OK = 0,
-    PNG_EARG,   /* bad argument: NULL pointer, size <= 0 or too large, channels not 1 or 3 */
-    PNG_EOPEN,  /* the temporary file could not be created (missing directory, permissions) */
-    PNG_EWRITE, /* writing, closing or renaming the file failed (disk full, path is a dir) */
-    PNG_EZLIB,  /* zlib reported an error while compressing */
+    PNG_EARG,         /* bad argument: NULL pointer, size <= 0 or too large, channels not 1 or 3 */
+    PNG_EOPEN,        /* the temporary file could not be created (missing directory, permissions) */
+    PNG_EWRITE,       /* writing, closing or renaming the file failed (disk full, path is a dir) */
+    PNG_EZLIB,        /* zlib reported an error while compressing */
+    PNG_EREAD,        /* png_read_gray: the file cannot be opened or read */
+    PNG_EFORMAT,      /* png_read_gray: not a PNG, or damaged (bad CRC, truncated, bad data) */
+    PNG_EUNSUPPORTED, /* png_read_gray: a valid PNG other than 8-bit gray, non-interlaced */
 } png_status;
 
 #define PNG_MAX_DIM       32768             /* the largest width or height accepted */
@@ -66,6 +69,12 @@ int png_grid_size(int n, int h, int w, int cols, int *grid_h, int *grid_w);
 int png_write_grid(const char *path, const real *imgs, int n, int h, int w, int cols, char *err,
                    size_t errlen);
 
+/* Reads an 8-bit grayscale non-interlaced PNG (what png_write writes with 1 channel; the only
+ * kind supported: any other color type, bit depth or interlacing gives PNG_EUNSUPPORTED naming
+ * it). On PNG_OK *pixels owns height rows of width bytes (free with nb_free); on failure
+ * *pixels is NULL. Every chunk's CRC is checked; sizes are limited as for writing. */
+int png_read_gray(const char *path, uint8_t **pixels, int *width, int *height, char *err,
+                  size_t errlen);
 /* As png_write_grid, for images of bytes (shape [n, h*w], 0 black .. 255 white). */
 int png_write_grid_u8(const char *path, const uint8_t *imgs, int n, int h, int w, int cols,
                       char *err, size_t errlen);

@@ -648,12 +648,78 @@ START_TEST(chart_bad_arguments) {
 }
 END_TEST
 
+/* ---- the reader ------------------------------------------------------------------------------
+ */
+
+START_TEST(png_read_gray_roundtrip) {
+    /* what the writer wrote (every filter type appears across these) reads back exactly */
+    int sizes[][2] = {{1, 1}, {9, 1}, {37, 23}, {64, 64}, {300, 200}};
+    char err[256];
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        int w = sizes[k][0], h = sizes[k][1], rw = 0, rh = 0;
+        uint8_t *img = test_image(w, h, 1, 40 + k), *back = NULL;
+        char name[32];
+        snprintf(name, sizeof name, "read%zu.png", k);
+        const char *path = tmp_path(name);
+        ck_assert_int_eq(png_write(path, img, w, h, 1, err, sizeof err), PNG_OK);
+        ck_assert_msg(png_read_gray(path, &back, &rw, &rh, err, sizeof err) == PNG_OK, "%s", err);
+        ck_assert(rw == w && rh == h);
+        ck_assert_msg(memcmp(back, img, (size_t)(w * h)) == 0, "%dx%d differs", w, h);
+        nb_free(back);
+        free(img);
+    }
+}
+END_TEST
+
+START_TEST(png_read_gray_refuses) {
+    char err[256];
+    uint8_t *px = (uint8_t *)1;
+    int w, h;
+    uint8_t *rgb = test_image(8, 4, 3, 1);
+    const char *path = tmp_path("rgb.png");
+    ck_assert_int_eq(png_write(path, rgb, 8, 4, 3, err, sizeof err), PNG_OK);
+    free(rgb);
+    ck_assert_int_eq(png_read_gray(path, &px, &w, &h, err, sizeof err), PNG_EUNSUPPORTED);
+    ck_assert_msg(strstr(err, "color type 2") && strstr(err, "8-bit grayscale"), "%s", err);
+    ck_assert_ptr_null(px);
+    /* damaged copies of a good file: cut short, a flipped data byte (CRC), no signature */
+    uint8_t *img = test_image(16, 16, 1, 2);
+    const char *good = tmp_path("good.png");
+    ck_assert_int_eq(png_write(good, img, 16, 16, 1, err, sizeof err), PNG_OK);
+    free(img);
+    size_t len;
+    uint8_t *buf = read_all(good, &len);
+    struct {
+        const char *name, *needle;
+        size_t cut, flip;
+    } cases[] = {{"cut.png", "truncated", len - 20, 0},
+                 {"crc.png", "bad CRC", len, 40},
+                 {"sig.png", "not a PNG", len, 1}};
+    for (int i = 0; i < 3; i++) {
+        const char *p = tmp_path(cases[i].name);
+        FILE *f = fopen(p, "wb");
+        ck_assert(f != NULL);
+        if (cases[i].flip) buf[cases[i].flip] ^= 0x5a;
+        fwrite(buf, 1, cases[i].cut, f);
+        if (cases[i].flip) buf[cases[i].flip] ^= 0x5a;
+        fclose(f);
+        ck_assert_int_eq(png_read_gray(p, &px, &w, &h, err, sizeof err), PNG_EFORMAT);
+        ck_assert_msg(strstr(err, cases[i].needle) && strstr(err, p), "%s: %s", cases[i].name, err);
+    }
+    free(buf);
+    ck_assert_int_eq(png_read_gray(tmp_path("none.png"), &px, &w, &h, err, sizeof err), PNG_EREAD);
+    ck_assert_msg(strstr(err, "none.png") != NULL, "%s", err);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("png");
     TCase *tc = tcase_create("png");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, png_roundtrip_gray);
     tcase_add_test(tc, png_roundtrip_rgb);
+    tcase_add_test(tc, png_read_gray_roundtrip);
+    tcase_add_test(tc, png_read_gray_refuses);
     tcase_add_test(tc, png_overwrites_existing);
     tcase_add_test(tc, png_missing_directory);
     tcase_add_test(tc, png_rename_fails);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 
+#include "nn/loss.h"
+
 jmp_buf nbt_jump;
 
 void nbt_jump_handler(const char *message) {
@@ -93,4 +95,69 @@ void nbt_write_idx(const char *path, const uint8_t *data, int ndims, const uint3
     }
     fwrite(data, 1, n, f);
     ck_assert(fclose(f) == 0);
+}
+
+/* ---- digits ------------------------------------------------------------------------------------
+ */
+
+void nbt_epoch(const idx_dataset *d, nb_rng *rng, nbt_step_fn step, void *ctx) {
+    int64_t D = d->rows * d->cols;
+    int64_t *perm = nb_malloc((size_t)d->n * sizeof *perm);
+    idx_shuffle(perm, d->n, rng);
+    Tensor *x = tensor_empty(NB_SHAPE(NBT_BATCH, D));
+    int64_t labels[NBT_BATCH];
+    for (int64_t i = 0; i + NBT_BATCH <= d->n; i += NBT_BATCH) {
+        idx_batch(d, perm + i, NBT_BATCH, x->data, labels);
+        step(ctx, x, labels);
+        ag_reset();
+    }
+    tensor_free(x);
+    nb_free(perm);
+}
+
+Tensor *nbt_classifier_logits(nbt_classifier *c, Tensor *x) {
+    return nn_linear_forward(&c->l2, nn_relu(nn_linear_forward(&c->l1, x)));
+}
+
+static void classifier_step(void *ctx, Tensor *x, const int64_t *labels) {
+    nbt_classifier *c = ctx;
+    ag_backward(nn_cross_entropy(nbt_classifier_logits(c, x), labels, NN_MEAN));
+    nn_optim_step(c->opt);
+    nn_optim_zero_grad(c->opt);
+}
+
+void nbt_classifier_train(nbt_classifier *c, const idx_dataset *d, int classes, int epochs,
+                          nb_rng *rng) {
+    memset(c, 0, sizeof *c);
+    nn_linear_init(&c->l1, d->rows * d->cols, 128, true, rng);
+    nn_linear_init(&c->l2, 128, classes, true, rng);
+    nn_linear_params(&c->l1, "fc1", &c->ps);
+    nn_linear_params(&c->l2, "fc2", &c->ps);
+    c->opt = nn_optim_adam(&c->ps, nn_adam_defaults(1e-3));
+    for (int e = 0; e < epochs; e++) nbt_epoch(d, rng, classifier_step, c);
+}
+
+void nbt_classifier_predict(nbt_classifier *c, const real *x, int64_t n, int64_t D, int64_t *out) {
+    bool prev = ag_set_grad_enabled(false);
+    Tensor *logits = nbt_classifier_logits(c, ag_constant(NB_SHAPE(n, D), x));
+    int64_t K = logits->shape[1];
+    real *l = nb_malloc((size_t)(n * K) * sizeof *l);
+    tensor_to_array(logits, l);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t best = 0;
+        for (int64_t k = 1; k < K; k++)
+            if (l[i * K + k] > l[i * K + best]) best = k;
+        out[i] = best;
+    }
+    nb_free(l);
+    ag_reset();
+    ag_set_grad_enabled(prev);
+}
+
+void nbt_classifier_free(nbt_classifier *c) {
+    nn_optim_free(c->opt);
+    nn_params_free(&c->ps);
+    nn_linear_free(&c->l1);
+    nn_linear_free(&c->l2);
+    memset(c, 0, sizeof *c);
 }

@@ -13,6 +13,9 @@
 #include <string.h>
 
 #include "autograd/gradcheck.h"
+#include "io/idx.h"
+#include "nn/layers.h"
+#include "nn/optim.h"
 
 extern jmp_buf nbt_jump;
 void nbt_jump_handler(const char *message);
@@ -50,5 +53,28 @@ void nbt_write_idx(const char *path, const uint8_t *data, int ndims, const uint3
 
 /* Asserts |a - b| <= tol elementwise over two tensors of the same shape. */
 void nbt_assert_close(const Tensor *a, const real *expect, double tol);
+
+/* ---- digits: training loops and a classifier on the shipped data ---------------------------- */
+
+/* One pass over d in batches of NBT_BATCH in a shuffled order from rng, calling step(ctx, x [B,
+ * D], labels [B]) per full batch and resetting the tape after each. */
+#define NBT_BATCH 100
+typedef void (*nbt_step_fn)(void *ctx, Tensor *x, const int64_t *labels);
+void nbt_epoch(const idx_dataset *d, nb_rng *rng, nbt_step_fn step, void *ctx);
+
+/* A small MLP classifier (D -> 128 -> classes), the reader of generated digits in the tests. */
+typedef struct {
+    nn_linear l1, l2;
+    nn_params ps;
+    nn_optim *opt;
+} nbt_classifier;
+/* Trains one on d with Adam (lr 1e-3) for `epochs` epochs. Free with nbt_classifier_free. */
+void nbt_classifier_train(nbt_classifier *c, const idx_dataset *d, int classes, int epochs,
+                          nb_rng *rng);
+/* Logits [B, classes] of x [B, D] (records on the tape when grad mode is on). */
+Tensor *nbt_classifier_logits(nbt_classifier *c, Tensor *x);
+/* The most likely class of each of the n images x [n, D] into out [n] (grad mode off). */
+void nbt_classifier_predict(nbt_classifier *c, const real *x, int64_t n, int64_t D, int64_t *out);
+void nbt_classifier_free(nbt_classifier *c);
 
 #endif

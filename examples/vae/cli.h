@@ -3,6 +3,7 @@
  *   vae train --epochs 10 --out out          (train.c)
  *   vae sample|reconstruct|interpolate ...   (show.c, drawing in pictures.c)
  *   vae eval ... / vae anomaly ...           (eval.c, anomaly.c)
+ *   vae encode|decode / arithmetic / inpaint (encode.c, arithmetic.c, inpaint.c; sets.c)
  *
  * Every command function takes the arguments after its name and returns the process exit
  * status: 0 success, CLI_FAIL (1) a runtime failure (missing file, corrupt checkpoint, disk
@@ -31,6 +32,10 @@ int cli_reconstruct(int argc, char **argv);
 int cli_interpolate(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_anomaly(int argc, char **argv);
+int cli_encode(int argc, char **argv);
+int cli_decode(int argc, char **argv);
+int cli_arithmetic(int argc, char **argv);
+int cli_inpaint(int argc, char **argv);
 
 /* ---- flags (args.c) -------------------------------------------------------------------------- */
 
@@ -153,6 +158,30 @@ double cli_normal_quantile(double p);
  * to path, the parameters labelled with their names and x as the batch. 0 or CLI_FAIL. */
 int cli_write_graph(const char *cmd, const char *path, const vae_model *m, Tensor *x,
                     const Tensor *objective);
+
+/* Writes imgs [n, rows*cols] (values in [0, 1]) as a PNG grid of `cols` columns. */
+int cli_write_grid(const char *cmd, const char *path, const real *imgs, int64_t n, int64_t rows,
+                   int64_t cols, int64_t grid_cols);
+
+/* ---- whole sets through the model (sets.c) -------------------------------------------------- */
+
+/* Every image of d as pixel/255: [d->n, rows*cols], and its labels [d->n] into *labels (may
+ * be NULL). Free both with nb_free. */
+real *cli_set_pixels(const idx_dataset *d, int64_t **labels);
+/* x [n, D] -> posterior means mu [n, Z] and, when logvar is not NULL, log-variances [n, Z], in
+ * batches with grad mode off. labels [n] (used by conditional models only). */
+void cli_encode_set(const vae_model *m, const real *x, const int64_t *labels, int64_t n, real *mu,
+                    real *logvar);
+/* z [n, Z] -> decoded images [n, D] in [0, 1], in batches with grad mode off. */
+void cli_decode_set(const vae_model *m, const real *z, const int64_t *labels, int64_t n, real *img);
+/* Per-pixel mean squared error and Bernoulli negative log-likelihood (nats per image, p clamped
+ * to [1e-6, 1 - 1e-6]) of images p against x, both [n, D]. */
+void cli_image_errors(const real *p, const real *x, int64_t n, int64_t D, double *mse, double *nll);
+/* Writes images [n, rows*cols] in [0, 1] (rounded to bytes) and labels [n] (NULL: all 0) as
+ * dir/t10k-images-idx3-ubyte and dir/t10k-labels-idx1-ubyte, the test split every command reads
+ * (creates dir). Returns 0 or CLI_FAIL naming the file. */
+int cli_write_idx_split(const char *cmd, const char *dir, const real *imgs, const int64_t *labels,
+                        int64_t n, int64_t rows, int64_t cols);
 
 /* ---- progress (progress.c) ---------------------------------------------------------------------
  */

@@ -24,6 +24,10 @@ static const struct {
     {"interpolate", cli_interpolate, "latent interpolations (and the 2-D manifold)"},
     {"eval", cli_eval, "test ELBO, IWAE log-likelihood bound, active units, KL per dimension"},
     {"anomaly", cli_anomaly, "out-of-distribution scores and their AUROC"},
+    {"encode", cli_encode, "images to codes (posterior means, optionally 8/16-bit) and sizes"},
+    {"decode", cli_decode, "codes back to images (PNG grid, IDX split)"},
+    {"arithmetic", cli_arithmetic, "move images along a class-to-class latent vector"},
+    {"inpaint", cli_inpaint, "fill missing pixels by repeated encode -> decode"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 

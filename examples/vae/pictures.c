@@ -8,18 +8,23 @@
 
 #define GRID_COLS 8
 
+int cli_write_grid(const char *cmd, const char *path, const real *imgs, int64_t n, int64_t rows,
+                   int64_t cols, int64_t grid_cols) {
+    char err[512];
+    if (png_write_grid(path, imgs, (int)n, (int)rows, (int)cols, (int)grid_cols, err, sizeof err) !=
+        PNG_OK)
+        return cli_error(CLI_FAIL, cmd, "%s", err);
+    return 0;
+}
+
 /* Writes the step tensor imgs [n, D] as a grid of `cols` columns. */
 static int write_grid(const char *cmd, const vae_model *m, const char *path, const Tensor *imgs,
                       int64_t cols) {
-    int64_t n = imgs->shape[0];
     real *buf = nb_malloc((size_t)imgs->numel * sizeof *buf);
     tensor_to_array(imgs, buf);
-    char err[512];
-    int rc = png_write_grid(path, buf, (int)n, (int)m->cfg.rows, (int)m->cfg.cols, (int)cols, err,
-                            sizeof err);
+    int rc = cli_write_grid(cmd, path, buf, imgs->shape[0], m->cfg.rows, m->cfg.cols, cols);
     nb_free(buf);
-    if (rc != PNG_OK) return cli_error(CLI_FAIL, cmd, "%s", err);
-    return 0;
+    return rc;
 }
 
 int cli_write_samples(const char *cmd, const vae_model *m, const char *path, int64_t n, int label,
