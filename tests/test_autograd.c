@@ -6,8 +6,7 @@
 
 #include <math.h>
 
-/* ---- one table row per op case ------------------------------------------------------------------
- */
+/* ---- one table row per op case --------------------------------------------------------------- */
 
 typedef struct {
     const char *name;

@@ -12,8 +12,7 @@
 #include "autograd/autograd.h"
 #include "nn/checkpoint.h"
 
-/* ---- a tiny model in a temporary directory ------------------------------------------------------
- */
+/* ---- a tiny model in a temporary directory --------------------------------------------------- */
 
 static char dir[64];
 static char path[128];

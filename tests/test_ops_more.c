@@ -11,8 +11,7 @@
 
 #include "tensor/fastmath.h"
 
-/* ---- gradient checks: one table row per op case ------------------------------------------------
- */
+/* ---- gradient checks: one table row per op case ---------------------------------------------- */
 
 typedef struct {
     const char *name;
@@ -182,8 +181,7 @@ START_TEST(gradcheck_every_op) {
 }
 END_TEST
 
-/* ---- PyTorch's values (tests/ops_ref.h) -------------------------------------------------------
- */
+/* ---- PyTorch's values (tests/ops_ref.h) ------------------------------------------------------ */
 
 #ifdef NB_DOUBLE
 #define REF_TOL 1e-12
