@@ -1,17 +1,24 @@
 /* autograd/autograd.h: the define-by-run graph, backward, and every differentiable op.
  *
  *   // f(x, W, b) = sum(sigmoid(x W + b)^2), from examples/grad_basics.c
+ *   static Tensor *f(Tensor *const *in, void *ctx) {
+ *       (void)ctx;
+ *       Tensor *y = ag_sigmoid(ag_add(ag_matmul(in[0], in[1]), in[2]));   // b broadcasts
+ *       return ag_sum(ag_pow(y, 2));                                      // a scalar
+ *   }
+ *   ...
  *   Tensor *x = tensor_randn(NB_SHAPE(4, 3), NULL);   // kept tensors (tensor/tensor.h)
  *   Tensor *W = tensor_randn(NB_SHAPE(3, 2), NULL);
  *   Tensor *b = tensor_zeros(NB_SHAPE(2));
  *   tensor_requires_grad(W, true);
  *   tensor_requires_grad(b, true);
  *
- *   Tensor *y = ag_sigmoid(ag_add(ag_matmul(x, W), b));   // b broadcasts over the rows
- *   Tensor *f = ag_sum(ag_pow(y, 2));                      // a scalar step tensor
- *   ag_backward(f);                                        // fills W->grad and b->grad
- *   tensor_print(W->grad, "dW");
- *   ag_reset();                                            // frees y, f and the graph
+ *   Tensor *in[3] = {x, W, b};
+ *   Tensor *loss = f(in, NULL);                        // a step tensor
+ *   ...
+ *   ag_backward(loss);                                 // fills W->grad and b->grad
+ *   tensor_print(W->grad, "df/dW");
+ *   ag_reset();                                        // frees loss and the graph
  *
  * How it works. Every op computes its output and, when grad mode is on and some input requires
  * grad, records its inputs and its backward function on the output, and appends the output to

@@ -9,7 +9,8 @@
  *       nn_flatten(1, -1), nn_linear_module(C2 * 7 * 7, K, true, &rng), NULL);
  *   nn_params ps = {0};
  *   nn_module_params(net, "net", &ps);    // net.0.weight, net.0.bias, net.3.weight, ...
- *   Tensor *logits = nn_forward(net, x);  // x [B, 1, 28, 28] -> [B, 10]
+ *   Tensor *loss =             // x [B, 1, 28, 28] -> logits [count, K]
+ *       nn_cross_entropy(nn_forward(net, ag_narrow(x, 0, 0, count)), labels, NN_MEAN);
  *   nn_module_train(net, false);          // evaluation mode: dropout off, batch norm running stats
  *   ...
  *   nn_params_free(&ps);
