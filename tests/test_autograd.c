@@ -363,8 +363,7 @@ START_TEST(gradcheck_catches_a_wrong_backward) {
 }
 END_TEST
 
-/* ---- graph semantics
- * --------------------------------------------------------------------------------- */
+/* ---- graph semantics ------------------------------------------------------------------------- */
 
 START_TEST(gradients_accumulate_until_zeroed) {
     Tensor *x = nbt_param(NB_SHAPE(3), 1, 2, 1);
