@@ -10,13 +10,16 @@
 #   make install PREFIX=/usr/local   headers, libnabla.a, libnabla_io.a and nabla.pc (pkg-config)
 #
 # Variables: OMP=0 builds without OpenMP; DOUBLE=1 makes the element type double;
-# SAN=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer. Each variant has its own
-# build directory, so they never mix objects.
+# SAN=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer; MPI=1 builds everything with
+# mpicc, plus dist/ (build/mpi/libnabla_dist.a), examples/mpi/ and an MPI build/mpi/vae
+# (`make MPI=1 test-mpi` runs the multi-rank tests). Each variant has its own build directory,
+# so they never mix objects.
 
 CC     ?= cc
 OMP    ?= 1
 DOUBLE ?= 0
 SAN    ?= 0
+MPI    ?= 0
 NPROC  := $(shell nproc 2>/dev/null || echo 2)
 ARCH   ?= -march=native
 OPT    ?= -O3
@@ -30,6 +33,10 @@ ifeq ($(SAN),1)
 BUILD := $(BUILD)/san
 OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(MPI),1)
+BUILD := $(BUILD)/mpi
+CC := mpicc
 endif
 ifeq ($(OMP),1)
 CFLAGS_OMP := -fopenmp
@@ -66,8 +73,18 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 # Not intermediates: kept, so an unchanged tree relinks and recompiles nothing.
 .SECONDARY: $(TEST_OBJ)
 
-.PHONY: all lib run test tests-built check-api fuzz fuzz-build check-run test-float test-double test-san bench bench-deps bench-scaling deps data-fashion clean format install install-check
-all: $(LIB) $(IOLIB) $(EXAMPLES) $(VAE)
+# Data-parallel training over MPI (MPI=1 only): outside the core, which never sees mpi.h.
+ifeq ($(MPI),1)
+DIST_SRC := $(wildcard dist/*.c)
+DIST_OBJ := $(DIST_SRC:%.c=$(BUILD)/obj/%.o)
+DISTLIB  := $(BUILD)/libnabla_dist.a
+MPI_EXAMPLES := $(patsubst examples/mpi/%.c,$(BUILD)/%,$(wildcard examples/mpi/*.c))
+MPI_TESTS    := $(patsubst tests/mpi/%.c,$(BUILD)/tests/mpi/%,$(wildcard tests/mpi/test_*.c))
+$(VAE_OBJ): CPPFLAGS += -DNB_MPI
+endif
+
+.PHONY: all lib run test tests-built check-api fuzz fuzz-build check-run test-mpi test-float test-double test-san bench bench-deps bench-scaling deps data-fashion clean format install install-check
+all: $(LIB) $(IOLIB) $(EXAMPLES) $(VAE) $(DISTLIB) $(MPI_EXAMPLES) $(MPI_TESTS)
 
 lib: $(LIB)
 
@@ -90,8 +107,26 @@ $(BUILD)/%: examples/%.c $(LIB) $(IOLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(IOLIB) $(LIB) $(ZLIB) $(LDLIBS)
 
-$(VAE): $(VAE_OBJ) $(LIB) $(IOLIB)
-	$(CC) $(LDFLAGS) $(VAE_OBJ) -o $@ $(IOLIB) $(LIB) $(ZLIB) $(LDLIBS)
+$(VAE): $(VAE_OBJ) $(LIB) $(IOLIB) $(DISTLIB)
+	$(CC) $(LDFLAGS) $(VAE_OBJ) -o $@ $(DISTLIB) $(IOLIB) $(LIB) $(ZLIB) $(LDLIBS)
+
+$(DISTLIB): $(DIST_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BUILD)/%: examples/mpi/%.c $(DISTLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(DISTLIB) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/mpi/%: tests/mpi/%.c $(DISTLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(DISTLIB) $(LIB) $(LDLIBS)
+
+# The multi-rank tests (tests/mpi/run.sh: mpirun -np 1, 2, 3 on this machine).
+test-mpi:
+	@sh tools/need.sh ompi-c bin:mpicc bin:mpirun
+	@$(MAKE) --no-print-directory MPI=1 -j2 all
+	@BUILD=$(if $(filter 1,$(MPI)),$(BUILD),$(BUILD)/mpi) sh tests/mpi/run.sh
 
 # ---- tests (Check) ----------------------------------------------------------------------------
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)

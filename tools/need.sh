@@ -8,6 +8,8 @@ deb_for() {
     check) echo check ;;
     zlib) echo zlib1g-dev ;;
     openblas) echo libopenblas-dev ;;
+    ompi-c) echo libopenmpi-dev ;;                  # Open MPI's mpi.h
+    bin:mpicc | bin:mpirun) echo openmpi-bin ;; # Open MPI's compiler wrapper and launcher
     bin:clang) echo clang ;;
     bin:*) echo "${1#bin:}" ;;
     *) echo "$1" ;;

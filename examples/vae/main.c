@@ -5,10 +5,13 @@
  *   build/vae sample --model out/model.safetensors --out samples.png
  *   build/vae eval --model out/model.safetensors --iw 5000
  *
+ * Built with `make MPI=1`, `mpirun -np N build/mpi/vae train ...` trains on N ranks (par.h).
+ *
  * Exit status: 0 success, 1 a runtime failure, 2 a bad command line. */
 #include <string.h>
 
 #include "examples/vae/cli.h"
+#include "examples/vae/par.h"
 
 static const struct {
     const char *name;
@@ -31,7 +34,7 @@ static void usage(FILE *f) {
     fprintf(f, "\nRun 'vae <command> --help' for its flags.\n");
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;
@@ -39,6 +42,11 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return 0;
+    }
+    if (par_size() > 1 && strcmp(argv[1], "train")) {
+        fprintf(stderr, "vae: only 'train' runs on several ranks (mpirun -np 1 for '%s')\n",
+                argv[1]);
+        return CLI_USAGE;
     }
     for (int i = 0; i < NCOMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name)) {
@@ -50,4 +58,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "vae: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return CLI_USAGE;
+}
+
+int main(int argc, char **argv) {
+    par_init(&argc, &argv);
+    return par_finish(run(argc, argv));
 }

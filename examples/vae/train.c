@@ -4,7 +4,10 @@
  * The loop is the reference VAE's: each epoch a fresh permutation from the seeded generator,
  * batches of --batch (the last one partial), vae_loss -> ag_backward -> Adam step -> zero_grad
  * -> ag_reset. The same generator draws the latent noise, and its state goes into every
- * checkpoint with the epoch and step, so --resume continues exactly where the run stopped. */
+ * checkpoint with the epoch and step, so --resume continues exactly where the run stopped.
+ *
+ * Under mpirun (make MPI=1, par.h) each rank computes its rows of every global batch, the ranks'
+ * gradients are summed after backward, and rank 0 alone writes --out; one rank runs as before. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +15,7 @@
 #include <unistd.h>
 
 #include "examples/vae/cli.h"
+#include "examples/vae/par.h"
 #include "io/chart.h"
 #include "tensor/gemm.h"
 
@@ -46,6 +50,7 @@ typedef struct {
     double *train_hist, *test_hist; /* [epochs] per-epoch losses, for loss.png */
     const char *graph;              /* --graph: written after the next backward, then NULL */
     int graph_rc;                   /* cli_write_graph's status */
+    int64_t normals_per_row;        /* several ranks: vae_loss's draws per example, or -1 */
 } run_state;
 
 /* ---- checkpoints --------------------------------------------------------------------------- */
@@ -214,31 +219,104 @@ typedef struct {
     double seconds;
 } pass_result;
 
+/* ---- several ranks (par.h) ------------------------------------------------------------------ */
+
+static bool same_rng(const nb_rng *a, const nb_rng *b) {
+    return !memcmp(a->s, b->s, sizeof a->s) && a->has_cached == b->has_cached &&
+           (!a->has_cached || a->cached_normal == b->cached_normal);
+}
+
+static void skip_normals(nb_rng *r, int64_t n) {
+    for (int64_t i = 0; i < n; i++) nb_rng_normal(r);
+}
+
+/* How many normals vae_loss draws per example when that is a fixed count (2 rows draw twice
+ * what 1 row draws, and nothing else), else -1. With it, each rank draws exactly the noise one
+ * process draws for the same rows (shard_of), so N ranks train as one process does. */
+static int64_t normals_per_row(const vae_model *m, const cli_batches *b, const run_state *st) {
+    if (par_size() == 1 || b->count < 2) return -1;
+    int64_t per[2] = {-1, -1};
+    bool prev = ag_set_grad_enabled(false);
+    for (int k = 0; k < 2; k++) {
+        nb_rng used = st->rng, walk = st->rng;
+        vae_loss(m, ag_narrow(b->x, 0, 0, k + 1), cli_labels(m, b->labels), st->step, &used);
+        ag_reset();
+        for (int64_t n = 0; n <= 1000000 && per[k] < 0; n++) {
+            if (same_rng(&walk, &used)) per[k] = n;
+            nb_rng_normal(&walk);
+        }
+    }
+    ag_set_grad_enabled(prev);
+    return per[0] >= 0 && per[1] == 2 * per[0] ? per[0] : -1;
+}
+
+/* This rank's rows [start, start + count) of the current batch (all of it on one rank), and the
+ * generator for their noise: on one rank the shared one; on several, `own`, placed where one
+ * process would be at row `start`, while the shared one moves past the whole batch (or, when
+ * the draws per row are unknown, a stream of the rank's own: par_noise). */
+typedef struct {
+    int64_t start, count;
+    Tensor *x;             /* b->x or a view of this rank's rows */
+    const int64_t *labels; /* for vae_loss (NULL unless conditional) */
+    nb_rng *noise;
+} shard;
+
+static shard shard_of(const vae_model *m, const cli_batches *b, run_state *st, nb_rng *own) {
+    shard s;
+    par_shard(b->count, &s.start, &s.count);
+    s.x = s.count == b->count ? b->x : s.count ? ag_narrow(b->x, 0, s.start, s.count) : NULL;
+    s.labels = cli_labels(m, b->labels + s.start);
+    if (par_size() == 1) {
+        s.noise = &st->rng;
+    } else if (st->normals_per_row < 0) {
+        s.noise = par_noise(&st->rng, own);
+    } else {
+        *own = st->rng;
+        skip_normals(own, s.start * st->normals_per_row);
+        skip_normals(&st->rng, b->count * st->normals_per_row);
+        s.noise = own;
+    }
+    return s;
+}
+
+/* ---- one epoch ----------------------------------------------------------------------------- */
+
 /* One pass of training over the set, in an order drawn from the run's generator. */
-static pass_result train_epoch(const vae_model *m, nn_optim *opt, cli_batches *b, run_state *st,
-                               const char *label) {
+static pass_result train_epoch(const vae_model *m, nn_optim *opt, par_sync *sync, cli_batches *b,
+                               run_state *st, const char *label) {
     pass_result r = {0};
     cli_progress bar;
     cli_progress_begin(&bar, label, b->d->n);
     cli_batches_start(b, &st->rng);
+    int64_t mine = 0; /* examples this rank computed */
     while (cli_batches_next(b)) {
-        vae_terms t = vae_loss(m, b->x, cli_labels(m, b->labels), st->step, &st->rng);
-        ag_backward(t.objective);
-        if (st->graph) st->graph_rc = cli_write_graph(CMD, st->graph, m, b->x, t.objective);
+        nb_rng own;
+        shard s = shard_of(m, b, st, &own);
+        if (s.count > 0) {
+            vae_terms t = vae_loss(m, s.x, s.labels, st->step, s.noise);
+            /* weighted by the shard's share, the ranks' gradients sum to the batch mean's */
+            ag_backward(s.count == b->count ? t.objective
+                                            : ag_mul_scalar(t.objective, (real)((double)s.count /
+                                                                                (double)b->count)));
+            if (st->graph) st->graph_rc = cli_write_graph(CMD, st->graph, m, s.x, t.objective);
+            r.loss += (double)s.count * (double)tensor_item(t.objective);
+            r.elbo += (double)s.count * t.elbo_loss;
+            mine += s.count;
+        }
         st->graph = NULL;
+        par_sync_grads(sync);
         nn_optim_step(opt);
         nn_optim_zero_grad(opt);
-        double bs = (double)b->count;
-        r.loss += bs * (double)tensor_item(t.objective);
-        r.elbo += bs * t.elbo_loss;
         ag_reset();
         st->step++;
-        cli_progress_update(&bar, b->pos, r.loss / (double)b->pos);
+        cli_progress_update(&bar, b->pos, r.loss / (double)(mine ? mine : 1));
     }
     cli_progress_end(&bar);
     r.seconds = cli_now() - bar.start;
-    r.loss /= (double)b->d->n;
-    r.elbo /= (double)b->d->n;
+    double sums[2] = {r.loss, r.elbo};
+    par_sum(sums, 2);
+    r.loss = sums[0] / (double)b->d->n;
+    r.elbo = sums[1] / (double)b->d->n;
     return r;
 }
 
@@ -248,18 +326,22 @@ static pass_result test_pass(const vae_model *m, cli_batches *b, run_state *st) 
     bool prev = ag_set_grad_enabled(false);
     cli_batches_start(b, NULL);
     while (cli_batches_next(b)) {
-        vae_terms t = vae_loss(m, b->x, cli_labels(m, b->labels), st->step, &st->rng);
-        double bs = (double)b->count;
+        nb_rng own;
+        shard s = shard_of(m, b, st, &own);
+        if (s.count == 0) continue;
+        vae_terms t = vae_loss(m, s.x, s.labels, st->step, s.noise);
+        double bs = (double)s.count;
         r.elbo += bs * t.elbo_loss;
         r.recon += bs * t.recon;
         r.kl += bs * t.kl;
         ag_reset();
     }
     ag_set_grad_enabled(prev);
-    double n = (double)(b->d->n > 0 ? b->d->n : 1);
-    r.elbo /= n;
-    r.recon /= n;
-    r.kl /= n;
+    double sums[3] = {r.elbo, r.recon, r.kl}, n = (double)(b->d->n > 0 ? b->d->n : 1);
+    par_sum(sums, 3);
+    r.elbo = sums[0] / n;
+    r.recon = sums[1] / n;
+    r.kl = sums[2] / n;
     r.loss = r.elbo;
     return r;
 }
@@ -460,14 +542,16 @@ static int run(train_flags *f, cli_opt *o, int no) {
     }
     if (!rc) rc = cli_check_data(CMD, f->data, &train, &m.cfg);
     if (!rc) rc = cli_check_data(CMD, f->data, &test, &m.cfg);
-    if (!rc) rc = make_dir(f->out);
+    bool writer = par_rank() == 0; /* rank 0 alone writes --out */
+    if (!rc && writer) rc = make_dir(f->out);
 
     char ckpt[4096], metrics[4096];
     if (!rc && (!cli_path(CMD, ckpt, sizeof ckpt, f->out, "model.safetensors") ||
                 !cli_path(CMD, metrics, sizeof metrics, f->out, "metrics.jsonl")))
         rc = CLI_USAGE;
-    if (!rc) rc = cli_metrics_truncate(CMD, metrics, st.epoch);
-    int stale = rc ? 0 : st_remove_stale_temps(ckpt); /* left by runs killed while saving */
+    if (!rc && writer) rc = cli_metrics_truncate(CMD, metrics, st.epoch);
+    int stale =
+        rc || !writer ? 0 : st_remove_stale_temps(ckpt); /* left by runs killed while saving */
     if (stale) printf("removed %d temporary file(s) left in %s by killed runs\n", stale, f->out);
 
     int64_t nhist = st.epoch > f->epochs ? st.epoch : f->epochs;
@@ -499,12 +583,26 @@ static int run(train_flags *f, cli_opt *o, int no) {
         cli_batches_init(&tb, &train, f->batch, true);
         cli_batches_init(&vb, &test, f->batch, false);
     }
+    par_sync *sync = NULL; /* several ranks: start from rank 0's model and optimizer */
+    if (have_batches) {
+        par_broadcast(&m.params, opt);
+        sync = par_sync_new(&m.params);
+        cli_batches_start(&vb, NULL);
+        st.normals_per_row = cli_batches_next(&vb) ? normals_per_row(&m, &vb, &st) : -1;
+        if (!writer) st.graph = NULL;
+        if (par_size() > 1)
+            printf("%d ranks, each on its part of every batch of %lld; latent noise: %s\n",
+                   par_size(), (long long)f->batch,
+                   st.normals_per_row >= 0 ? "one process's draws for the same rows"
+                                           : "a stream per rank");
+    }
     while (!rc && st.epoch < f->epochs) {
         int64_t epoch = st.epoch + 1;
         char label[64];
         snprintf(label, sizeof label, "epoch %lld/%lld", (long long)epoch, (long long)f->epochs);
         double t0 = cli_now();
-        pass_result tr = train_epoch(&m, opt, &tb, &st, label);
+        double sync0 = par_sync_seconds(sync);
+        pass_result tr = train_epoch(&m, opt, sync, &tb, &st, label);
         if ((rc = st.graph_rc) != 0) break; /* --graph could not be written */
         pass_result te = test_pass(&m, &vb, &st);
         st.train_hist[st.epoch] = tr.loss;
@@ -531,21 +629,29 @@ static int run(train_flags *f, cli_opt *o, int no) {
                                    tr.seconds > 0 ? (double)train.n / tr.seconds : 0};
         printf("%s  train %.3f  test %.3f (recon %.3f, kl %.3f)  %.1fs  %.0f samples/s\n", label,
                tr.loss, te.loss, te.recon, te.kl, e.epoch_seconds, e.samples_per_second);
+        if (par_size() > 1) {
+            double ex = par_sync_seconds(sync) - sync0;
+            int64_t steps = (train.n + f->batch - 1) / f->batch;
+            printf("  %d ranks: gradient exchange %.2f ms per step, %.1f%% of the training time\n",
+                   par_size(), 1e3 * ex / (double)(steps ? steps : 1),
+                   tr.seconds > 0 ? 100 * ex / tr.seconds : 0);
+        }
         fflush(stdout);
         /* A diverged epoch never replaces the last good checkpoint (see cli_check_epoch). */
         rc = cli_check_epoch(CMD, &chk);
-        if (!rc) rc = save_checkpoint(ckpt, &m, opt, &st, f);
+        if (!rc && writer) rc = save_checkpoint(ckpt, &m, opt, &st, f);
         if (!rc) {
             good = ckpt;
             good_epoch = epoch;
-            rc = cli_metrics_append(CMD, metrics, &e);
+            if (writer) rc = cli_metrics_append(CMD, metrics, &e);
         }
     }
-    if (!rc) rc = write_pictures(&m, &test, &st, f->out);
+    if (!rc && writer) rc = write_pictures(&m, &test, &st, f->out);
     if (!rc)
         printf("wrote %s/{metrics.jsonl, model.safetensors, samples.png, reconstructions.png, "
                "loss.png}\n",
                f->out);
+    par_sync_free(sync);
     if (have_batches) {
         cli_batches_free(&tb);
         cli_batches_free(&vb);
