@@ -1,17 +1,24 @@
 /* autograd/autograd.h: the define-by-run graph, backward, and every differentiable op.
  *
  *   // f(x, W, b) = sum(sigmoid(x W + b)^2), from examples/grad_basics.c
+ *   static Tensor *f(Tensor *const *in, void *ctx) {
+ *       (void)ctx;
+ *       Tensor *y = ag_sigmoid(ag_add(ag_matmul(in[0], in[1]), in[2]));   // b broadcasts
+ *       return ag_sum(ag_pow(y, 2));                                      // a scalar
+ *   }
+ *   ...
  *   Tensor *x = tensor_randn(NB_SHAPE(4, 3), NULL);   // kept tensors (tensor/tensor.h)
  *   Tensor *W = tensor_randn(NB_SHAPE(3, 2), NULL);
  *   Tensor *b = tensor_zeros(NB_SHAPE(2));
  *   tensor_requires_grad(W, true);
  *   tensor_requires_grad(b, true);
  *
- *   Tensor *y = ag_sigmoid(ag_add(ag_matmul(x, W), b));   // b broadcasts over the rows
- *   Tensor *f = ag_sum(ag_pow(y, 2));                      // a scalar step tensor
- *   ag_backward(f);                                        // fills W->grad and b->grad
- *   tensor_print(W->grad, "dW");
- *   ag_reset();                                            // frees y, f and the graph
+ *   Tensor *in[3] = {x, W, b};
+ *   Tensor *loss = f(in, NULL);                        // a step tensor
+ *   ...
+ *   ag_backward(loss);                                 // fills W->grad and b->grad
+ *   tensor_print(W->grad, "df/dW");
+ *   ag_reset();                                        // frees loss and the graph
  *
  * How it works. Every op computes its output and, when grad mode is on and some input requires
  * grad, records its inputs and its backward function on the output, and appends the output to
@@ -76,8 +83,7 @@ void ag_write_dot(FILE *f, const Tensor *t);
  * off. Returns the previous stream. The tape is per process, and so is this setting. */
 FILE *ag_set_backward_trace(FILE *f);
 
-/* ---- step-tensor constants for forward code ---------------------------------------------------
- */
+/* ---- step-tensor constants for forward code -------------------------------------------------- */
 
 Tensor *ag_zeros(int ndim, const int64_t *shape);
 Tensor *ag_full(int ndim, const int64_t *shape, real value);
@@ -85,8 +91,7 @@ Tensor *ag_randn(int ndim, const int64_t *shape, nb_rng *rng); /* rng NULL: glob
 Tensor *ag_rand(int ndim, const int64_t *shape, nb_rng *rng);
 Tensor *ag_constant(int ndim, const int64_t *shape, const real *values); /* copies */
 
-/* ---- element-wise (autograd/ops_elementwise.c) ------------------------------------------------
- */
+/* ---- element-wise (autograd/ops_elementwise.c) ----------------------------------------------- */
 
 Tensor *ag_add(Tensor *a, Tensor *b); /* broadcast */
 Tensor *ag_sub(Tensor *a, Tensor *b);
@@ -118,8 +123,7 @@ Tensor *ag_logsumexp(Tensor *a, int dim, bool keepdim); /* stable */
 Tensor *ag_softmax(Tensor *a, int dim);
 Tensor *ag_log_softmax(Tensor *a, int dim);
 
-/* ---- matmul (autograd/ops_matmul.c) ------------------------------------------------------------
- */
+/* ---- matmul (autograd/ops_matmul.c) ---------------------------------------------------------- */
 
 /* a [..., M, K] @ b [..., K, N] -> [..., M, N]; batch dims broadcast; 2-D is the common case.
  * Transposed operands (e.g. ag_transpose(W, 0, 1)) are read through their strides, not copied. */
@@ -130,8 +134,7 @@ Tensor *ag_matmul(Tensor *a, Tensor *b);
  * value), with fewer passes over memory. */
 Tensor *ag_linear(Tensor *x, Tensor *W, Tensor *b);
 
-/* ---- views and joins (autograd/ops_view.c) -----------------------------------------------------
- */
+/* ---- views and joins (autograd/ops_view.c) --------------------------------------------------- */
 
 Tensor *ag_reshape(Tensor *a, int ndim,
                    const int64_t *shape); /* view if possible, else copy; -1 inferred */
@@ -191,8 +194,7 @@ Tensor *ag_cumsum(Tensor *a, int dim); /* same shape; running sum along dim, in 
 void tensor_argmax(const Tensor *a, int dim, int64_t *out);
 void tensor_argmin(const Tensor *a, int dim, int64_t *out);
 
-/* ---- joins and lookups (autograd/ops_index.c) -------------------------------------------------
- */
+/* ---- joins and lookups (autograd/ops_index.c) ------------------------------------------------ */
 
 /* n tensors of one shape -> a new dim at `dim` (0 <= dim <= ndim; negative counts from the end). */
 Tensor *ag_stack(Tensor *const *ts, int n, int dim);
@@ -204,8 +206,7 @@ Tensor *ag_embedding(Tensor *weight, int ndim, const int64_t *shape, const int64
  * Fails naming the first id out of range. */
 Tensor *tensor_one_hot(const int64_t *ids, int64_t n, int64_t num_classes);
 
-/* ---- normalization (autograd/ops_norm.c) ------------------------------------------------------
- */
+/* ---- normalization (autograd/ops_norm.c) ----------------------------------------------------- */
 
 /* Normalizes over the last normalized_ndim dims (biased variance), then * w + b; w and b have
  * those dims' shape, or are NULL. */

@@ -4,8 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-/* ---- the tape
- * ------------------------------------------------------------------------------------ */
+/* ---- the tape -------------------------------------------------------------------------------- */
 
 /* The tape lists, in creation order, every step tensor that has a backward function. Its array
  * is heap memory kept across resets, so steady-state steps don't allocate. */
@@ -58,8 +57,7 @@ void ag_reset(void) {
     arena_reset();
 }
 
-/* ---- recording
- * ----------------------------------------------------------------------------------------- */
+/* ---- recording ------------------------------------------------------------------------------- */
 
 void ag_record(Tensor *out, const char *op, ag_backward_fn backward, Tensor *const *parents,
                int n) {
@@ -172,8 +170,7 @@ void ag_accumulate_binary(Tensor *parent, k_binary_op op, const Tensor *g, const
     ag_release(m);
 }
 
-/* ---- backward
- * ---------------------------------------------------------------------------------------- */
+/* ---- backward -------------------------------------------------------------------------------- */
 
 /* The 2-norm of t's gradient, in double; 0 when t has none. Gradients are contiguous. */
 static double grad_norm(const Tensor *t) {
@@ -267,8 +264,7 @@ void ag_backward_at(const char *file, int line, Tensor *t, const Tensor *grad) {
     }
 }
 
-/* ---- constants
- * ---------------------------------------------------------------------------------------- */
+/* ---- constants ------------------------------------------------------------------------------- */
 
 Tensor *ag_full(int ndim, const int64_t *shape, real value) {
     Tensor *t = tensor_step(ndim, shape);
@@ -300,8 +296,7 @@ Tensor *ag_rand(int ndim, const int64_t *shape, nb_rng *rng) {
     return t;
 }
 
-/* ---- drawing the graph
- * ------------------------------------------------------------------------------ */
+/* ---- drawing the graph ----------------------------------------------------------------------- */
 
 void ag_write_dot(FILE *f, const Tensor *root) {
     /* Depth-first over parents with an explicit stack; `seen` is a plain list (graphs worth

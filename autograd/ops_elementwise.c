@@ -65,8 +65,7 @@ Tensor *ag_div(Tensor *a, Tensor *b) {
     return binary("div", K_DIV, a, b, div_backward);
 }
 
-/* ---- unary ops: c = f(a), da += g f'(a) ---------------------------------------------------------
- */
+/* ---- unary ops: c = f(a), da += g f'(a) ------------------------------------------------------ */
 
 /* Runs a unary kernel into a fresh output and records it. */
 static Tensor *unary(const char *name, k_unary_op op, Tensor *a, real p0, real p1,
@@ -185,8 +184,7 @@ Tensor *ag_softplus(Tensor *a) {
     return unary("softplus", K_SOFTPLUS, a, 0, 0, softplus_backward);
 }
 
-/* ---- activations and trigonometry: c = f(a), da += g f'(a) -------------------------------------
- */
+/* ---- activations and trigonometry: c = f(a), da += g f'(a) ----------------------------------- */
 
 /* c = a Phi(a), Phi the standard normal CDF: da += g (Phi(a) + a phi(a)) */
 static void gelu_backward(Tensor *c) {
@@ -286,8 +284,7 @@ Tensor *ag_where(Tensor *cond, Tensor *a, Tensor *b) {
     return c;
 }
 
-/* ---- comparisons: 0/1 masks, constants (no gradient, never on the tape) ------------------------
- */
+/* ---- comparisons: 0/1 masks, constants (no gradient, never on the tape) ---------------------- */
 
 Tensor *ag_gt(Tensor *a, Tensor *b) {
     return binary("gt", K_GT, a, b, NULL);

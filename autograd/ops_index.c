@@ -101,8 +101,7 @@ Tensor *ag_embedding(Tensor *weight, int ndim, const int64_t *shape, const int64
     return out;
 }
 
-/* ---- one_hot: ids [n] -> a kept [n, K] of 0/1 rows ---------------------------------------------
- */
+/* ---- one_hot: ids [n] -> a kept [n, K] of 0/1 rows ------------------------------------------- */
 Tensor *tensor_one_hot(const int64_t *ids, int64_t n, int64_t num_classes) {
     char bound[64];
     if (n < 0) nb_fail("one_hot", "negative number of ids %lld", (long long)n);

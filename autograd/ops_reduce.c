@@ -41,8 +41,7 @@ static unsigned dims_mask(const char *op, const Tensor *a, const int *dims, int 
     return mask;
 }
 
-/* ---- c = sum of a over dims:  da += g broadcast back over the summed dims ---------------------
- */
+/* ---- c = sum of a over dims:  da += g broadcast back over the summed dims -------------------- */
 static void sum_backward(Tensor *c) {
     Tensor *a = c->parents[0];
     Tensor g = keepdim_view(c->grad, a, (unsigned)c->iarg[0]);
@@ -200,8 +199,7 @@ Tensor *ag_std(Tensor *a, const int *dims, int n, int correction, bool keepdim) 
     return s;
 }
 
-/* ---- lines along one dim: cumsum and argmax walk them -----------------------------------------
- */
+/* ---- lines along one dim: cumsum and argmax walk them ---------------------------------------- */
 
 /* The number of lines along dim d: the product of the other dims. */
 static int64_t line_count(const Tensor *t, int d) {
@@ -283,8 +281,7 @@ Tensor *ag_cumsum(Tensor *a, int dim) {
     return c;
 }
 
-/* ---- argmax / argmin: the first extreme along dim; a NaN counts as both (as PyTorch) ----------
- */
+/* ---- argmax / argmin: the first extreme along dim; a NaN counts as both (as PyTorch) --------- */
 static void arg_extreme(const char *op, const Tensor *a, int dim, bool max, int64_t *out) {
     int d = line_dim(op, a, dim);
     if (d < 0) {

@@ -1,9 +1,9 @@
 /* examples/cnn_digits.c: a small convolutional network classifies the digits shipped in
  * data/digits (9,000 train, 1,000 test), built from nn/module.h's layers:
  *
- *   x [B, 1, 28, 28] -> conv 3x3, 8 channels, pad 1 -> relu -> max pool 2   [B, 8, 14, 14]
- *                    -> conv 3x3, 16 channels, pad 1 -> relu -> max pool 2  [B, 16, 7, 7]
- *                    -> flatten -> linear 784 -> 10                          [B, 10] logits
+ *   x [B, 1, 28, 28] -> conv 3x3, 16 channels, pad 1 -> relu -> max pool 2  [B, 16, 14, 14]
+ *                    -> conv 3x3, 32 channels, pad 1 -> relu -> max pool 2  [B, 32, 7, 7]
+ *                    -> flatten -> linear 1568 -> 10                         [B, 10] logits
  *
  * trained with Adam (batch 32, lr 3e-3 decayed to 0 along a cosine) on cross-entropy, each
  * training image shifted at random by up to 2 pixels (a cheap guard against overfitting 9,000
@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "io/idx.h"
+#include "nn/data.h"
 #include "nn/loss.h"
 #include "nn/module.h"
 #include "nn/optim.h"
@@ -55,15 +56,16 @@ static void shift_images(Tensor *x, int64_t count, nb_rng *rng) {
 static double accuracy(nn_module *net, const idx_dataset *test, Tensor *x) {
     bool prev = ag_set_grad_enabled(false);
     nn_module_train(net, false);
-    int64_t index[BATCH], labels[BATCH], pred[BATCH], correct = 0;
-    for (int64_t start = 0; start < test->n; start += BATCH) {
-        int64_t count = test->n - start < BATCH ? test->n - start : BATCH;
-        for (int64_t i = 0; i < count; i++) index[i] = start + i;
-        load_batch(test, index, count, x, labels);
-        tensor_argmax(nn_forward(net, ag_narrow(x, 0, 0, count)), 1, pred);
-        for (int64_t i = 0; i < count; i++) correct += pred[i] == labels[i];
+    int64_t labels[BATCH], pred[BATCH], correct = 0;
+    nn_batches it; /* in order */
+    nn_batches_init(&it, test->n, BATCH, false, false, 0);
+    while (nn_batches_next(&it)) {
+        load_batch(test, it.index, it.count, x, labels);
+        tensor_argmax(nn_forward(net, ag_narrow(x, 0, 0, it.count)), 1, pred);
+        for (int64_t i = 0; i < it.count; i++) correct += pred[i] == labels[i];
         ag_reset();
     }
+    nn_batches_free(&it);
     nn_module_train(net, true);
     ag_set_grad_enabled(prev);
     return (double)correct / (double)test->n;
@@ -110,15 +112,17 @@ int main(int argc, char **argv) {
            (long long)nn_params_count(&ps), (long long)train.n, (long long)test.n);
 
     Tensor *x = tensor_empty(NB_SHAPE(BATCH, 1, 28, 28)); /* kept: each batch is copied in */
-    int64_t *perm = nb_malloc((size_t)train.n * sizeof *perm), labels[BATCH];
+    nn_batches it;                                        /* shuffled with rng each epoch */
+    nn_batches_init(&it, train.n, BATCH, true, false, 0);
+    int64_t labels[BATCH];
     double acc = 0;
     int64_t step = 0, steps = epochs * ((train.n + BATCH - 1) / BATCH);
     for (long epoch = 1; epoch <= epochs; epoch++) {
-        idx_shuffle(perm, train.n, &rng);
+        nn_batches_epoch(&it, &rng);
         double loss_sum = 0;
-        for (int64_t start = 0; start < train.n; start += BATCH) {
-            int64_t count = train.n - start < BATCH ? train.n - start : BATCH;
-            load_batch(&train, perm + start, count, x, labels);
+        while (nn_batches_next(&it)) {
+            int64_t count = it.count;
+            load_batch(&train, it.index, count, x, labels);
             shift_images(x, count, &rng);
             nn_optim_set_lr(opt, nn_lr_cosine(LR, step++, steps, 0));
             nn_optim_zero_grad(opt);
@@ -136,7 +140,7 @@ int main(int argc, char **argv) {
     bool ok = acc >= 0.98;
     printf("test accuracy %.3f: %s\n", acc, ok ? "at least 98%" : "BELOW 98%");
 
-    nb_free(perm);
+    nn_batches_free(&it);
     tensor_free(x);
     nn_optim_free(opt);
     nn_params_free(&ps);

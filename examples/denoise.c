@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "io/idx.h"
+#include "nn/data.h"
 #include "nn/layers.h"
 #include "nn/loss.h"
 #include "nn/optim.h"
@@ -43,18 +44,19 @@ static void test_errors(const dae *m, const idx_dataset *test, Tensor *x, Tensor
     nb_rng rng;
     nb_rng_seed(&rng, 99); /* the same corruption every time */
     bool prev = ag_set_grad_enabled(false);
-    int64_t index[BATCH];
     double en = 0, eo = 0;
-    for (int64_t start = 0; start < test->n; start += BATCH) {
-        int64_t count = test->n - start < BATCH ? test->n - start : BATCH;
-        for (int64_t i = 0; i < count; i++) index[i] = start + i;
-        idx_batch(test, index, count, x->data, NULL);
+    nn_batches it; /* in order */
+    nn_batches_init(&it, test->n, BATCH, false, false, 0);
+    while (nn_batches_next(&it)) {
+        int64_t count = it.count;
+        idx_batch(test, it.index, count, x->data, NULL);
         corrupt(x, xn, count, &rng);
         Tensor *clean = ag_narrow(x, 0, 0, count), *noisy = ag_narrow(xn, 0, 0, count);
         en += tensor_item(nn_mse(noisy, clean, NN_SUM));
         eo += tensor_item(nn_mse(forward(m, noisy), clean, NN_SUM));
         ag_reset();
     }
+    nn_batches_free(&it);
     ag_set_grad_enabled(prev);
     *noisy_mse = en / (double)(test->n * D);
     *out_mse = eo / (double)(test->n * D);
@@ -89,14 +91,15 @@ int main(int argc, char **argv) {
     nn_optim *opt = nn_optim_adam(&ps, nn_adam_defaults(1e-3));
 
     Tensor *x = tensor_empty(NB_SHAPE(BATCH, D)), *xn = tensor_empty(NB_SHAPE(BATCH, D));
-    int64_t *perm = nb_malloc((size_t)train.n * sizeof *perm);
+    nn_batches it; /* shuffled with rng each epoch */
+    nn_batches_init(&it, train.n, BATCH, true, false, 0);
     double noisy = 0, out = 0;
     for (long epoch = 1; epoch <= epochs; epoch++) {
-        idx_shuffle(perm, train.n, &rng);
+        nn_batches_epoch(&it, &rng);
         double loss_sum = 0;
-        for (int64_t start = 0; start < train.n; start += BATCH) {
-            int64_t count = train.n - start < BATCH ? train.n - start : BATCH;
-            idx_batch(&train, perm + start, count, x->data, NULL);
+        while (nn_batches_next(&it)) {
+            int64_t count = it.count;
+            idx_batch(&train, it.index, count, x->data, NULL);
             corrupt(x, xn, count, &rng); /* a fresh corruption each time an image is seen */
             nn_optim_zero_grad(opt);
             Tensor *p = forward(&m, ag_narrow(xn, 0, 0, count));
@@ -115,7 +118,7 @@ int main(int argc, char **argv) {
     printf("denoising %s: the output's error is %.0f%% of the input's\n", ok ? "works" : "FAILED",
            100 * out / noisy);
 
-    nb_free(perm);
+    nn_batches_free(&it);
     tensor_free(x), tensor_free(xn);
     nn_optim_free(opt);
     nn_params_free(&ps);

@@ -38,8 +38,7 @@
 #define DIGITS 9 /* enough to tell any two floats apart */
 #endif
 
-/* ---- data: two interleaved spirals
- * --------------------------------------------------------------- */
+/* ---- data: two interleaved spirals ----------------------------------------------------------- */
 
 typedef struct {
     Tensor *x;       /* [N, 2] coordinates, kept */
@@ -72,8 +71,7 @@ static void dataset_free(dataset *d) {
     nb_free(d->labels);
 }
 
-/* ---- the model
- * ------------------------------------------------------------------------------------ */
+/* ---- the model ------------------------------------------------------------------------------- */
 
 typedef struct {
     nn_linear fc1, fc2, fc3; /* 2 -> H -> H -> 2 */
@@ -134,8 +132,7 @@ static void probe(const mlp *m, real *out) {
     ag_set_grad_enabled(prev);
 }
 
-/* ---- train
- * ------------------------------------------------------------------------------------------ */
+/* ---- train ----------------------------------------------------------------------------------- */
 
 /* Trains a fresh model, saves it to path; the probe logits go to probe_out. Returns 0 or 1. */
 static int train(const char *path, real *probe_out) {
@@ -201,8 +198,7 @@ static int train(const char *path, real *probe_out) {
     return rc;
 }
 
-/* ---- predict
- * ---------------------------------------------------------------------------------------- */
+/* ---- predict --------------------------------------------------------------------------------- */
 
 /* Parses "hidden" from the metadata: a whole number in [1, 4096], else -1. */
 static int64_t parse_hidden(const char *s) {
@@ -266,8 +262,7 @@ static int predict(const char *path, real *probe_out) {
     return rc;
 }
 
-/* ---- main
- * ------------------------------------------------------------------------------------------- */
+/* ---- main ------------------------------------------------------------------------------------ */
 
 static int usage(void) {
     fprintf(stderr, "usage: spirals train FILE      train and save a checkpoint\n"

@@ -12,6 +12,7 @@
 
 #include "io/idx.h"
 #include "models/vae.h"
+#include "nn/data.h"
 #include "nn/layers.h"
 #include "nn/optim.h"
 
@@ -88,17 +89,19 @@ int main(void) {
     vae_compose(&m, &cfg, tanh_skip_new(D, HIDDEN, 2 * LATENT), tanh_skip_new(LATENT, HIDDEN, D));
 
     Tensor *xt = tensor_empty(NB_SHAPE(NTEST, D)), *x = tensor_empty(NB_SHAPE(BATCH, D));
-    int64_t *perm = nb_malloc((size_t)train.n * sizeof *perm);
-    for (int64_t i = 0; i < NTEST; i++) perm[i] = i;
-    idx_batch(&test, perm, NTEST, xt->data, NULL);
+    int64_t first[NTEST];
+    for (int64_t i = 0; i < NTEST; i++) first[i] = i;
+    idx_batch(&test, first, NTEST, xt->data, NULL);
     double before = test_loss(&m, xt);
 
     nn_optim *opt = nn_optim_adam(&m.params, nn_adam_defaults(1e-3));
     nb_rng rng;
     nb_rng_seed(&rng, 1);
-    idx_shuffle(perm, train.n, &rng);
-    for (int64_t i = 0, step = 0; i + BATCH <= train.n; i += BATCH, step++) {
-        idx_batch(&train, perm + i, BATCH, x->data, NULL);
+    nn_batches it; /* one epoch of full batches, shuffled with rng */
+    nn_batches_init(&it, train.n, BATCH, true, true, 0);
+    nn_batches_epoch(&it, &rng);
+    for (int64_t step = 0; nn_batches_next(&it); step++) {
+        idx_batch(&train, it.index, BATCH, x->data, NULL);
         ag_backward(vae_loss(&m, x, NULL, step, &rng).objective);
         nn_optim_step(opt);
         nn_optim_zero_grad(opt);
@@ -122,7 +125,7 @@ int main(void) {
     if (!ok) fprintf(stderr, "vae_custom: the custom VAE did not learn as expected\n");
 
     nn_optim_free(opt);
-    nb_free(perm);
+    nn_batches_free(&it);
     tensor_free(x);
     tensor_free(xt);
     vae_free(&m);

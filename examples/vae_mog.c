@@ -20,6 +20,7 @@
 
 #include "io/idx.h"
 #include "nn/dist.h"
+#include "nn/data.h"
 #include "nn/layers.h"
 #include "nn/loss.h"
 #include "nn/optim.h"
@@ -112,13 +113,15 @@ int main(void) {
     ag_reset();
 
     Tensor *x = tensor_empty(NB_SHAPE(BATCH, D));
-    int64_t *perm = nb_malloc((size_t)train.n * sizeof *perm), index[BATCH];
+    nn_batches it, in_order; /* the training set shuffled with rng each epoch; the test set */
+    nn_batches_init(&it, train.n, BATCH, true, false, 0);
+    nn_batches_init(&in_order, test.n, BATCH, false, false, 0);
     double test_loss = 0, lpz = 0, lpz_std = 0;
     for (int epoch = 1; epoch <= EPOCHS; epoch++) {
-        idx_shuffle(perm, train.n, &rng);
-        for (int64_t start = 0; start < train.n; start += BATCH) {
-            int64_t count = train.n - start < BATCH ? train.n - start : BATCH;
-            idx_batch(&train, perm + start, count, x->data, NULL);
+        nn_batches_epoch(&it, &rng);
+        while (nn_batches_next(&it)) {
+            int64_t count = it.count;
+            idx_batch(&train, it.index, count, x->data, NULL);
             nn_optim_zero_grad(opt);
             ag_backward(loss_of(&M, ag_narrow(x, 0, 0, count), &rng, NULL, NULL));
             nn_optim_step(opt);
@@ -126,11 +129,10 @@ int main(void) {
         }
         bool prev = ag_set_grad_enabled(false); /* the test set, in batches */
         test_loss = lpz = lpz_std = 0;
-        for (int64_t start = 0; start < test.n; start += BATCH) {
-            int64_t count = test.n - start < BATCH ? test.n - start : BATCH;
+        while (nn_batches_next(&in_order)) {
+            int64_t count = in_order.count;
             double a, b;
-            for (int64_t i = 0; i < count; i++) index[i] = start + i;
-            idx_batch(&test, index, count, x->data, NULL);
+            idx_batch(&test, in_order.index, count, x->data, NULL);
             test_loss += tensor_item(loss_of(&M, ag_narrow(x, 0, 0, count), &rng, &a, &b)) * count;
             lpz += a * (double)count, lpz_std += b * (double)count;
             ag_reset();
@@ -144,7 +146,7 @@ int main(void) {
     printf("%s\n", ok ? "the mixture prior VAE trained and its prior fits the codes"
                       : "the mixture prior VAE FAILED its checks");
 
-    nb_free(perm);
+    nn_batches_free(&it), nn_batches_free(&in_order);
     tensor_free(x), tensor_free(M.m), tensor_free(M.s), tensor_free(M.a);
     nn_optim_free(opt);
     nn_params_free(&ps);

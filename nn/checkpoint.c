@@ -72,8 +72,7 @@ static void require_contiguous(const char *op, const char *name, const Tensor *t
     if (!tensor_is_contiguous(t)) nb_fail(op, "tensor '%s' is not contiguous", name);
 }
 
-/* ---- saving ------------------------------------------------------------------------------------
- */
+/* ---- saving ---------------------------------------------------------------------------------- */
 
 /* Points ts at t's values as F32: t's own data when real is float, else a converted copy taken
  * from *pool (which advances). */
@@ -155,8 +154,7 @@ nn_ckpt_status nn_checkpoint_save(const char *path, const nn_params *ps, const n
     return ok(err);
 }
 
-/* ---- metadata ----------------------------------------------------------------------------------
- */
+/* ---- metadata -------------------------------------------------------------------------------- */
 
 struct nn_checkpoint_meta {
     int n;
@@ -210,8 +208,7 @@ void nn_checkpoint_meta_free(nn_checkpoint_meta *m) {
     nb_free(m);
 }
 
-/* ---- loading -----------------------------------------------------------------------------------
- */
+/* ---- loading --------------------------------------------------------------------------------- */
 
 static nn_ckpt_status open_file(const char *path, st_file **f, nn_ckpt_error *err) {
     if (!path) return fail(err, NN_CKPT_ARG, ST_OK, "nn_checkpoint_load: NULL path");

@@ -2,18 +2,22 @@
  * metadata in one safetensors file (nn/safetensors.h).
  *
  *   // from examples/spirals.c
- *   nn_meta meta[] = {{"model", "mlp 2-H-H-2 relu"}, {"hidden", hidden}, {"step", steps}, ...};
+ *   nn_meta meta[] = {{"model", "mlp 2-H-H-2 relu"},
+ *                     {"hidden", hidden},
+ *                     {"step", steps},
+ *                     ...
  *   nn_ckpt_error err;
- *   if (nn_checkpoint_save(path, &m.ps, opt, meta, 5, &err) != NN_CKPT_OK)
+ *   if (nn_checkpoint_save(path, &m.ps, opt, meta, 5, &err) != NN_CKPT_OK) {
  *       fprintf(stderr, "spirals: %s\n", err.message);
- *   ...
- *   nn_checkpoint_meta *meta;                    // the config first, to build the model
- *   if (nn_checkpoint_read_meta(path, &meta, &err) != NN_CKPT_OK) { ... }
+ *       ...
+ *   nn_checkpoint_meta *meta;   // the config first, to build the model
+ *   if (nn_checkpoint_read_meta(path, &meta, &err) != NN_CKPT_OK) {
+ *       ...
  *   int64_t hidden = parse_hidden(nn_checkpoint_meta_get(meta, "hidden"));   // NULL when absent
  *   nn_checkpoint_meta_free(meta);
  *   ...
- *   if (nn_checkpoint_load(path, &m.ps, NULL, &meta, &err) != NN_CKPT_OK) { ... }
- *   printf("trained %s steps\n", nn_checkpoint_meta_get(meta, "step"));
+ *   if (nn_checkpoint_load(path, &m.ps, NULL, &meta, &err) != NN_CKPT_OK) {
+ *       ...
  *   nn_checkpoint_meta_free(meta);
  *
  * The file: each parameter under its name ("encoder.fc1.weight") as F32 (converted from double

@@ -11,7 +11,8 @@
  *
  * The layer owns its weight and bias (kept tensors, freed by nn_linear_free). Forward functions
  * return step tensors (released by ag_reset) and need no backward of their own: gradients flow
- * through the autograd ops they are made of. */
+ * through the autograd ops they are made of. To compose networks (Sequential, convolutions,
+ * norms, named parameters for checkpoints), nn/module.h wraps these as modules. */
 #ifndef NB_NN_LAYERS_H
 #define NB_NN_LAYERS_H
 

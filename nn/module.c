@@ -55,8 +55,7 @@ void nn_module_free(nn_module *m) {
         nb_free(m);
 }
 
-/* ---- Sequential -------------------------------------------------------------------------------
- */
+/* ---- Sequential ------------------------------------------------------------------------------ */
 
 #define CHILD_NAME_MAX 32
 
@@ -231,8 +230,7 @@ nn_module *nn_leaky_relu_module(real slope) {
     return nn_activation_arg_module("LeakyReLU", nn_leaky_relu, slope);
 }
 
-/* ---- Flatten and Unflatten --------------------------------------------------------------------
- */
+/* ---- Flatten and Unflatten ------------------------------------------------------------------- */
 
 typedef struct {
     nn_module base;

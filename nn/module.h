@@ -1,14 +1,16 @@
 /* nn/module.h: modules: a forward, named parameters and buffers, a train/eval mode, a free.
  *
- *   // a small CNN, from examples/cnn_digits.c
- *   nb_conv2d_opts o = nb_conv2d_defaults();
- *   o.padding[0] = o.padding[1] = 1;
+ *   // a small CNN, from examples/cnn_digits.c (C1 = 16, C2 = 32, K = 10)
+ *   nb_conv2d_opts pad1 = nb_conv2d_defaults();
+ *   pad1.padding[0] = pad1.padding[1] = 1;
  *   nn_module *net = nn_sequential(
- *       nn_conv2d(1, 16, 3, 3, o, true, rng), nn_relu_module(), nn_max_pool2d_module(2, 2, 0),
- *       nn_flatten(1, -1), nn_linear_module(16 * 14 * 14, 10, true, rng), NULL);
+ *       nn_conv2d(1, C1, 3, 3, pad1, true, &rng), nn_relu_module(), nn_max_pool2d_module(2, 0, 0),
+ *       nn_conv2d(C1, C2, 3, 3, pad1, true, &rng), nn_relu_module(), nn_max_pool2d_module(2, 0, 0),
+ *       nn_flatten(1, -1), nn_linear_module(C2 * 7 * 7, K, true, &rng), NULL);
  *   nn_params ps = {0};
- *   nn_module_params(net, "net", &ps);    // net.0.weight, net.0.bias, net.4.weight, ...
- *   Tensor *logits = nn_forward(net, x);  // x [B, 1, 28, 28] -> [B, 10]
+ *   nn_module_params(net, "net", &ps);    // net.0.weight, net.0.bias, net.3.weight, ...
+ *   Tensor *loss =             // x [B, 1, 28, 28] -> logits [count, K]
+ *       nn_cross_entropy(nn_forward(net, ag_narrow(x, 0, 0, count)), labels, NN_MEAN);
  *   nn_module_train(net, false);          // evaluation mode: dropout off, batch norm running stats
  *   ...
  *   nn_params_free(&ps);

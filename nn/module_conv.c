@@ -92,8 +92,7 @@ nn_module *nn_conv_transpose2d(int64_t in, int64_t out, int kh, int kw, nb_conv2
                     rng);
 }
 
-/* ---- pooling and upsampling -------------------------------------------------------------------
- */
+/* ---- pooling and upsampling ------------------------------------------------------------------ */
 
 typedef struct {
     nn_module base;

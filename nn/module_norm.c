@@ -1,8 +1,7 @@
 /* nn/module_norm.c: BatchNorm1d, BatchNorm2d and LayerNorm modules over autograd/ops_norm.c. */
 #include "nn/module.h"
 
-/* ---- batch norm -------------------------------------------------------------------------------
- */
+/* ---- batch norm ------------------------------------------------------------------------------ */
 
 typedef struct {
     nn_module base;
@@ -80,8 +79,7 @@ nn_module *nn_batch_norm2d(int64_t C, real eps, real momentum) {
     return batch_norm_new(&batch_norm2d_ops, C, eps, momentum);
 }
 
-/* ---- layer norm -------------------------------------------------------------------------------
- */
+/* ---- layer norm ------------------------------------------------------------------------------ */
 
 typedef struct {
     nn_module base;

@@ -15,8 +15,7 @@
 
 #include "autograd/autograd.h"
 
-/* ---- the optimizer ---------------------------------------------------------------------------
- */
+/* ---- the optimizer --------------------------------------------------------------------------- */
 
 /* One parameter and its state. */
 typedef struct {
@@ -295,8 +294,7 @@ nn_optim *nn_optim_rmsprop(const nn_params *ps, nn_rmsprop_opts o) {
     return nn_optim_new(ps, &rmsprop_ops, &o, sizeof o, o.lr);
 }
 
-/* ---- stepping, whatever the optimizer ----------------------------------------------------------
- */
+/* ---- stepping, whatever the optimizer -------------------------------------------------------- */
 
 void nn_optim_step(nn_optim *opt) {
     for (int i = 0; i < opt->n; i++) { /* every gradient checked before any parameter moves */
@@ -350,8 +348,7 @@ int64_t nn_optim_steps(const nn_optim *opt) {
     return most;
 }
 
-/* ---- state -------------------------------------------------------------------------------------
- */
+/* ---- state ----------------------------------------------------------------------------------- */
 
 /* Entries run buffer by buffer (all parameters' exp_avg, then all exp_avg_sq, ...), then the
  * step counters. */
@@ -375,8 +372,7 @@ nn_optim_state nn_optim_state_at(const nn_optim *opt, int i) {
     return st;
 }
 
-/* ---- gradient clipping ------------------------------------------------------------------------
- */
+/* ---- gradient clipping ----------------------------------------------------------------------- */
 
 double nn_clip_grad_norm(const nn_params *ps, double max_norm, bool *finite) {
     if (!(max_norm >= 0)) nb_fail("nn_clip_grad_norm", "max_norm %g must be >= 0", max_norm);
@@ -403,8 +399,7 @@ double nn_clip_grad_norm(const nn_params *ps, double max_norm, bool *finite) {
     return norm;
 }
 
-/* ---- learning-rate schedules ------------------------------------------------------------------
- */
+/* ---- learning-rate schedules ----------------------------------------------------------------- */
 
 double nn_lr_step(double base_lr, int64_t epoch, int64_t step_size, double gamma) {
     if (step_size <= 0 || epoch < 0)

@@ -109,8 +109,8 @@ void nn_optim_zero_grad(nn_optim *opt);
 void nn_optim_set_lr(nn_optim *opt, double lr); /* fails on lr < 0 */
 double nn_optim_get_lr(const nn_optim *opt);
 nn_optim_kind nn_optim_get_kind(const nn_optim *opt);
-const char *
-nn_optim_kind_name(nn_optim_kind kind); /* "sgd", "adam", "adamw", "rmsprop", "custom" */
+/* "sgd", "adam", "adamw", "rmsprop", "custom" */
+const char *nn_optim_kind_name(nn_optim_kind kind);
 /* The optimizer's name from its table ("adam", or a user optimizer's own): what a checkpoint
  * stores as optim.kind and checks on load. */
 const char *nn_optim_name(const nn_optim *opt);

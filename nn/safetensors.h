@@ -10,9 +10,13 @@
  *       fprintf(stderr, "%s\n", err.message);
  *
  *   st_file *f;
- *   if (st_open("vae.safetensors", &f, &err) != ST_OK) { fprintf(stderr, "%s\n", err.message); ...
- * } if (st_read_real(f, "encoder.fc1.weight", w, 2, wshape, &err) != ST_OK) ... const char *epoch =
- * st_meta_get(f, "epoch");     // NULL when absent st_close(f);
+ *   if (st_open("vae.safetensors", &f, &err) != ST_OK) {
+ *       fprintf(stderr, "%s\n", err.message);
+ *       ...
+ *   }
+ *   if (st_read_real(f, "encoder.fc1.weight", w, 2, wshape, &err) != ST_OK) ...
+ *   const char *epoch = st_meta_get(f, "epoch");   // NULL when absent
+ *   st_close(f);
  *
  * The format: an 8-byte little-endian u64 N, N bytes of UTF-8 JSON, then the tensor bytes.
  * Each JSON entry is "name": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}

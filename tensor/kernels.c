@@ -161,8 +161,7 @@ static Tensor broadcast_to(const char *op, const Tensor *a, const Tensor *out) {
 #define K_INLINE static inline
 #endif
 
-/* ---- scalar functions
- * ---------------------------------------------------------------------------- */
+/* ---- scalar functions ------------------------------------------------------------------------ */
 
 /* Written without branches on x's sign so loops over them vectorize. */
 K_INLINE real sigmoid(real x) {
@@ -216,8 +215,7 @@ K_INLINE real ternary1(k_ternary_op op, real a, real b, real c) {
 }
 #undef K_FORMULA_CASE
 
-/* ---- element-wise
- * ------------------------------------------------------------------------------------ */
+/* ---- element-wise ---------------------------------------------------------------------------- */
 
 typedef struct {
     int op;
@@ -332,8 +330,7 @@ void k_ternary(k_ternary_op op, const Tensor *a, const Tensor *b, const Tensor *
     iter_run(&it, ternary_inner, &ctx, true, true);
 }
 
-/* ---- reductions
- * ---------------------------------------------------------------------------------------- */
+/* ---- reductions ------------------------------------------------------------------------------ */
 
 double k_dsum(const real *a, int64_t n) {
     double s[8] = {0};

@@ -112,8 +112,7 @@ void tensor_free(Tensor *t); /* kept tensors only; NULL is a no-op; frees .grad 
  * ag_zeros/ag_full/ag_randn (autograd/autograd.h) instead. */
 Tensor *tensor_step(int ndim, const int64_t *shape);
 
-/* ---- element access ---------------------------------------------------------------------------
- */
+/* ---- element access -------------------------------------------------------------------------- */
 
 real *tensor_ptr(const Tensor *t, const int64_t *index); /* address of element `index` */
 real tensor_get(const Tensor *t, const int64_t *index);
@@ -125,8 +124,7 @@ void tensor_fill(Tensor *t, real value);               /* every element, through
 void tensor_copy_into(Tensor *dst, const Tensor *src); /* same shape (src may broadcast) */
 void tensor_to_array(const Tensor *t, real *out);      /* row-major copy of numel values */
 
-/* ---- printing -----------------------------------------------------------------------------------
- */
+/* ---- printing -------------------------------------------------------------------------------- */
 
 /* NumPy-like nested brackets; tensors over 1000 elements show 3 items at each edge and "...". */
 void tensor_fprint(FILE *f, const Tensor *t, const char *label);

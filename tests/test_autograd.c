@@ -6,8 +6,7 @@
 
 #include <math.h>
 
-/* ---- one table row per op case ------------------------------------------------------------------
- */
+/* ---- one table row per op case --------------------------------------------------------------- */
 
 typedef struct {
     const char *name;
@@ -364,8 +363,7 @@ START_TEST(gradcheck_catches_a_wrong_backward) {
 }
 END_TEST
 
-/* ---- graph semantics
- * --------------------------------------------------------------------------------- */
+/* ---- graph semantics ------------------------------------------------------------------------- */
 
 START_TEST(gradients_accumulate_until_zeroed) {
     Tensor *x = nbt_param(NB_SHAPE(3), 1, 2, 1);

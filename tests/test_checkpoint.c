@@ -12,8 +12,7 @@
 #include "autograd/autograd.h"
 #include "nn/checkpoint.h"
 
-/* ---- a tiny model in a temporary directory ------------------------------------------------------
- */
+/* ---- a tiny model in a temporary directory --------------------------------------------------- */
 
 static char dir[64];
 static char path[128];
@@ -90,8 +89,7 @@ static void round_state(const nn_optim *opt) {
         if (nn_optim_state_at(opt, i).t) round_to_f32(nn_optim_state_at(opt, i).t);
 }
 
-/* ---- round trip
- * ---------------------------------------------------------------------------------- */
+/* ---- round trip ------------------------------------------------------------------------------ */
 
 START_TEST(test_round_trip) {
     model a = model_new(3, 4, 1, 0);
@@ -190,8 +188,7 @@ START_TEST(test_round_trip_sgd_and_params_only) {
 }
 END_TEST
 
-/* ---- refusals
- * ------------------------------------------------------------------------------------ */
+/* ---- refusals -------------------------------------------------------------------------------- */
 
 START_TEST(test_wrong_shape) {
     model a = model_new(3, 4, 1, 0);

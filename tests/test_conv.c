@@ -91,19 +91,6 @@ static Tensor *apply(Tensor *const *in, void *ctx) {
 /* float sums of a few dozen products of values in [-1, 1) */
 static const double TOL = sizeof(real) == sizeof(float) ? 2e-5 : 1e-12;
 
-static void expect_close(const char *what, const char *name, const Tensor *t, const double *want) {
-    real *v = malloc((size_t)t->numel * sizeof(real));
-    tensor_to_array(t, v);
-    for (int64_t i = 0; i < t->numel; i++)
-        if (!(fabs((double)v[i] - want[i]) <= TOL * (1 + fabs(want[i])))) {
-            double got = v[i];
-            free(v);
-            ck_abort_msg("%s %s[%lld]: got %.9g, PyTorch %.9g", name, what, (long long)i, got,
-                         want[i]);
-        }
-    free(v);
-}
-
 /* ---- against PyTorch ------------------------------------------------------------------------ */
 
 START_TEST(matches_pytorch) {
@@ -113,14 +100,14 @@ START_TEST(matches_pytorch) {
     Tensor *y = apply(in, (void *)c);
     ck_assert_int_eq(y->ndim, c->ynd);
     for (int d = 0; d < c->ynd; d++) ck_assert_int_eq(y->shape[d], c->y[d]);
-    expect_close("y", c->name, y, c->y_vals);
+    nbt_assert_ref(c->name, "y", y, c->y_vals, TOL);
     Tensor *g = ref_tensor(y->ndim, y->shape, CONV_REF_SEED_G);
     ag_backward_with(y, g);
     Tensor dx;
     x_view(c, in[0]->grad, &dx);
-    expect_close("dx", c->name, &dx, c->dx);
-    if (c->wnd) expect_close("dw", c->name, in[1]->grad, c->dw);
-    if (c->bias) expect_close("db", c->name, in[n - 1]->grad, c->db);
+    nbt_assert_ref(c->name, "dx", &dx, c->dx, TOL);
+    if (c->wnd) nbt_assert_ref(c->name, "dw", in[1]->grad, c->dw, TOL);
+    if (c->bias) nbt_assert_ref(c->name, "db", in[n - 1]->grad, c->db, TOL);
     ag_reset();
     tensor_free(g);
     for (int i = 0; i < n; i++) tensor_free(in[i]);

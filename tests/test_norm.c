@@ -92,8 +92,7 @@ START_TEST(gradcheck_norms) {
 }
 END_TEST
 
-/* ---- errors -----------------------------------------------------------------------------------
- */
+/* ---- errors ---------------------------------------------------------------------------------- */
 
 START_TEST(norm_errors) {
     Tensor *x = tensor_zeros(NB_SHAPE(2, 3, 4));
@@ -167,18 +166,7 @@ static void check_ref(const char *what, const char *part, const Tensor *t, const
                       const int *perm) {
     Tensor view = *t;
     if (perm) tensor_layout_permute(t, perm, &view);
-    real *v = nb_malloc((size_t)(t->numel ? t->numel : 1) * sizeof(real));
-    tensor_to_array(&view, v);
-    for (int64_t i = 0; i < t->numel; i++) {
-        double err = fabs((double)v[i] - ref[i]);
-        if (!(err <= REF_TOL * (1 + fabs(ref[i])))) {
-            double got = v[i];
-            nb_free(v);
-            ck_abort_msg("%s: %s[%lld] = %.10g, PyTorch %.10g", what, part, (long long)i, got,
-                         ref[i]);
-        }
-    }
-    nb_free(v);
+    nbt_assert_ref(what, part, &view, ref, REF_TOL);
 }
 
 /* Layer norm's output and gradients, with x contiguous and (when 2-D or more) transposed. */

@@ -11,8 +11,7 @@
 
 #include "tensor/fastmath.h"
 
-/* ---- gradient checks: one table row per op case ------------------------------------------------
- */
+/* ---- gradient checks: one table row per op case ---------------------------------------------- */
 
 typedef struct {
     const char *name;
@@ -182,30 +181,13 @@ START_TEST(gradcheck_every_op) {
 }
 END_TEST
 
-/* ---- PyTorch's values (tests/ops_ref.h) -------------------------------------------------------
- */
+/* ---- PyTorch's values (tests/ops_ref.h) ------------------------------------------------------ */
 
 #ifdef NB_DOUBLE
 #define REF_TOL 1e-12
 #else
 #define REF_TOL 1e-5
 #endif
-
-/* Asserts t (any layout) matches the reference: NaN for NaN, the same infinity, or within
- * REF_TOL (absolute and relative). */
-static void assert_ref(const char *what, const char *part, const Tensor *t, const double *expect) {
-    real *v = nb_malloc((size_t)t->numel * sizeof(real));
-    tensor_to_array(t, v);
-    for (int64_t i = 0; i < t->numel; i++) {
-        double got = v[i], e = expect[i];
-        bool ok = isnan(e)   ? isnan(got)
-                  : isinf(e) ? got == e
-                             : fabs(got - e) <= REF_TOL * (1 + fabs(e));
-        if (!ok) nb_free(v);
-        ck_assert_msg(ok, "%s: %s[%lld] is %.10g, PyTorch %.10g", what, part, (long long)i, got, e);
-    }
-    nb_free(v);
-}
 
 static Tensor *ref_apply(const ops_ref_case *c, Tensor *const *in) {
     Tensor *x = c->transpose0 ? ag_transpose(in[0], 0, 1) : in[0];
@@ -260,7 +242,7 @@ START_TEST(matches_pytorch) {
         if (c->grad[k]) tensor_requires_grad(in[k], true);
     }
     Tensor *y = ref_apply(c, in);
-    assert_ref(c->name, "out", y, c->out);
+    nbt_assert_ref(c->name, "out", y, c->out, REF_TOL);
     if (c->w) {
         Tensor *w = from_doubles(y->ndim, y->shape, c->w);
         ag_backward_with(y, w);
@@ -271,11 +253,8 @@ START_TEST(matches_pytorch) {
     for (int k = 0; k < c->nin; k++) {
         if (c->grad[k]) {
             ck_assert_msg(in[k]->grad != NULL, "%s: input %d got no gradient", c->name, k);
-            assert_ref(c->name,
-                       k == 0   ? "grad0"
-                       : k == 1 ? "grad1"
-                                : "grad2",
-                       in[k]->grad, c->grad[k]);
+            const char *part = k == 0 ? "grad0" : k == 1 ? "grad1" : "grad2";
+            nbt_assert_ref(c->name, part, in[k]->grad, c->grad[k], REF_TOL);
         } else {
             ck_assert_msg(in[k]->grad == NULL, "%s: input %d got a gradient", c->name, k);
         }

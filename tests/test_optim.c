@@ -256,8 +256,7 @@ START_TEST(test_bad_hyperparameters) {
 }
 END_TEST
 
-/* ---- gradient clipping ------------------------------------------------------------------------
- */
+/* ---- gradient clipping ----------------------------------------------------------------------- */
 
 /* torch.nn.utils.clip_grad_norm_([p1, p2], 2.0) with p1.grad = [3, -4] and
  * p2.grad = [[1, 2], [-2, 0.5]] (float64) returns 5.852349955359813 and leaves these grads. */

@@ -143,8 +143,7 @@ START_TEST(conv_step_matches_pytorch) {
 }
 END_TEST
 
-/* ---- a small model trained briefly on the shipped digits
- * ------------------------------------------ */
+/* ---- a small model trained briefly on the shipped digits ------------------------------------- */
 
 static idx_dataset digits;
 static void load_digits(void) {

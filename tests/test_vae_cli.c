@@ -50,8 +50,7 @@ static void check_png(const char *path, int width, int height) {
                   height);
 }
 
-/* ---- a minimal reader of flat JSON objects of numbers ------------------------------------------
- */
+/* ---- a minimal reader of flat JSON objects of numbers ---------------------------------------- */
 
 /* Parses one line `{"k": number, ...}`; stores up to max keys/values; returns the count or -1
  * when the line is not such an object (null counts as NaN). */
@@ -147,8 +146,7 @@ static void suite_teardown(void) {
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
 }
 
-/* ---- train --------------------------------------------------------------------------------------
- */
+/* ---- train ----------------------------------------------------------------------------------- */
 
 START_TEST(test_train_outputs) {
     ck_assert_msg(train_status == 0, "vae train failed (%d):\n%s", train_status, train_output);
@@ -242,8 +240,7 @@ START_TEST(test_resume_continues_exactly) {
 }
 END_TEST
 
-/* ---- sample, reconstruct, interpolate -----------------------------------------------------------
- */
+/* ---- sample, reconstruct, interpolate -------------------------------------------------------- */
 
 START_TEST(test_sample_reconstruct_interpolate) {
     ck_assert_int_eq(train_status, 0);
@@ -287,8 +284,7 @@ START_TEST(test_manifold_for_2d_latent) {
 }
 END_TEST
 
-/* ---- eval -------------------------------------------------------------------------------------
- */
+/* ---- eval ------------------------------------------------------------------------------------ */
 
 START_TEST(test_eval_json_and_bound) {
     ck_assert_int_eq(train_status, 0);
@@ -332,8 +328,7 @@ START_TEST(test_eval_json_and_bound) {
 }
 END_TEST
 
-/* ---- anomaly -----------------------------------------------------------------------------------
- */
+/* ---- anomaly --------------------------------------------------------------------------------- */
 
 START_TEST(test_anomaly_csv_and_auroc) {
     ck_assert_int_eq(train_status, 0);

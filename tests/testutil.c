@@ -57,6 +57,23 @@ void nbt_assert_close(const Tensor *a, const real *expect, double tol) {
     nb_free(v);
 }
 
+void nbt_assert_ref(const char *what, const char *part, const Tensor *t, const double *ref,
+                    double tol) {
+    real *v = nb_malloc((size_t)(t->numel ? t->numel : 1) * sizeof(real));
+    tensor_to_array(t, v);
+    for (int64_t i = 0; i < t->numel; i++) {
+        double got = v[i], e = ref[i];
+        bool ok = isnan(e)   ? isnan(got)
+                  : isinf(e) ? got == e
+                             : fabs(got - e) <= tol * (1 + fabs(e));
+        if (!ok) {
+            nb_free(v);
+            ck_abort_msg("%s: %s[%lld] = %.10g, PyTorch %.10g", what, part, (long long)i, got, e);
+        }
+    }
+    nb_free(v);
+}
+
 int nbt_run(const char *prog, char *out, size_t len, const char *fmt, ...) {
     const char *build = getenv("NABLA_BUILD");
     char args[2048], cmd[4096];

@@ -54,6 +54,12 @@ void nbt_write_idx(const char *path, const uint8_t *data, int ndims, const uint3
 /* Asserts |a - b| <= tol elementwise over two tensors of the same shape. */
 void nbt_assert_close(const Tensor *a, const real *expect, double tol);
 
+/* Asserts t (any layout, read in its logical row-major order) matches PyTorch's values `ref`:
+ * NaN for NaN, the same infinity, else |t - ref| <= tol (1 + |ref|); a failure names what, part
+ * ("dx"), the element and both values. */
+void nbt_assert_ref(const char *what, const char *part, const Tensor *t, const double *ref,
+                    double tol);
+
 /* ---- digits: training loops and a classifier on the shipped data ---------------------------- */
 
 /* One pass over d in batches of NBT_BATCH in a shuffled order from rng, calling step(ctx, x [B,

@@ -32,6 +32,20 @@ function strip_attributes(s,    i, depth, c, out, p) {
     return s
 }
 
+# Where the first sentence of s ends: the first ". ", "; " or ": X" (X a capital or "(") outside
+# parentheses, so a summary never stops inside "(... e.g. ...)" with its parenthesis open; 0: none.
+function sentence_end(s,    i, c, depth) {
+    depth = 0
+    for (i = 1; i < length(s); i++) {
+        c = substr(s, i, 1)
+        if (c == "(") depth++
+        else if (c == ")" && depth > 0) depth--
+        else if (depth == 0 && (c == "." || c == ";") && substr(s, i + 1, 1) == " ") return i
+        else if (depth == 0 && c == ":" && substr(s, i + 1, 2) ~ /^ [A-Z(]$/) return i
+    }
+    return 0
+}
+
 # First sentence of a comment, at most 110 characters, without the comment markers.
 function sentence(s,    p) {
     s = trim(s)
@@ -40,7 +54,7 @@ function sentence(s,    p) {
     gsub(/ \* /, " ", s)
     s = trim(s)
     if (s ~ /^-+ /) return ""  # a section banner
-    p = match(s, /[.;] |: [A-Z(]/)
+    p = sentence_end(s)
     if (p > 0) s = substr(s, 1, p)
     sub(/[.:;]$/, "", s)
     if (length(s) > 110) s = substr(s, 1, 107) "..."

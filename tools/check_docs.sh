@@ -7,7 +7,8 @@
 #   <!-- source: examples/tut_scalar.c -->    must have each line in that file
 #   <!-- output: tut_scalar -->               must have each line in the output of BUILD/tut_scalar
 # (lines compared with runs of blanks squeezed and ends trimmed; a line that starts with "..."
-# stands for omitted text and is skipped). Exits 1 naming each quoted line that is not there.
+# stands for omitted text and is skipped). Public headers' examples are checked the same way
+# against the example they name (below). Exits 1 naming each quoted line that is not there.
 # POSIX sh and awk only.
 set -eu
 cd "$(dirname "$0")/.."
@@ -45,5 +46,38 @@ for doc in docs/TUTORIAL.md README.md; do
             END { exit bad }' "$ref" "$txt" || status=1
     done
 done
-[ $status = 0 ] && echo "check_docs: the quoted code and output in docs/TUTORIAL.md and README.md are current"
+# A public header whose opening example says "from examples/FILE.c" must quote that file: each
+# code line of the example (up to the first line of prose; "//" and trailing "/* */" comments
+# dropped, blanks squeezed, lines starting with "..." skipped) must be a line of FILE.
+for h in nabla.h tensor/*.h autograd/*.h nn/*.h models/*.h io/*.h; do
+    awk -v hdr="$h" '
+        function norm(s) {
+            sub(/[ \t]*\/\/.*$/, "", s); sub(/[ \t]*\/\*.*\*\/[ \t]*$/, "", s)
+            gsub(/[ \t]+/, " ", s); sub(/^ /, "", s); sub(/ $/, "", s); return s
+        }
+        FNR == 1 { file++ }
+        file == 1 && !done {
+            if (!src && match($0, /from examples\/[A-Za-z0-9_\/]+\.c/)) {
+                src = substr($0, RSTART + 5, RLENGTH - 5); next
+            }
+            if (src && $0 ~ /^ \*   /) { line = $0; sub(/^ \*   /, "", line); q[++n] = line; next }
+            if (src && n && $0 !~ /^ \*$/) done = 1
+            if ($0 ~ /\*\//) done = 1
+            next
+        }
+        END {
+            if (!src) exit 0
+            while ((getline l < src) > 0) have[++m] = norm(l)
+            if (!m) { print "check_docs: " hdr " names " src ", which does not exist"; exit 1 }
+            for (i = 1; i <= n; i++) {
+                s = norm(q[i])
+                if (s == "" || s ~ /^\.\.\./) continue
+                found = 0
+                for (j = 1; j <= m && !found; j++) if (have[j] == s) found = 1
+                if (!found) { print "check_docs: " hdr "'"'"'s example has a line not in " src ": " s; bad = 1 }
+            }
+            exit bad
+        }' "$h" || status=1
+done
+[ $status = 0 ] && echo "check_docs: the quoted code and output in docs/TUTORIAL.md, README.md and the headers' examples are current"
 exit $status
