@@ -101,6 +101,8 @@ $(BUILD)/%: examples/%.c $(LIB) $(IOLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(IOLIB) $(LIB) $(ZLIB) $(LDLIBS)
 
+$(BUILD)/obj/examples/vae/main.o: CPPFLAGS += -DNB_VERSION=\"$(VERSION)\"
+
 $(VAE): $(VAE_OBJ) $(LIB) $(IOLIB)
 	$(CC) $(LDFLAGS) $(VAE_OBJ) -o $@ $(IOLIB) $(LIB) $(ZLIB) $(LDLIBS)
 
