@@ -21,7 +21,10 @@ DOUBLE ?= 0
 SAN    ?= 0
 MPI    ?= 0
 NPROC  := $(shell nproc 2>/dev/null || echo 2)
-ARCH   ?= -march=native
+# The default builds for any CPU of the architecture (baseline x86-64 here); on x86-64 the gemm
+# kernels for AVX2 and AVX-512 are compiled next to it and chosen at run time. ARCH=-march=native
+# tunes everything else for the building machine too (and runs only on machines like it).
+ARCH   ?=
 OPT    ?= -O3
 
 BUILD := build
@@ -95,6 +98,14 @@ $(BUILD)/obj/%.o: %.c
 # The library's own calls skip the call-site macros meant for user code (tensor/base.h).
 $(CORE_OBJ): CPPFLAGS += -DNB_INTERNAL
 
+# x86-64 (or x86): each vector gemm kernel is its own file, compiled for its instruction set;
+# tensor/gemm.c calls one only on a CPU that runs it. Elsewhere those files compile to nothing.
+ifneq ($(filter x86_64% i386% i486% i586% i686%,$(shell $(CC) -dumpmachine)),)
+$(BUILD)/obj/tensor/gemm.o: CPPFLAGS += -DNB_X86_KERNELS
+$(BUILD)/obj/tensor/gemm_avx2.o: CFLAGS += -mavx2 -mfma
+$(BUILD)/obj/tensor/gemm_avx512.o: CFLAGS += -mavx512f -mavx2 -mfma
+endif
+
 $(LIB): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
@@ -106,6 +117,8 @@ $(IOLIB): $(IO_OBJ)
 $(BUILD)/%: examples/%.c $(LIB) $(IOLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(IOLIB) $(LIB) $(ZLIB) $(LDLIBS)
+
+$(BUILD)/obj/examples/vae/main.o: CPPFLAGS += -DNB_VERSION=\"$(VERSION)\"
 
 $(VAE): $(VAE_OBJ) $(LIB) $(IOLIB) $(DISTLIB)
 	$(CC) $(LDFLAGS) $(VAE_OBJ) -o $@ $(DISTLIB) $(IOLIB) $(LIB) $(ZLIB) $(LDLIBS)

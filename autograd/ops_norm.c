@@ -25,7 +25,7 @@
 #ifdef _OPENMP
 #define NORM_PARALLEL_FOR(work)                                                                    \
     NB_PRAGMA(omp parallel for schedule(static) if ((work) >= NB_PAR_MIN)                          \
-                  num_threads(nb_get_num_threads()))
+                  num_threads(nb_threads_now()))
 #else
 #define NORM_PARALLEL_FOR(work)
 #endif

@@ -2,6 +2,7 @@
  *
  *   make build/bench/bench_gemm        (with the library's own flags; make bench runs it)
  *   build/bench/bench_gemm [reps]
+ *   build/bench/bench_gemm --kernel     prints the kernel nb_gemm runs (NABLA_KERNEL chooses)
  *
  * For each shape, layout and thread count (1 and 2) it times both libraries in the same run,
  * alternating one sample of each, and prints the median GFLOP/s of each and their ratio, and the
@@ -18,6 +19,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "tensor/base.h"
@@ -119,60 +121,83 @@ static double compare(problem *p) {
 }
 
 /* The machine's own ceiling for the float products above, measured in the same run: one core
- * doing nothing but independent 8-wide multiply-adds in registers (ten chains, more than the
- * FMA latency times the FMA units, so the units never wait). No product that also loads its
- * operands can beat it; the best of 5 runs of 0.1 s each. 0 without AVX2 and FMA. */
-#if defined(__AVX2__) && defined(__FMA__)
+ * doing nothing but independent multiply-adds in registers (ten chains, more than the FMA
+ * latency times the FMA units, so the units never wait), as wide as the vectors of the kernel
+ * nb_gemm runs: 512-bit for the avx512 kernel (Intel's two 512-bit FMA units would otherwise
+ * be measured at half speed), 256-bit for avx2. No product that also loads its operands can
+ * beat it; the best of 5 runs of 0.1 s each. The loops are compiled for their instruction set
+ * (target attributes) whatever the build's ARCH; only the one for the running kernel runs. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
-static double fma_peak_gflops(void) {
-    double best = 0;
-    const long iters = 20000000;
-    for (int run = 0; run < 5; run++) {
-        __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-        __m256 a0 = m, a1 = c, a2 = m, a3 = c, a4 = m, a5 = c, a6 = m, a7 = c, a8 = m, a9 = c;
-        /* hide the starting values, or the compiler sees that chains starting alike stay alike
-         * and computes each only once (which once made this loop report 165 GFLOP/s) */
-        __asm__ volatile(""
-                         : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6),
-                           "+x"(a7), "+x"(a8), "+x"(a9), "+x"(m), "+x"(c));
-        double t = now();
-        for (long i = 0; i < iters; i++) {
-            a0 = _mm256_fmadd_ps(a0, m, c), a1 = _mm256_fmadd_ps(a1, m, c);
-            a2 = _mm256_fmadd_ps(a2, m, c), a3 = _mm256_fmadd_ps(a3, m, c);
-            a4 = _mm256_fmadd_ps(a4, m, c), a5 = _mm256_fmadd_ps(a5, m, c);
-            a6 = _mm256_fmadd_ps(a6, m, c), a7 = _mm256_fmadd_ps(a7, m, c);
-            a8 = _mm256_fmadd_ps(a8, m, c), a9 = _mm256_fmadd_ps(a9, m, c);
-        }
-        t = now() - t;
-        /* use every chain, so none is optimized away */
-        __m256 sum = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
-                                   _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
-        sum = _mm256_add_ps(sum, _mm256_add_ps(a8, a9));
-        float out[8];
-        _mm256_storeu_ps(out, sum);
-        if (out[0] == 12345.0f) printf(" ");
-        double g = 10.0 * 8 * 2 * (double)iters / t / 1e9;
-        if (g > best) best = g;
+/* Defines NAME(void): the peak for vector type VEC of W floats; PS(op) names the intrinsic. The
+ * empty asm hides the starting values, or the compiler sees that chains starting alike stay
+ * alike and computes each only once (which once made this loop report 165 GFLOP/s); the final
+ * sum uses every chain, so none is optimized away. */
+#define FMA_PEAK(NAME, TARGET, VEC, W, PS)                                                         \
+    __attribute__((target(TARGET))) static double NAME(void) {                                     \
+        double best = 0;                                                                           \
+        const long iters = 20000000;                                                               \
+        for (int run = 0; run < 5; run++) {                                                        \
+            VEC m = PS(set1)(0.999999f), c = PS(set1)(1e-7f);                                      \
+            VEC a0 = m, a1 = c, a2 = m, a3 = c, a4 = m, a5 = c, a6 = m, a7 = c, a8 = m, a9 = c;    \
+            __asm__ volatile(""                                                                    \
+                             : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5),         \
+                               "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(m), "+v"(c));          \
+            double t = now();                                                                      \
+            for (long i = 0; i < iters; i++) {                                                     \
+                a0 = PS(fmadd)(a0, m, c), a1 = PS(fmadd)(a1, m, c);                                \
+                a2 = PS(fmadd)(a2, m, c), a3 = PS(fmadd)(a3, m, c);                                \
+                a4 = PS(fmadd)(a4, m, c), a5 = PS(fmadd)(a5, m, c);                                \
+                a6 = PS(fmadd)(a6, m, c), a7 = PS(fmadd)(a7, m, c);                                \
+                a8 = PS(fmadd)(a8, m, c), a9 = PS(fmadd)(a9, m, c);                                \
+            }                                                                                      \
+            t = now() - t;                                                                         \
+            VEC sum = PS(add)(PS(add)(PS(add)(a0, a1), PS(add)(a2, a3)),                           \
+                              PS(add)(PS(add)(a4, a5), PS(add)(a6, a7)));                          \
+            sum = PS(add)(sum, PS(add)(a8, a9));                                                   \
+            float out[W];                                                                          \
+            PS(storeu)(out, sum);                                                                  \
+            if (out[0] == 12345.0f) printf(" ");                                                   \
+            double g = 10.0 * W * 2 * (double)iters / t / 1e9;                                     \
+            if (g > best) best = g;                                                                \
+        }                                                                                          \
+        return best;                                                                               \
     }
-    return best;
+#define PS256(op) _mm256_##op##_ps
+#define PS512(op) _mm512_##op##_ps
+FMA_PEAK(fma_peak_256, "avx2,fma", __m256, 8, PS256)
+FMA_PEAK(fma_peak_512, "avx512f", __m512, 16, PS512)
+
+/* The peak at the width of `kernel` (nb_gemm_kernel_name()); 0 for the generic kernel. */
+static double fma_peak_gflops(const char *kernel, int *bits) {
+    *bits = strncmp(kernel, "avx512", 6) == 0 ? 512 : strncmp(kernel, "avx2", 4) == 0 ? 256 : 0;
+    return *bits == 512 ? fma_peak_512() : *bits == 256 ? fma_peak_256() : 0;
 }
 #else
-static double fma_peak_gflops(void) {
+static double fma_peak_gflops(const char *kernel, int *bits) {
+    (void)kernel;
+    *bits = 0;
     return 0;
 }
 #endif
 
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--kernel") == 0) { /* for bench/run.sh's header */
+        printf("%s\n", nb_gemm_kernel_name());
+        return 0;
+    }
     int reps = argc > 1 ? atoi(argv[1]) : 15;
     if (reps < 1 || reps > 1000) {
         fprintf(stderr, "bench_gemm: reps must be 1..1000, got '%s'\n", argv[1]);
         return 2;
     }
     printf("kernel: %s; median of %d interleaved samples\n", nb_gemm_kernel_name(), reps);
-    double peak = fma_peak_gflops();
+    int bits;
+    double peak = fma_peak_gflops(nb_gemm_kernel_name(), &bits);
     if (peak > 0)
-        printf("this machine's FMA peak now: %.1f GFLOP/s per core (register-only loop, float)\n",
-               peak);
+        printf("this machine's FMA peak now: %.1f GFLOP/s per core (register-only loop, %d-bit "
+               "float FMAs, the kernel's width)\n",
+               peak, bits);
     printf("%-22s %-12s %-6s %3s | %8s %8s %6s | %8s %8s %6s\n", "", "", "", "", "median", "", "",
            "best", "", "");
     printf("%-22s %-12s %-6s %3s | %8s %8s %6s | %8s %8s %6s\n", "shape", "M,N,K", "layout", "thr",

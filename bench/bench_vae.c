@@ -1,6 +1,7 @@
 /* bench/bench_vae.c: nabla's side of the VAE training benchmark.
  *
  *   build/bench/bench_vae DATA_DIR [epochs] [threads] [batch] [hidden]
+ *   build/bench/bench_vae --kernel      prints the gemm kernel this CPU runs (for the header)
  *
  * Trains the reference VAE (784-H-20, Adam 1e-3, batch B, Bernoulli likelihood) on DATA_DIR's
  * training set and prints one JSON line per epoch: epoch, train_loss (nats per example),
@@ -8,6 +9,7 @@
  * peak_rss_mb (the process's peak resident set so far). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -33,6 +35,10 @@ int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: bench_vae DATA_DIR [epochs] [threads] [batch] [hidden]\n");
         return 2;
+    }
+    if (strcmp(argv[1], "--kernel") == 0) {
+        printf("%s\n", nb_gemm_kernel_name());
+        return 0;
     }
     int epochs = argc > 2 ? atoi(argv[2]) : 1, threads = argc > 3 ? atoi(argv[3]) : 0;
     int64_t B = argc > 4 ? atoll(argv[4]) : 128, H = argc > 5 ? atoll(argv[5]) : 400;

@@ -125,7 +125,8 @@ static void bce_logits_backward(Tensor *l) {
 }
 
 /* l[i] = max(x, 0) - x y + log1p(e), e = exp(-|x|) saved for the backward's sigmoid. */
-static void bce_logits_fill(const real *xv, const real *yv, real *e, real *lv, int64_t n) {
+NB_VECTOR_CLONES static void bce_logits_fill(const real *xv, const real *yv, real *e, real *lv,
+                                             int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         e[i] = nb_exp(-RF(fabs)(xv[i]));
         lv[i] = (xv[i] > 0 ? xv[i] : 0) - xv[i] * yv[i] + nb_log1p_unit(e[i]);

@@ -35,11 +35,32 @@ void nb_set_num_threads(int n);
 /* The number of threads nabla's kernels use: at least 1; 1 in a build without OpenMP. */
 int nb_get_num_threads(void);
 
+/* Whether nabla may run fewer threads than set while the machine is busy (on by default): when
+ * the threaded products measure less than 1.3x faster than one thread (other processes hold the
+ * cores), parallel regions run on the calling thread for a while, then threads are tried again.
+ * Results are the same bits either way. Tests of thread counts turn it off. */
+void nb_set_adaptive_threads(int on);
+
+/* The number of threads the next parallel region uses: nb_get_num_threads(), or 1 while the
+ * adaptive policy above has found the threads not paying off. For nabla's kernels. */
+int nb_threads_now(void);
+
+/* For nabla's kernels: after a threaded region, `serial` is its estimated one-thread time and
+ * `wall` its wall time, in seconds; feeds the adaptive policy. */
+void nb_threads_report(double serial, double wall);
+
 /* Frees the calling thread's packing buffers (the next nb_gemm allocates them again). For
  * programs and tests that want nb_mem_stats().live to return to zero. */
 void nb_gemm_release(void);
 
-/* The register tile of the microkernel compiled in, e.g. "avx2 6x16 float". */
+/* The kernel nb_gemm runs: instruction set, register tile and type, e.g. "avx2 6x16 float". On
+ * x86-64 it is the widest of generic, avx2 and avx512 that the CPU runs, unless NABLA_KERNEL
+ * names another one the CPU runs. */
 const char *nb_gemm_kernel_name(void);
+
+/* Makes nb_gemm run the kernel for `isa` ("generic", "avx2" or "avx512"); NULL goes back to the
+ * automatic choice. Returns 0 (and changes nothing) if there is no such kernel in this build or
+ * the CPU cannot run it. Results may differ in the last bits between kernels. */
+int nb_gemm_set_kernel(const char *isa);
 
 #endif

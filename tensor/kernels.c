@@ -95,7 +95,7 @@ static void iter_run(const iter_t *it, inner_fn inner, const void *ctx, bool par
     int64_t rows = 1, n = it->shape[last];
     for (int d = 0; d < last; d++) rows *= it->shape[d];
     if (rows == 0 || n == 0) return;
-    int nt = (parallel_ok && rows * n >= NB_PAR_MIN) ? nb_get_num_threads() : 1;
+    int nt = (parallel_ok && rows * n >= NB_PAR_MIN) ? nb_threads_now() : 1;
     if (nt > 1 && rows >= nt) {
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)

@@ -1,9 +1,16 @@
 /* tests/test_gemm.c: nb_gemm against a naive double-accumulated product; layouts, strides, beta,
- * empty sizes, bitwise determinism across thread counts, and no allocation on repeated calls. */
+ * empty sizes, bitwise determinism across thread counts, and no allocation on repeated calls.
+ * The product tests run once per kernel (generic, avx2, avx512): each kernel this build has and
+ * this CPU runs is checked; the others skip. Also: the choice of kernel and the busy-machine
+ * thread policy. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "tensor/base.h"
 #include "tensor/gemm.h"
@@ -24,6 +31,19 @@ typedef struct {
 } mat;
 
 static nb_rng rng;
+
+/* The kernels, in the order of Check's loop index _i. */
+static const char *const isas[] = {"generic", "avx2", "avx512"};
+#define N_ISAS 3
+
+/* Makes nb_gemm use kernel i; 0 if this build or CPU lacks it (the test then checks nothing). */
+static int use_kernel(int i) {
+    if (!nb_gemm_set_kernel(isas[i])) {
+        fprintf(stderr, "gemm: no %s kernel here, skipped\n", isas[i]);
+        return 0;
+    }
+    return 1;
+}
 
 static real *filled(int64_t len) {
     real *p = malloc((size_t)(len > 0 ? len : 1) * sizeof(real));
@@ -99,6 +119,7 @@ static int check_product(int64_t M, int64_t N, int64_t K, char la, char lb, real
 static const char layouts[][2] = {{'N', 'N'}, {'N', 'T'}, {'T', 'N'}, {'T', 'T'}};
 
 START_TEST(test_small_sizes_all_layouts) {
+    if (!use_kernel(_i)) return;
     nb_rng_seed(&rng, 1);
     static const int64_t sizes[] = {1, 2, 3, 5, 6, 7, 13, 16, 17, 31, 33};
     int bad = 0;
@@ -115,6 +136,7 @@ START_TEST(test_small_sizes_all_layouts) {
 END_TEST
 
 START_TEST(test_random_sizes_all_layouts) {
+    if (!use_kernel(_i)) return;
     nb_rng_seed(&rng, 2);
     int bad = 0;
     for (int t = 0; t < 40; t++) {
@@ -128,6 +150,7 @@ END_TEST
 
 /* Larger than every block: several K blocks (kc <= 512) and several M blocks of packed A. */
 START_TEST(test_larger_than_blocks) {
+    if (!use_kernel(_i)) return;
     nb_rng_seed(&rng, 3);
     int bad = 0;
     bad += check_product(607, 37, 1109, 'N', 'N', 1);
@@ -139,6 +162,7 @@ START_TEST(test_larger_than_blocks) {
 END_TEST
 
 START_TEST(test_general_and_zero_strides) {
+    if (!use_kernel(_i)) return;
     nb_rng_seed(&rng, 4);
     int bad = 0;
     bad += check_product(29, 41, 23, 'G', 'G', 0);
@@ -160,6 +184,7 @@ START_TEST(test_general_and_zero_strides) {
 END_TEST
 
 START_TEST(test_beta) {
+    if (!use_kernel(_i)) return;
     nb_rng_seed(&rng, 5);
     /* beta 0: the NaN in C never leaks (check_product fills C with NaN) */
     ck_assert_int_eq(check_product(50, 70, 90, 'N', 'T', 0), 0);
@@ -209,6 +234,7 @@ static const struct {
 };
 
 START_TEST(test_vae_shapes) {
+    if (!use_kernel(_i)) return;
     nb_rng_seed(&rng, 6);
     int bad = 0;
     for (size_t s = 0; s < sizeof vae / sizeof vae[0]; s++)
@@ -218,8 +244,10 @@ START_TEST(test_vae_shapes) {
 END_TEST
 
 START_TEST(test_same_bits_for_any_thread_count) {
+    if (!use_kernel(_i)) return;
     nb_rng_seed(&rng, 7);
     int saved = nb_get_num_threads();
+    nb_set_adaptive_threads(0); /* the team asked for, even on a busy machine */
     /* beyond the VAE: several K blocks, narrow results (threads share row panels), packed A,
      * column panels taken as the threads go (A read in place and small enough, B transposed) */
     static const struct {
@@ -260,6 +288,7 @@ START_TEST(test_same_bits_for_any_thread_count) {
         free(A.buf), free(B.buf);
     }
     nb_set_num_threads(saved);
+    nb_set_adaptive_threads(1);
 }
 END_TEST
 
@@ -280,6 +309,7 @@ START_TEST(test_thread_count) {
 END_TEST
 
 START_TEST(test_no_allocation_on_repeat) {
+    if (!use_kernel(_i)) return;
     nb_rng_seed(&rng, 8);
     for (size_t s = 0; s < sizeof vae / sizeof vae[0]; s++) {
         mat A = make(vae[s].M, vae[s].K, vae[s].la), B = make(vae[s].K, vae[s].N, vae[s].lb);
@@ -296,21 +326,77 @@ START_TEST(test_no_allocation_on_repeat) {
 }
 END_TEST
 
+START_TEST(test_kernel_choice) {
+    ck_assert_int_eq(nb_gemm_set_kernel("generic"), 1); /* every build and CPU has it */
+    ck_assert_str_eq(nb_gemm_kernel_name(), "generic 4x8 " NB_REAL_NAME);
+    ck_assert_int_eq(nb_gemm_set_kernel("sse9"), 0);
+    ck_assert_str_eq(nb_gemm_kernel_name(), "generic 4x8 " NB_REAL_NAME); /* unchanged */
+    ck_assert_int_eq(nb_gemm_set_kernel(NULL), 1);
+    const char *name = nb_gemm_kernel_name();
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    /* the automatic choice is the widest kernel the CPU runs */
+    const char *want = __builtin_cpu_supports("avx512f") ? "avx512 "
+                       : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+                           ? "avx2 "
+                           : "generic ";
+    if (!getenv("NABLA_KERNEL")) ck_assert_msg(strncmp(name, want, strlen(want)) == 0, "%s", name);
+    ck_assert_int_eq(nb_gemm_set_kernel("avx2"),
+                     __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+    ck_assert_int_eq(nb_gemm_set_kernel("avx512"), __builtin_cpu_supports("avx512f") != 0);
+    nb_gemm_set_kernel(NULL);
+#endif
+    ck_assert_ptr_nonnull(strstr(name, NB_REAL_NAME));
+}
+END_TEST
+
+/* The busy-machine policy: products that threads did not make 1.3x faster turn threads off for a
+ * while (nb_threads_now 1); then they are tried again. */
+START_TEST(test_threads_off_while_they_do_not_pay) {
+#ifdef _OPENMP
+    int saved = nb_get_num_threads();
+    nb_set_num_threads(2);
+    nb_set_adaptive_threads(1);
+    ck_assert_int_eq(nb_threads_now(), 2);
+    for (int i = 0; i < 64; i++) nb_threads_report(1.8e-4, 1e-4); /* 1.8x faster: stay */
+    ck_assert_int_eq(nb_threads_now(), 2);
+    nb_threads_report(0.011, 0.011); /* no faster, over 10 ms: a verdict at once */
+    ck_assert_int_eq(nb_threads_now(), 1);
+    ck_assert_int_eq(nb_get_num_threads(), 2); /* the setting itself is kept */
+    double t0 = omp_get_wtime();
+    while (omp_get_wtime() - t0 < 0.2) {
+    }
+    ck_assert_int_eq(nb_threads_now(), 2); /* tried again after a while */
+    nb_threads_report(0.011, 0.011);
+    ck_assert_int_eq(nb_threads_now(), 1);
+    nb_set_adaptive_threads(0); /* off: the set count, always */
+    ck_assert_int_eq(nb_threads_now(), 2);
+    nb_threads_report(0.011, 0.011);
+    ck_assert_int_eq(nb_threads_now(), 2);
+    nb_set_adaptive_threads(1);
+    nb_set_num_threads(saved);
+#else
+    ck_assert_int_eq(nb_threads_now(), 1);
+#endif
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("gemm");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_small_sizes_all_layouts);
-    tcase_add_test(tc, test_random_sizes_all_layouts);
-    tcase_add_test(tc, test_larger_than_blocks);
-    tcase_add_test(tc, test_general_and_zero_strides);
-    tcase_add_test(tc, test_beta);
+    tcase_add_loop_test(tc, test_small_sizes_all_layouts, 0, N_ISAS);
+    tcase_add_loop_test(tc, test_random_sizes_all_layouts, 0, N_ISAS);
+    tcase_add_loop_test(tc, test_larger_than_blocks, 0, N_ISAS);
+    tcase_add_loop_test(tc, test_general_and_zero_strides, 0, N_ISAS);
+    tcase_add_loop_test(tc, test_beta, 0, N_ISAS);
     tcase_add_test(tc, test_empty_sizes);
     tcase_add_test(tc, test_negative_size_fails);
-    tcase_add_test(tc, test_vae_shapes);
-    tcase_add_test(tc, test_same_bits_for_any_thread_count);
+    tcase_add_loop_test(tc, test_vae_shapes, 0, N_ISAS);
+    tcase_add_loop_test(tc, test_same_bits_for_any_thread_count, 0, N_ISAS);
     tcase_add_test(tc, test_thread_count);
-    tcase_add_test(tc, test_no_allocation_on_repeat);
+    tcase_add_test(tc, test_kernel_choice);
+    tcase_add_test(tc, test_threads_off_while_they_do_not_pay);
+    tcase_add_loop_test(tc, test_no_allocation_on_repeat, 0, N_ISAS);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -148,6 +148,18 @@ static void suite_teardown(void) {
 
 /* ---- train ----------------------------------------------------------------------------------- */
 
+/* --version names the gemm kernel this CPU runs (NABLA_KERNEL chooses another one). */
+START_TEST(test_version_names_the_kernel) {
+    char out[512];
+    ck_assert_int_eq(vae(out, sizeof out, "--version"), 0);
+    ck_assert_msg(strstr(out, "gemm kernel ") && strstr(out, NB_REAL_NAME), "%s", out);
+    setenv("NABLA_KERNEL", "generic", 1);
+    ck_assert_int_eq(vae(out, sizeof out, "--version"), 0);
+    unsetenv("NABLA_KERNEL");
+    ck_assert_msg(strstr(out, "gemm kernel generic 4x8 " NB_REAL_NAME), "%s", out);
+}
+END_TEST
+
 START_TEST(test_train_outputs) {
     ck_assert_msg(train_status == 0, "vae train failed (%d):\n%s", train_status, train_output);
     ck_assert_int_eq(check_metrics(out_dir, NULL, NULL, 0), 1);
@@ -655,6 +667,7 @@ static Suite *suite(void) {
     TCase *tc = tcase_create("cli");
     tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
     tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_version_names_the_kernel);
     tcase_add_test(tc, test_train_outputs);
     tcase_add_test(tc, test_train_variants);
     tcase_add_test(tc, test_resume_continues_exactly);

@@ -4,6 +4,7 @@
  *   build/vae train --epochs 10 --out out
  *   build/vae sample --model out/model.safetensors --out samples.png
  *   build/vae eval --model out/model.safetensors --iw 5000
+ *   build/vae --version       nabla's version, the gemm kernel this CPU runs, the thread count
  *
  * Built with `make MPI=1`, `mpirun -np N build/mpi/vae train ...` trains on N ranks (par.h).
  *
@@ -12,6 +13,11 @@
 
 #include "examples/vae/cli.h"
 #include "examples/vae/par.h"
+#include "tensor/gemm.h"
+
+#ifndef NB_VERSION
+#define NB_VERSION "unknown"
+#endif
 
 static const struct {
     const char *name;
@@ -35,7 +41,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: vae <command> [flags]\n\ncommands:\n");
     for (int i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\nRun 'vae <command> --help' for its flags.\n");
+    fprintf(f, "\nRun 'vae <command> --help' for its flags; 'vae --version' for the build.\n");
 }
 
 static int run(int argc, char **argv) {
@@ -45,6 +51,11 @@ static int run(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("vae (nabla %s): %s elements, gemm kernel %s, %d threads\n", NB_VERSION,
+               NB_REAL_NAME, nb_gemm_kernel_name(), nb_get_num_threads());
         return 0;
     }
     if (par_size() > 1 && strcmp(argv[1], "train")) {
