@@ -85,6 +85,24 @@ static int paeth(int a, int b, int c) {
     return pb <= pc ? b : c;
 }
 
+/* The value filter `type` (0 none, 1 sub, 2 up, 3 average, 4 paeth; 0..4 only) predicts from
+ * the byte to the left (a), above (b) and above-left (c): the writer subtracts it, the reader
+ * adds it back. */
+static int predict(int type, int a, int b, int c) {
+    switch (type) {
+    case 1:
+        return a;
+    case 2:
+        return b;
+    case 3:
+        return (a + b) / 2;
+    case 4:
+        return paeth(a, b, c);
+    default:
+        return 0;
+    }
+}
+
 /* Applies filter `type` (0 none, 1 sub, 2 up, 3 average, 4 paeth) to row `cur` given the
  * previous row `prev` (all zeros for the first row); out gets the filter byte then n bytes.
  * Returns the row's cost: the sum of the filtered bytes read as signed magnitudes. */
@@ -96,25 +114,7 @@ static long filter_row(uint8_t *out, int type, const uint8_t *cur, const uint8_t
         int a = i >= (size_t)bpp ? cur[i - (size_t)bpp] : 0;
         int b = prev[i];
         int c = i >= (size_t)bpp ? prev[i - (size_t)bpp] : 0;
-        int pred = 0;
-        switch (type) {
-        case 1:
-            pred = a;
-            break;
-        case 2:
-            pred = b;
-            break;
-        case 3:
-            pred = (a + b) / 2;
-            break;
-        case 4:
-            pred = paeth(a, b, c);
-            break;
-        default:
-            pred = 0;
-            break;
-        }
-        uint8_t v = (uint8_t)(cur[i] - pred);
+        uint8_t v = (uint8_t)(cur[i] - predict(type, a, b, c));
         out[1 + i] = v;
         cost += v < 128 ? v : 256 - v;
     }
@@ -380,31 +380,12 @@ static bool unfilter(const uint8_t *raw, uint8_t *out, int width, int height) {
     for (int y = 0; y < height; y++) {
         const uint8_t *in = raw + (size_t)y * (w + 1) + 1;
         int type = in[-1];
+        if (type > 4) return false;
         uint8_t *cur = out + (size_t)y * w, *prev = y > 0 ? cur - w : NULL;
         for (size_t i = 0; i < w; i++) {
             int a = i > 0 ? cur[i - 1] : 0, b = prev ? prev[i] : 0,
                 c = prev && i > 0 ? prev[i - 1] : 0;
-            int pred;
-            switch (type) {
-            case 0:
-                pred = 0;
-                break;
-            case 1:
-                pred = a;
-                break;
-            case 2:
-                pred = b;
-                break;
-            case 3:
-                pred = (a + b) / 2;
-                break;
-            case 4:
-                pred = paeth(a, b, c);
-                break;
-            default:
-                return false;
-            }
-            cur[i] = (uint8_t)(in[i] + pred);
+            cur[i] = (uint8_t)(in[i] + predict(type, a, b, c));
         }
     }
     return true;
