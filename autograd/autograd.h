@@ -158,9 +158,9 @@ int ag_chunk(Tensor *a, int n, int dim, Tensor **out);
 /* ---- element-wise, more (autograd/ops_elementwise.c) -----------------------------------------
  * PyTorch's definitions; gelu is the exact (erf) form; maximum and minimum propagate NaN. */
 
-Tensor *ag_gelu(Tensor *a);               /* a * Phi(a), Phi the standard normal CDF */
-Tensor *ag_silu(Tensor *a);               /* a * sigmoid(a) */
-Tensor *ag_elu(Tensor *a, real alpha);    /* a > 0 ? a : alpha * (exp(a) - 1) */
+Tensor *ag_gelu(Tensor *a);            /* a * Phi(a), Phi the standard normal CDF */
+Tensor *ag_silu(Tensor *a);            /* a * sigmoid(a) */
+Tensor *ag_elu(Tensor *a, real alpha); /* a > 0 ? a : alpha * (exp(a) - 1) */
 Tensor *ag_sin(Tensor *a);
 Tensor *ag_cos(Tensor *a);
 Tensor *ag_maximum(Tensor *a, Tensor *b); /* broadcast; ties send half the gradient to each */
@@ -225,7 +225,8 @@ Tensor *ag_batch_norm(Tensor *x, Tensor *running_mean, Tensor *running_var, Tens
 typedef struct {
     int stride[2], padding[2], dilation[2], output_padding[2], groups;
 } nb_conv2d_opts;
-nb_conv2d_opts nb_conv2d_defaults(void); /* stride 1, padding 0, dilation 1, output_padding 0, groups 1 */
+/* Stride 1, padding 0, dilation 1, output_padding 0, groups 1 (PyTorch's defaults). */
+nb_conv2d_opts nb_conv2d_defaults(void);
 
 /* x [N, C, H, W], w [O, C/groups, kh, kw], b [O] or NULL -> [N, O, H', W']. */
 Tensor *ag_conv2d(Tensor *x, Tensor *w, Tensor *b, nb_conv2d_opts o);
@@ -265,50 +266,50 @@ void ag_accumulate_binary(Tensor *parent, k_binary_op op, const Tensor *g, const
  * file and line (tensor/base.h, NB_AT). Variadic, so arguments such as NB_SHAPE(2, 3) or a
  * compound literal (int[]){0, 1} pass through whole. ---------------------------------------- */
 #ifndef NB_INTERNAL
-#define ag_add(...)         NB_AT(Tensor *, ag_add(__VA_ARGS__))
-#define ag_sub(...)         NB_AT(Tensor *, ag_sub(__VA_ARGS__))
-#define ag_mul(...)         NB_AT(Tensor *, ag_mul(__VA_ARGS__))
-#define ag_div(...)         NB_AT(Tensor *, ag_div(__VA_ARGS__))
-#define ag_clamp(...)       NB_AT(Tensor *, ag_clamp(__VA_ARGS__))
-#define ag_sum_dims(...)    NB_AT(Tensor *, ag_sum_dims(__VA_ARGS__))
-#define ag_mean_dims(...)   NB_AT(Tensor *, ag_mean_dims(__VA_ARGS__))
-#define ag_max(...)         NB_AT(Tensor *, ag_max(__VA_ARGS__))
-#define ag_logsumexp(...)   NB_AT(Tensor *, ag_logsumexp(__VA_ARGS__))
-#define ag_softmax(...)     NB_AT(Tensor *, ag_softmax(__VA_ARGS__))
-#define ag_log_softmax(...) NB_AT(Tensor *, ag_log_softmax(__VA_ARGS__))
-#define ag_matmul(...)      NB_AT(Tensor *, ag_matmul(__VA_ARGS__))
-#define ag_linear(...)      NB_AT(Tensor *, ag_linear(__VA_ARGS__))
-#define ag_reshape(...)     NB_AT(Tensor *, ag_reshape(__VA_ARGS__))
-#define ag_view(...)        NB_AT(Tensor *, ag_view(__VA_ARGS__))
-#define ag_transpose(...)   NB_AT(Tensor *, ag_transpose(__VA_ARGS__))
-#define ag_permute(...)     NB_AT(Tensor *, ag_permute(__VA_ARGS__))
-#define ag_narrow(...)      NB_AT(Tensor *, ag_narrow(__VA_ARGS__))
-#define ag_expand(...)      NB_AT(Tensor *, ag_expand(__VA_ARGS__))
-#define ag_squeeze(...)     NB_AT(Tensor *, ag_squeeze(__VA_ARGS__))
-#define ag_unsqueeze(...)   NB_AT(Tensor *, ag_unsqueeze(__VA_ARGS__))
-#define ag_concat(...)      NB_AT(Tensor *, ag_concat(__VA_ARGS__))
-#define ag_maximum(...)     NB_AT(Tensor *, ag_maximum(__VA_ARGS__))
-#define ag_minimum(...)     NB_AT(Tensor *, ag_minimum(__VA_ARGS__))
-#define ag_where(...)       NB_AT(Tensor *, ag_where(__VA_ARGS__))
-#define ag_gt(...)          NB_AT(Tensor *, ag_gt(__VA_ARGS__))
-#define ag_ge(...)          NB_AT(Tensor *, ag_ge(__VA_ARGS__))
-#define ag_lt(...)          NB_AT(Tensor *, ag_lt(__VA_ARGS__))
-#define ag_le(...)          NB_AT(Tensor *, ag_le(__VA_ARGS__))
-#define ag_eq(...)          NB_AT(Tensor *, ag_eq(__VA_ARGS__))
-#define ag_ne(...)          NB_AT(Tensor *, ag_ne(__VA_ARGS__))
-#define ag_dropout(...)     NB_AT(Tensor *, ag_dropout(__VA_ARGS__))
-#define ag_var(...)         NB_AT(Tensor *, ag_var(__VA_ARGS__))
-#define ag_std(...)         NB_AT(Tensor *, ag_std(__VA_ARGS__))
-#define ag_cumsum(...)      NB_AT(Tensor *, ag_cumsum(__VA_ARGS__))
-#define ag_stack(...)       NB_AT(Tensor *, ag_stack(__VA_ARGS__))
-#define ag_embedding(...)   NB_AT(Tensor *, ag_embedding(__VA_ARGS__))
-#define ag_layer_norm(...)  NB_AT(Tensor *, ag_layer_norm(__VA_ARGS__))
-#define ag_batch_norm(...)  NB_AT(Tensor *, ag_batch_norm(__VA_ARGS__))
-#define ag_conv2d(...)      NB_AT(Tensor *, ag_conv2d(__VA_ARGS__))
-#define ag_conv1d(...)      NB_AT(Tensor *, ag_conv1d(__VA_ARGS__))
-#define ag_conv_transpose2d(...) NB_AT(Tensor *, ag_conv_transpose2d(__VA_ARGS__))
-#define ag_max_pool2d(...)  NB_AT(Tensor *, ag_max_pool2d(__VA_ARGS__))
-#define ag_avg_pool2d(...)  NB_AT(Tensor *, ag_avg_pool2d(__VA_ARGS__))
+#define ag_add(...)                NB_AT(Tensor *, ag_add(__VA_ARGS__))
+#define ag_sub(...)                NB_AT(Tensor *, ag_sub(__VA_ARGS__))
+#define ag_mul(...)                NB_AT(Tensor *, ag_mul(__VA_ARGS__))
+#define ag_div(...)                NB_AT(Tensor *, ag_div(__VA_ARGS__))
+#define ag_clamp(...)              NB_AT(Tensor *, ag_clamp(__VA_ARGS__))
+#define ag_sum_dims(...)           NB_AT(Tensor *, ag_sum_dims(__VA_ARGS__))
+#define ag_mean_dims(...)          NB_AT(Tensor *, ag_mean_dims(__VA_ARGS__))
+#define ag_max(...)                NB_AT(Tensor *, ag_max(__VA_ARGS__))
+#define ag_logsumexp(...)          NB_AT(Tensor *, ag_logsumexp(__VA_ARGS__))
+#define ag_softmax(...)            NB_AT(Tensor *, ag_softmax(__VA_ARGS__))
+#define ag_log_softmax(...)        NB_AT(Tensor *, ag_log_softmax(__VA_ARGS__))
+#define ag_matmul(...)             NB_AT(Tensor *, ag_matmul(__VA_ARGS__))
+#define ag_linear(...)             NB_AT(Tensor *, ag_linear(__VA_ARGS__))
+#define ag_reshape(...)            NB_AT(Tensor *, ag_reshape(__VA_ARGS__))
+#define ag_view(...)               NB_AT(Tensor *, ag_view(__VA_ARGS__))
+#define ag_transpose(...)          NB_AT(Tensor *, ag_transpose(__VA_ARGS__))
+#define ag_permute(...)            NB_AT(Tensor *, ag_permute(__VA_ARGS__))
+#define ag_narrow(...)             NB_AT(Tensor *, ag_narrow(__VA_ARGS__))
+#define ag_expand(...)             NB_AT(Tensor *, ag_expand(__VA_ARGS__))
+#define ag_squeeze(...)            NB_AT(Tensor *, ag_squeeze(__VA_ARGS__))
+#define ag_unsqueeze(...)          NB_AT(Tensor *, ag_unsqueeze(__VA_ARGS__))
+#define ag_concat(...)             NB_AT(Tensor *, ag_concat(__VA_ARGS__))
+#define ag_maximum(...)            NB_AT(Tensor *, ag_maximum(__VA_ARGS__))
+#define ag_minimum(...)            NB_AT(Tensor *, ag_minimum(__VA_ARGS__))
+#define ag_where(...)              NB_AT(Tensor *, ag_where(__VA_ARGS__))
+#define ag_gt(...)                 NB_AT(Tensor *, ag_gt(__VA_ARGS__))
+#define ag_ge(...)                 NB_AT(Tensor *, ag_ge(__VA_ARGS__))
+#define ag_lt(...)                 NB_AT(Tensor *, ag_lt(__VA_ARGS__))
+#define ag_le(...)                 NB_AT(Tensor *, ag_le(__VA_ARGS__))
+#define ag_eq(...)                 NB_AT(Tensor *, ag_eq(__VA_ARGS__))
+#define ag_ne(...)                 NB_AT(Tensor *, ag_ne(__VA_ARGS__))
+#define ag_dropout(...)            NB_AT(Tensor *, ag_dropout(__VA_ARGS__))
+#define ag_var(...)                NB_AT(Tensor *, ag_var(__VA_ARGS__))
+#define ag_std(...)                NB_AT(Tensor *, ag_std(__VA_ARGS__))
+#define ag_cumsum(...)             NB_AT(Tensor *, ag_cumsum(__VA_ARGS__))
+#define ag_stack(...)              NB_AT(Tensor *, ag_stack(__VA_ARGS__))
+#define ag_embedding(...)          NB_AT(Tensor *, ag_embedding(__VA_ARGS__))
+#define ag_layer_norm(...)         NB_AT(Tensor *, ag_layer_norm(__VA_ARGS__))
+#define ag_batch_norm(...)         NB_AT(Tensor *, ag_batch_norm(__VA_ARGS__))
+#define ag_conv2d(...)             NB_AT(Tensor *, ag_conv2d(__VA_ARGS__))
+#define ag_conv1d(...)             NB_AT(Tensor *, ag_conv1d(__VA_ARGS__))
+#define ag_conv_transpose2d(...)   NB_AT(Tensor *, ag_conv_transpose2d(__VA_ARGS__))
+#define ag_max_pool2d(...)         NB_AT(Tensor *, ag_max_pool2d(__VA_ARGS__))
+#define ag_avg_pool2d(...)         NB_AT(Tensor *, ag_avg_pool2d(__VA_ARGS__))
 #define ag_upsample_nearest2d(...) NB_AT(Tensor *, ag_upsample_nearest2d(__VA_ARGS__))
 #endif
 

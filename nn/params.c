@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static void params_add(nn_params *ps, const char *prefix, const char *name, Tensor *t, bool buffer) {
+static void params_add(nn_params *ps, const char *prefix, const char *name, Tensor *t,
+                       bool buffer) {
     char full[NN_NAME_MAX];
     int len = (prefix && *prefix) ? snprintf(full, sizeof full, "%s.%s", prefix, name)
                                   : snprintf(full, sizeof full, "%s", name);
