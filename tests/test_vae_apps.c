@@ -24,12 +24,7 @@ static char train_output[1 << 16];
 #define vae(out, len, ...) nbt_run("vae", out, len, __VA_ARGS__)
 
 static void suite_setup(void) {
-    snprintf(tmp, sizeof tmp, "%s/nabla_vae_apps_XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(tmp)) {
-        perror("mkdtemp");
-        exit(1);
-    }
+    nbt_mkdtemp(tmp, sizeof tmp, "vae_apps");
     snprintf(mlp, sizeof mlp, "%s/mlp/model.safetensors", tmp);
     snprintf(conv, sizeof conv, "%s/conv/model.safetensors", tmp);
     mlp_status = vae(train_output, sizeof train_output, "train " MLP " --out %s/mlp", tmp);
@@ -38,9 +33,7 @@ static void suite_setup(void) {
 }
 
 static void suite_teardown(void) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+    nbt_rmdir(tmp);
 }
 
 static void check_models(void) {

@@ -129,21 +129,14 @@ static int check_metrics(const char *dir, double *train, double *test, int max) 
 /* ---- fixture: one tiny model for the read-only tests ----------------------------------------- */
 
 static void suite_setup(void) {
-    snprintf(tmp, sizeof tmp, "%s/nabla_vae_cli_XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(tmp)) {
-        perror("mkdtemp");
-        exit(1);
-    }
+    nbt_mkdtemp(tmp, sizeof tmp, "vae_cli");
     snprintf(out_dir, sizeof out_dir, "%s/base", tmp);
     snprintf(model, sizeof model, "%s/model.safetensors", out_dir);
     train_status = vae(train_output, sizeof train_output, "train " SMALL " --out %s", out_dir);
 }
 
 static void suite_teardown(void) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+    nbt_rmdir(tmp);
 }
 
 /* ---- train ----------------------------------------------------------------------------------- */

@@ -82,21 +82,14 @@ static void make_data(const char *dir, int64_t n, int64_t ntest, int64_t at, int
                       int test_label, bool labels);
 
 static void suite_setup(void) {
-    snprintf(tmp, sizeof tmp, "%s/nabla_vae_guard_XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(tmp)) {
-        perror("mkdtemp");
-        exit(1);
-    }
+    nbt_mkdtemp(tmp, sizeof tmp, "vae_guard");
     snprintf(base, sizeof base, "%s/base", tmp);
     snprintf(model, sizeof model, "%s/model.safetensors", base);
     train_status = vae(train_output, sizeof train_output, "train " SMALL " --out %s", base);
 }
 
 static void suite_teardown(void) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+    nbt_rmdir(tmp);
 }
 
 /* ---- divergence ------------------------------------------------------------------------------ */

@@ -178,3 +178,18 @@ void nbt_classifier_free(nbt_classifier *c) {
     nn_linear_free(&c->l2);
     memset(c, 0, sizeof *c);
 }
+
+void nbt_mkdtemp(char *dir, size_t len, const char *name) {
+    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(dir, len, "%s/nabla_%s_XXXXXX", base, name);
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        exit(1);
+    }
+}
+
+void nbt_rmdir(const char *dir) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}

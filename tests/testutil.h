@@ -48,6 +48,11 @@ Tensor *nbt_param(int ndim, const int64_t *shape, double lo, double hi, uint64_t
  * returns the exit status, or -1 when the program did not run or exit normally. */
 int nbt_run(const char *prog, char *out, size_t len, const char *fmt, ...);
 
+/* Makes a fresh directory $TMPDIR/nabla_<name>_XXXXXX (TMPDIR defaults to /tmp) into dir (len
+ * bytes); exits the test program if it cannot. nbt_rmdir removes it and everything in it. */
+void nbt_mkdtemp(char *dir, size_t len, const char *name);
+void nbt_rmdir(const char *dir);
+
 /* Writes an uncompressed IDX file of u8 data with the given dims (big-endian, as the format). */
 void nbt_write_idx(const char *path, const uint8_t *data, int ndims, const uint32_t *dims);
 
