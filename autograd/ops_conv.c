@@ -187,18 +187,22 @@ static void from_wide(const geom *g, const real *yw, real *y) {
         for (int64_t w = 0; w < g->Wo; w++) y[q * g->Wo + w] = yw[q * Wp + w];
 }
 
-static void axpy(real *restrict y, real a, const real *restrict x, int64_t n) {
+NB_VECTOR_CLONES static void axpy(real *restrict y, real a, const real *restrict x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
-/* a . b with eight running sums (element i to sum i % 8), added pairwise: a fixed order. */
-static real dot(const real *restrict a, const real *restrict b, int64_t n) {
-    real s[8] = {0};
+/* a . b with DOT_LANES running sums (element i to sum i % DOT_LANES), then halved pairwise
+ * (sum k += sum k + w for w = 16, 8, ..., 1): a fixed order, whatever the vector width. */
+#define DOT_LANES 32
+NB_VECTOR_CLONES static real dot(const real *restrict a, const real *restrict b, int64_t n) {
+    real s[DOT_LANES] = {0};
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
+    for (; i + DOT_LANES <= n; i += DOT_LANES)
+        for (int k = 0; k < DOT_LANES; k++) s[k] += a[i + k] * b[i + k];
     for (int k = 0; i < n; i++, k++) s[k] += a[i] * b[i];
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    for (int w = DOT_LANES / 2; w >= 1; w /= 2)
+        for (int k = 0; k < w; k++) s[k] += s[k + w];
+    return s[0];
 }
 
 /* Where row r of the column matrix starts in the padded planes. */
