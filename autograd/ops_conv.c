@@ -146,9 +146,13 @@ static void col2im(const geom *g, const real *col, real *x) {
  * and up to NARROW_OG channels, each sample's planes are copied once into zero-padded planes of
  * width Wp = W + 2 pw, and the outputs are kept Wp wide too (the Wp - Wo extra columns are
  * scratch, zero where they are read). Then row r = (c, i, j) of the column matrix is the padded
- * plane c read from offset i dh Wp + j dw, so each product is a run of long contiguous loops:
- *   y[o] += w[o, r] * xpad[c] >> shift      dw[o, r] += y[o] . (xpad[c] >> shift)
- *   dxpad[c] >> shift += w[o, r] * y[o] */
+ * plane c read from shift s(i, j) = i dh Wp + j dw, so each product is a run of long contiguous
+ * loops (taps and dot below):
+ *   y[o] += sum over (c, i, j) of w[o, c, i, j] * (xpad[c] >> s(i, j))
+ *   dw[o, c, i, j] += y[o] . (xpad[c] >> s(i, j))
+ *   dxpad[c] += sum over (o, i, j) of w[o, c, i, j] * (dy[o] << s(i, j))
+ * The last one reads each dy plane from GUARD = the largest shift to the left of its start, in
+ * a guarded copy with zeros before and after it, so every output of dxpad gathers its taps. */
 #define NARROW_OG 4
 
 static bool is_narrow(const geom *g) {
@@ -162,53 +166,104 @@ static int64_t padded_plane(const geom *g) {
 static int64_t wide_plane(const geom *g) {
     return g->Ho * (g->W + 2 * g->pw);
 }
+static int64_t guard(const geom *g) { /* the largest shift */
+    return (g->kh - 1) * g->dh * (g->W + 2 * g->pw) + (g->kw - 1) * g->dw;
+}
+static int64_t guarded_plane(const geom *g) { /* a dy plane read with every shift */
+    return guard(g) + padded_plane(g);
+}
 
-/* x [Cg, H, W] -> xp [Cg, padded_plane]: zero borders. */
+/* The kh kw shifts s(i, j), then GUARD - s(i, j), in arena memory. */
+static int64_t *tap_shifts(const geom *g) {
+    int64_t T = g->kh * g->kw, *sh = arena_alloc((size_t)(2 * T) * sizeof(int64_t));
+    for (int64_t t = 0; t < T; t++) {
+        sh[t] = t / g->kw * g->dh * (g->W + 2 * g->pw) + t % g->kw * g->dw;
+        sh[T + t] = guard(g) - sh[t];
+    }
+    return sh;
+}
+
+/* x [Cg, H, W] -> xp [Cg, padded_plane]: zero borders (only they are zeroed). */
 static void pad_planes(const geom *g, const real *x, real *xp) {
-    int64_t Wp = g->W + 2 * g->pw, PL = padded_plane(g);
+    int64_t Wp = g->W + 2 * g->pw, PL = padded_plane(g), top = g->ph * Wp + g->pw;
     for (int64_t c = 0; c < g->Cg; c++) {
         real *d = xp + c * PL;
-        for (int64_t q = 0; q < PL; q++) d[q] = 0;
-        for (int64_t h = 0; h < g->H; h++)
-            for (int64_t w = 0; w < g->W; w++)
-                d[(g->ph + h) * Wp + g->pw + w] = x[(c * g->H + h) * g->W + w];
+        memset(d, 0, (size_t)top * sizeof(real));
+        for (int64_t h = 0; h < g->H; h++) {
+            real *row = d + top + h * Wp; /* the row's first image element */
+            memcpy(row, x + (c * g->H + h) * g->W, (size_t)g->W * sizeof(real));
+            memset(row + g->W, 0, (size_t)(2 * g->pw) * sizeof(real)); /* right, next left */
+        }
+        int64_t done = top + g->H * Wp; /* the bottom rows and the room for the last shift */
+        memset(d + done, 0, (size_t)(PL - done) * sizeof(real));
     }
 }
 
-/* y [Og, Ho, Wo] <-> yw [Og, Ho, Wp] (the extra columns zero). */
-static void to_wide(const geom *g, const real *y, real *yw) {
+/* y [Og, Ho, Wo] -> yw [Og, Ho, Wp] (the extra columns zero), plane o at yw + o * stride. */
+static void to_wide(const geom *g, const real *y, real *yw, int64_t stride) {
     int64_t Wp = g->W + 2 * g->pw;
-    for (int64_t q = 0; q < g->Og * g->Ho; q++)
-        for (int64_t w = 0; w < Wp; w++) yw[q * Wp + w] = w < g->Wo ? y[q * g->Wo + w] : 0;
+    for (int64_t o = 0; o < g->Og; o++)
+        for (int64_t q = 0; q < g->Ho; q++)
+            for (int64_t w = 0; w < Wp; w++)
+                yw[o * stride + q * Wp + w] = w < g->Wo ? y[(o * g->Ho + q) * g->Wo + w] : 0;
 }
+/* yw [Og, Ho, Wp] -> y [Og, Ho, Wo] */
 static void from_wide(const geom *g, const real *yw, real *y) {
     int64_t Wp = g->W + 2 * g->pw;
     for (int64_t q = 0; q < g->Og * g->Ho; q++)
         for (int64_t w = 0; w < g->Wo; w++) y[q * g->Wo + w] = yw[q * Wp + w];
 }
 
-NB_VECTOR_CLONES static void axpy(real *restrict y, real a, const real *restrict x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+/* out[q] += sum over planes c < nc and taps t < T of coef[c cs + t] * src[c ps + shift[t] + q],
+ * for q < n: every output of a block of TAPS_BLOCK stays in registers while all the taps pass
+ * over it (one load of src per tap and lane, no load or store of out in between), the taps in
+ * the order (c, t) for every output. */
+#define TAPS_BLOCK 32
+NB_VECTOR_CLONES static void taps(real *restrict out, int64_t n, const real *restrict src,
+                                  int64_t nc, int64_t ps, const int64_t *shift, int64_t T,
+                                  const real *coef, int64_t cs) {
+    int64_t q0 = 0;
+    for (; q0 + TAPS_BLOCK <= n; q0 += TAPS_BLOCK) {
+        real a[TAPS_BLOCK];
+        for (int k = 0; k < TAPS_BLOCK; k++) a[k] = out[q0 + k];
+        for (int64_t c = 0; c < nc; c++)
+            for (int64_t t = 0; t < T; t++) {
+                const real w = coef[c * cs + t], *x = src + c * ps + shift[t] + q0;
+                for (int k = 0; k < TAPS_BLOCK; k++) a[k] += w * x[k];
+            }
+        for (int k = 0; k < TAPS_BLOCK; k++) out[q0 + k] = a[k];
+    }
+    for (; q0 < n; q0++) {
+        real a = out[q0];
+        for (int64_t c = 0; c < nc; c++)
+            for (int64_t t = 0; t < T; t++) a += coef[c * cs + t] * src[c * ps + shift[t] + q0];
+        out[q0] = a;
+    }
 }
 
-/* a . b with DOT_LANES running sums (element i to sum i % DOT_LANES), then halved pairwise
- * (sum k += sum k + w for w = 16, 8, ..., 1): a fixed order, whatever the vector width. */
+/* out[t] = a . (b + shift[t]) for t < T: each dot keeps DOT_LANES running sums (element i to
+ * sum i % DOT_LANES), then halves them pairwise (sum k += sum k + w for w = 16, 8, ..., 1), a
+ * fixed order whatever the vector width. DOT_TAPS dots at a time share each load of a. */
 #define DOT_LANES 32
-NB_VECTOR_CLONES static real dot(const real *restrict a, const real *restrict b, int64_t n) {
-    real s[DOT_LANES] = {0};
-    int64_t i = 0;
-    for (; i + DOT_LANES <= n; i += DOT_LANES)
-        for (int k = 0; k < DOT_LANES; k++) s[k] += a[i + k] * b[i + k];
-    for (int k = 0; i < n; i++, k++) s[k] += a[i] * b[i];
-    for (int w = DOT_LANES / 2; w >= 1; w /= 2)
-        for (int k = 0; k < w; k++) s[k] += s[k + w];
-    return s[0];
-}
-
-/* Where row r of the column matrix starts in the padded planes. */
-static int64_t shift_of(const geom *g, int64_t r) {
-    int64_t c = r / (g->kh * g->kw), i = r / g->kw % g->kh, j = r % g->kw;
-    return c * padded_plane(g) + i * g->dh * (g->W + 2 * g->pw) + j * g->dw;
+#define DOT_TAPS  4
+NB_VECTOR_CLONES static void dots(real *out, const real *restrict a, const real *restrict b,
+                                  const int64_t *shift, int64_t T, int64_t n) {
+    for (int64_t t0 = 0; t0 < T; t0 += DOT_TAPS) {
+        int nt = T - t0 < DOT_TAPS ? (int)(T - t0) : DOT_TAPS;
+        real s[DOT_TAPS][DOT_LANES] = {{0}};
+        const real *x[DOT_TAPS];
+        for (int u = 0; u < DOT_TAPS; u++) x[u] = b + shift[t0 + (u < nt ? u : 0)];
+        int64_t i = 0;
+        for (; i + DOT_LANES <= n; i += DOT_LANES)
+            for (int u = 0; u < DOT_TAPS; u++) /* unused taps repeat the first: no branch */
+                for (int k = 0; k < DOT_LANES; k++) s[u][k] += a[i + k] * x[u][i + k];
+        for (int u = 0; u < nt; u++) {
+            for (int64_t j = i, k = 0; j < n; j++, k++) s[u][k] += a[j] * x[u][j];
+            for (int w = DOT_LANES / 2; w >= 1; w /= 2)
+                for (int k = 0; k < w; k++) s[u][k] += s[u][k + w];
+            out[t0 + u] = s[u][0];
+        }
+    }
 }
 
 /* ---- the three products -----------------------------------------------------------------------
@@ -217,7 +272,8 @@ static int64_t shift_of(const geom *g, int64_t r) {
 
 static int64_t scratch_each(const geom *g) {
     if (is_pointwise(g)) return 0;
-    if (is_narrow(g)) return g->Cg * padded_plane(g) + g->Og * wide_plane(g);
+    if (is_narrow(g)) /* padded planes, guarded (or wide) output planes, kh kw dots */
+        return g->Cg * padded_plane(g) + g->Og * guarded_plane(g) + g->kh * g->kw;
     return g->K * g->P;
 }
 
@@ -244,6 +300,7 @@ static void conv_backward_data(const geom *g, const real *y, const real *w, cons
     bool direct = is_pointwise(g);
     ag_mark_t m = ag_mark();
     real *buf = scratch(g, T);
+    int64_t *sh = is_narrow(g) ? tap_shifts(g) : NULL;
     _Atomic int64_t next = 0;
     CONV_PARALLEL(T)
     for (int64_t t = thread_id(); t < tasks; t = next_task(&next)) {
@@ -255,13 +312,15 @@ static void conv_backward_data(const geom *g, const real *y, const real *w, cons
         if (direct) {
             nb_gemm(g->K, g->P, g->Og, wg, 1, g->K, ys, g->P, 1, bias || acc ? 1 : 0, xs, g->P);
         } else if (is_narrow(g)) {
-            real *xp = my_scratch(g, buf), *yw = xp + g->Cg * padded_plane(g);
+            real *xp = my_scratch(g, buf), *yg = xp + g->Cg * padded_plane(g);
             int64_t Q = wide_plane(g), PL = padded_plane(g), Wp = g->W + 2 * g->pw;
-            to_wide(g, ys, yw);
+            int64_t GP = guarded_plane(g), taps_n = g->kh * g->kw;
+            for (int64_t q = 0; q < g->Og * GP; q++) yg[q] = 0;
+            to_wide(g, ys, yg + guard(g), GP);
             for (int64_t q = 0; q < g->Cg * PL; q++) xp[q] = 0;
-            for (int64_t r = 0; r < g->K; r++)
-                for (int64_t o = 0; o < g->Og; o++)
-                    axpy(xp + shift_of(g, r), wg[o * g->K + r], yw + o * Q, Q);
+            for (int64_t c = 0; c < g->Cg; c++)
+                taps(xp + c * PL, PL, yg, g->Og, GP, sh + taps_n, taps_n, wg + c * taps_n, g->K);
+            (void)Q;
             for (int64_t c = 0; c < g->Cg; c++)
                 for (int64_t h = 0; h < g->H; h++)
                     for (int64_t v = 0; v < g->W; v++)
@@ -289,6 +348,7 @@ static void gather_products(const geom *g, const real *x, const real *w, const r
     ag_mark_t m = ag_mark();
     real *buf = scratch(g, T);
     real *part = dw ? arena_alloc((size_t)(S * wn) * sizeof(real)) : NULL;
+    int64_t *sh = is_narrow(g) ? tap_shifts(g) : NULL, taps_n = g->kh * g->kw;
     _Atomic int64_t next = 0;
     CONV_PARALLEL(T)
     for (int64_t s = thread_id(); s < S; s = next_task(&next))
@@ -307,18 +367,21 @@ static void gather_products(const geom *g, const real *x, const real *w, const r
                     int64_t Q = wide_plane(g);
                     pad_planes(g, xs, xp);
                     if (os) {
-                        to_wide(g, os, yw);
-                        for (int64_t r = 0; r < g->K; r++)
-                            for (int64_t o = 0; o < g->Og; o++)
-                                axpy(yw + o * Q, wg[o * g->K + r], xp + shift_of(g, r), Q);
+                        to_wide(g, os, yw, Q);
+                        for (int64_t o = 0; o < g->Og; o++)
+                            taps(yw + o * Q, Q, xp, g->Cg, padded_plane(g), sh, taps_n,
+                                 wg + o * g->K, taps_n);
                         from_wide(g, yw, os);
                     }
                     if (pg) {
-                        to_wide(g, ys, yw);
-                        for (int64_t r = 0; r < g->K; r++)
-                            for (int64_t o = 0; o < g->Og; o++) {
-                                real v = dot(yw + o * Q, xp + shift_of(g, r), Q);
-                                pg[o * g->K + r] = first ? v : pg[o * g->K + r] + v;
+                        to_wide(g, ys, yw, Q);
+                        real *v = yw + g->Og * guarded_plane(g); /* kh kw dots */
+                        for (int64_t o = 0; o < g->Og; o++)
+                            for (int64_t c = 0; c < g->Cg; c++) {
+                                dots(v, yw + o * Q, xp + c * padded_plane(g), sh, taps_n, Q);
+                                real *d = pg + o * g->K + c * taps_n;
+                                for (int64_t t = 0; t < taps_n; t++)
+                                    d[t] = first ? v[t] : d[t] + v[t];
                             }
                     }
                     continue;
