@@ -132,12 +132,13 @@ static void col_row(const geom *g, real *x, int64_t r, real *row, bool scatter) 
     }
 }
 
-static void im2col(const geom *g, const real *x, real *col) {
-    for (int64_t r = 0; r < g->K; r++) col_row(g, (real *)x, r, col + r * g->P, false);
+/* One sample's column matrix, its rows ld apart (a chunk's samples sit side by side). */
+static void im2col(const geom *g, const real *x, real *col, int64_t ld) {
+    for (int64_t r = 0; r < g->K; r++) col_row(g, (real *)x, r, col + r * ld, false);
 }
 
-static void col2im(const geom *g, const real *col, real *x) {
-    for (int64_t r = 0; r < g->K; r++) col_row(g, x, r, (real *)col + r * g->P, true);
+static void col2im(const geom *g, const real *col, int64_t ld, real *x) {
+    for (int64_t r = 0; r < g->K; r++) col_row(g, x, r, (real *)col + r * ld, true);
 }
 
 /* ---- stride 1 with few output channels: shifted planes instead of a column matrix -----------
@@ -270,11 +271,30 @@ NB_VECTOR_CLONES static void dots(real *out, const real *restrict a, const real 
  * x [N, C, H, W], y [N, O, Ho, Wo], w [O, Cg, kh, kw], all contiguous. Each task (a sample and
  * group) works in its thread's scratch: a column matrix, or padded and wide planes (narrow). */
 
+/* Samples per chunk: the column matrices of a chunk's samples side by side make one wide gemm
+ * (a 7x7 output alone is 49 columns, too few to keep the microkernel busy; the weight gradient
+ * then sums over CHUNK_COLS columns in one product instead of 49 at a time). The count depends
+ * only on the geometry, so the chunks, and the bits, are the same for any thread count. */
+#define CHUNK_COLS 512
+
+static int64_t chunk_samples(const geom *g) {
+    if (is_pointwise(g) || is_narrow(g)) return 1;
+    return g->P >= CHUNK_COLS ? 1 : CHUNK_COLS / g->P;
+}
+
 static int64_t scratch_each(const geom *g) {
-    if (is_pointwise(g)) return 0;
     if (is_narrow(g)) /* padded planes, guarded (or wide) output planes, kh kw dots */
         return g->Cg * padded_plane(g) + g->Og * guarded_plane(g) + g->kh * g->kw;
-    return g->K * g->P;
+    /* a chunk's column matrix [K, CS P] (none when 1x1: the image is one), its y [Og, CS P] */
+    return ((is_pointwise(g) ? 0 : g->K) + g->Og) * chunk_samples(g) * g->P;
+}
+
+/* A chunk's y side by side: yc [Og, ns P] from y [N, O, P], samples n0 .. n0 + ns, group gi. */
+static void gather_y(const geom *g, const real *y, int64_t n0, int64_t ns, int64_t gi, real *yc) {
+    for (int64_t s = 0; s < ns; s++)
+        for (int64_t o = 0; o < g->Og; o++)
+            memcpy(yc + o * ns * g->P + s * g->P, y + ((n0 + s) * g->O + gi * g->Og + o) * g->P,
+                   (size_t)g->P * sizeof(real));
 }
 
 static real *scratch(const geom *g, int T) {
@@ -292,10 +312,11 @@ static void fill_planes(real *p, int64_t n, int64_t size, const real *bias) {
         for (int64_t q = 0; q < size; q++) p[c * size + q] = bias ? bias[c] : 0;
 }
 
-/* x = (bias, or x if acc, or 0) + col2im(W^T @ y) for every sample and group. */
+/* x = (bias, or x if acc, or 0) + col2im(W^T @ y) for every sample and group. Tasks are a
+ * chunk of samples and a group. */
 static void conv_backward_data(const geom *g, const real *y, const real *w, const real *bias,
                                real *x, bool acc) {
-    int64_t tasks = g->N * g->G, HW = g->H * g->W;
+    int64_t CS = chunk_samples(g), tasks = (g->N + CS - 1) / CS * g->G, HW = g->H * g->W;
     int T = team(tasks, 2.0 * (double)(g->N * g->O * g->K * g->P));
     bool direct = is_pointwise(g);
     ag_mark_t m = ag_mark();
@@ -304,11 +325,15 @@ static void conv_backward_data(const geom *g, const real *y, const real *w, cons
     _Atomic int64_t next = 0;
     CONV_PARALLEL(T)
     for (int64_t t = thread_id(); t < tasks; t = next_task(&next)) {
-        int64_t n = t / g->G, gi = t % g->G;
-        real *xs = x + (n * g->C + gi * g->Cg) * HW;
+        int64_t n = t / g->G * CS, gi = t % g->G, ns = g->N - n < CS ? g->N - n : CS;
         const real *ys = y + (n * g->O + gi * g->Og) * g->P, *wg = w + gi * g->Og * g->K;
-        if (bias || (!acc && !direct)) fill_planes(xs, g->Cg, HW, bias ? bias + gi * g->Cg : NULL);
-        /* dcol[K, P] = W_g^T [K, Og] @ y_g [Og, P] */
+        for (int64_t s = 0; s < ns; s++)
+            if (bias || (!acc && !direct))
+                fill_planes(x + ((n + s) * g->C + gi * g->Cg) * HW, g->Cg, HW,
+                            bias ? bias + gi * g->Cg : NULL);
+        real *xs = x + (n * g->C + gi * g->Cg) * HW; /* the first sample's (the only one: 1x1
+                                                         and narrow chunks hold one) */
+        /* dcol[K, ns P] = W_g^T [K, Og] @ y_g [Og, ns P] */
         if (direct) {
             nb_gemm(g->K, g->P, g->Og, wg, 1, g->K, ys, g->P, 1, bias || acc ? 1 : 0, xs, g->P);
         } else if (is_narrow(g)) {
@@ -326,9 +351,12 @@ static void conv_backward_data(const geom *g, const real *y, const real *w, cons
                     for (int64_t v = 0; v < g->W; v++)
                         xs[(c * g->H + h) * g->W + v] += xp[c * PL + (g->ph + h) * Wp + g->pw + v];
         } else {
-            real *col = my_scratch(g, buf);
-            nb_gemm(g->K, g->P, g->Og, wg, 1, g->K, ys, g->P, 1, 0, col, g->P);
-            col2im(g, col, xs);
+            int64_t ld = ns * g->P;
+            real *col = my_scratch(g, buf), *yc = col + g->K * CS * g->P;
+            gather_y(g, y, n, ns, gi, yc);
+            nb_gemm(g->K, ld, g->Og, wg, 1, g->K, yc, ld, 1, 0, col, ld);
+            for (int64_t s = 0; s < ns; s++)
+                col2im(g, col + s * g->P, ld, x + ((n + s) * g->C + gi * g->Cg) * HW);
         }
     }
     ag_release(m);
@@ -338,10 +366,12 @@ static void conv_backward_data(const geom *g, const real *y, const real *w, cons
  *   out = (bias, or out if out_acc, or 0) + W @ im2col(x)       (when out is not NULL)
  *   dw (+)= sum over n of y[n] @ im2col(x[n])^T                (when dw is not NULL)
  * conv_transpose2d's backward needs both from the same image (its output's gradient). Tasks are
- * runs of samples: one sample each, or with dw the CONV_SLOTS slots (see the top). */
+ * runs of samples: a chunk each, or with dw the CONV_SLOTS slots (see the top), each worked
+ * through in chunks; a chunk's products are one gemm over its samples' columns side by side. */
 static void gather_products(const geom *g, const real *x, const real *w, const real *bias,
                             real *out, bool out_acc, const real *y, real *dw, bool dw_acc) {
-    int64_t S = !dw ? g->N : g->N < CONV_SLOTS ? g->N : CONV_SLOTS, wn = g->O * g->K;
+    int64_t CS = chunk_samples(g), wn = g->O * g->K;
+    int64_t S = dw ? (g->N < CONV_SLOTS ? g->N : CONV_SLOTS) : (g->N + CS - 1) / CS;
     if (dw && S == 0 && !dw_acc) memset(dw, 0, (size_t)wn * sizeof(real));
     if (S == 0) return;
     int T = team(S, ((out ? 2.0 : 0.0) + (dw ? 2.0 : 0.0)) * (double)(g->N * g->O * g->K * g->P));
@@ -351,20 +381,23 @@ static void gather_products(const geom *g, const real *x, const real *w, const r
     int64_t *sh = is_narrow(g) ? tap_shifts(g) : NULL, taps_n = g->kh * g->kw;
     _Atomic int64_t next = 0;
     CONV_PARALLEL(T)
-    for (int64_t s = thread_id(); s < S; s = next_task(&next))
-        for (int64_t n = s * g->N / S; n < (s + 1) * g->N / S; n++)
+    for (int64_t s = thread_id(); s < S; s = next_task(&next)) {
+        int64_t lo = dw ? s * g->N / S : s * CS, hi = dw ? (s + 1) * g->N / S : lo + CS;
+        if (hi > g->N) hi = g->N;
+        for (int64_t n = lo; n < hi; n += CS)
             for (int64_t gi = 0; gi < g->G; gi++) {
+                int64_t ns = hi - n < CS ? hi - n : CS, ld = ns * g->P;
                 const real *xs = x + (n * g->C + gi * g->Cg) * g->H * g->W;
                 real *os = out ? out + (n * g->O + gi * g->Og) * g->P : NULL;
-                const real *ys = dw ? y + (n * g->O + gi * g->Og) * g->P : NULL;
                 const real *wg = out ? w + gi * g->Og * g->K : NULL;
                 real *pg = dw ? part + s * wn + gi * g->Og * g->K : NULL; /* [Og, K] */
-                bool first = n == s * g->N / S;
-                if (os && (bias || (!out_acc && is_narrow(g))))
-                    fill_planes(os, g->Og, g->P, bias ? bias + gi * g->Og : NULL);
-                if (is_narrow(g)) {
+                const bool first = n == lo;
+                if (is_narrow(g)) { /* one sample */
+                    const real *ys = dw ? y + (n * g->O + gi * g->Og) * g->P : NULL;
                     real *xp = my_scratch(g, buf), *yw = xp + g->Cg * padded_plane(g);
                     int64_t Q = wide_plane(g);
+                    if (os && (bias || !out_acc))
+                        fill_planes(os, g->Og, g->P, bias ? bias + gi * g->Og : NULL);
                     pad_planes(g, xs, xp);
                     if (os) {
                         to_wide(g, os, yw, Q);
@@ -386,18 +419,34 @@ static void gather_products(const geom *g, const real *x, const real *w, const r
                     }
                     continue;
                 }
+                /* col [K, ns P]: the chunk's column matrices side by side (1x1: the image) */
                 const real *col = xs;
-                if (buf) {
-                    im2col(g, xs, my_scratch(g, buf));
-                    col = my_scratch(g, buf);
+                real *yc = my_scratch(g, buf);
+                if (!is_pointwise(g)) {
+                    real *c = yc;
+                    for (int64_t q = 0; q < ns; q++)
+                        im2col(g, xs + q * g->C * g->H * g->W, c + q * g->P, ld);
+                    col = c;
+                    yc += g->K * CS * g->P;
                 }
-                if (os)
-                    nb_gemm(g->Og, g->P, g->K, wg, g->K, 1, col, g->P, 1, bias || out_acc ? 1 : 0,
-                            os, g->P);
-                /* part_g [Og, K] (+)= y_g [Og, P] @ col^T [P, K] */
-                if (pg)
-                    nb_gemm(g->Og, g->K, g->P, ys, g->P, 1, col, 1, g->P, first ? 0 : 1, pg, g->K);
+                if (os) { /* yc [Og, ns P] = W_g @ col, then into each sample's planes */
+                    nb_gemm(g->Og, ld, g->K, wg, g->K, 1, col, ld, 1, 0, yc, ld);
+                    for (int64_t q = 0; q < ns; q++)
+                        for (int64_t o = 0; o < g->Og; o++) {
+                            real *d = os + (q * g->O + o) * g->P;
+                            const real *v = yc + o * ld + q * g->P;
+                            real b0 = bias ? bias[gi * g->Og + o] : 0;
+                            for (int64_t p = 0; p < g->P; p++)
+                                d[p] = (bias ? b0 : out_acc ? d[p] : 0) + v[p];
+                        }
+                }
+                /* part_g [Og, K] (+)= y_g [Og, ns P] @ col^T [ns P, K] */
+                if (pg) {
+                    gather_y(g, y, n, ns, gi, yc);
+                    nb_gemm(g->Og, g->K, ld, yc, ld, 1, col, 1, ld, first ? 0 : 1, pg, g->K);
+                }
             }
+    }
     if (dw) {
         NB_PARALLEL_FOR(wn)
         for (int64_t i = 0; i < wn; i++) {
