@@ -93,54 +93,6 @@ static bool is_pointwise(const geom *g) {
     return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
 }
 
-/* ---- im2col and col2im ------------------------------------------------------------------------
- * col [K, P] holds, in row (c, i, j) and column (oh, ow), the image element at
- * (c, oh*sh - ph + i*dh, ow*sw - pw + j*dw), or 0 where that falls in the padding.
- * gather: col = im2col(x). scatter: x += col2im(col), the adjoint (padding positions dropped). */
-
-/* The output columns ow whose input column ow*sw + off lies in [0, W): [*lo, *hi). */
-static void valid_span(int64_t Wo, int64_t sw, int64_t off, int64_t W, int64_t *lo, int64_t *hi) {
-    int64_t a = off >= 0 ? 0 : (-off + sw - 1) / sw;
-    int64_t b = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
-    *lo = a < Wo ? a : Wo;
-    *hi = b < Wo ? b : Wo;
-    if (*hi < *lo) *hi = *lo;
-}
-
-/* Row r = (c, i, j) of one sample-group's column matrix: gathered into row[P] (scatter false),
- * or row[P] added back onto the image (scatter true). x: [Cg, H, W] contiguous. */
-static void col_row(const geom *g, real *x, int64_t r, real *row, bool scatter) {
-    int64_t c = r / (g->kh * g->kw), i = r / g->kw % g->kh, j = r % g->kw;
-    int64_t off = j * g->dw - g->pw, lo, hi, sw = g->sw;
-    valid_span(g->Wo, sw, off, g->W, &lo, &hi);
-    for (int64_t oh = 0; oh < g->Ho; oh++, row += g->Wo) {
-        int64_t ih = oh * g->sh - g->ph + i * g->dh;
-        bool inside = ih >= 0 && ih < g->H;
-        /* column ow's element is img[ow * sw + off] (plain loops: runs of a few dozen) */
-        real *img = x + (c * g->H + (inside ? ih : 0)) * g->W;
-        int64_t a = inside ? lo : g->Wo, b = inside ? hi : g->Wo;
-        if (scatter) {
-            for (int64_t ow = a; ow < b; ow++) img[ow * sw + off] += row[ow];
-            continue;
-        }
-        for (int64_t ow = 0; ow < a; ow++) row[ow] = 0;
-        if (sw == 1)
-            for (int64_t ow = a; ow < b; ow++) row[ow] = img[ow + off];
-        else
-            for (int64_t ow = a; ow < b; ow++) row[ow] = img[ow * sw + off];
-        for (int64_t ow = b; ow < g->Wo; ow++) row[ow] = 0;
-    }
-}
-
-/* One sample's column matrix, its rows ld apart (a chunk's samples sit side by side). */
-static void im2col(const geom *g, const real *x, real *col, int64_t ld) {
-    for (int64_t r = 0; r < g->K; r++) col_row(g, (real *)x, r, col + r * ld, false);
-}
-
-static void col2im(const geom *g, const real *col, int64_t ld, real *x) {
-    for (int64_t r = 0; r < g->K; r++) col_row(g, x, r, (real *)col + r * ld, true);
-}
-
 /* ---- stride 1 with few output channels: shifted planes instead of a column matrix -----------
  * With Og of 1 (the conv VAE's last layer) a gemm is a matrix-vector product and the column
  * matrix (K x P, 900 KB there) costs more to write and read than the arithmetic. With stride 1
@@ -215,6 +167,62 @@ static void from_wide(const geom *g, const real *yw, real *y) {
         for (int64_t w = 0; w < g->Wo; w++) y[q * g->Wo + w] = yw[q * Wp + w];
 }
 
+/* x [Cg, H, W] += the interior of xp [Cg, padded_plane] (its padding dropped). */
+static void unpad_add(const geom *g, const real *xp, real *x) {
+    int64_t Wp = g->W + 2 * g->pw, PL = padded_plane(g);
+    for (int64_t c = 0; c < g->Cg; c++)
+        for (int64_t h = 0; h < g->H; h++) {
+            const real *s = xp + c * PL + (g->ph + h) * Wp + g->pw;
+            real *d = x + (c * g->H + h) * g->W;
+            for (int64_t v = 0; v < g->W; v++) d[v] += s[v];
+        }
+}
+
+/* ---- im2col and col2im ------------------------------------------------------------------------
+ * col [K, P] holds, in row (c, i, j) and column (oh, ow), the image element at
+ * (c, oh*sh - ph + i*dh, ow*sw - pw + j*dw), or 0 where that falls in the padding. Both work on
+ * the zero-padded planes above (pad_planes), where that element sits at an offset that depends
+ * only on the tap t = (i, j) and the column: idx[t P + oh Wo + ow] = (oh sh + i dh) Wp + ow sw +
+ * j dw (the output size keeps every such element inside the padded plane). A row is then a
+ * gather through its tap's indices with no bounds to test, and col2im the matching scatter-add
+ * (a row's indices are distinct) onto zeroed padded planes, whose interior unpad_add adds to x. */
+
+/* The taps' indices, kh kw P of them, in arena memory. */
+static int32_t *col_index(const geom *g) {
+    int64_t Wp = g->W + 2 * g->pw, T = g->kh * g->kw;
+    int32_t *idx = arena_alloc((size_t)(T * g->P) * sizeof(int32_t));
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t oh = 0; oh < g->Ho; oh++)
+            for (int64_t ow = 0; ow < g->Wo; ow++)
+                idx[t * g->P + oh * g->Wo + ow] = (int32_t)((oh * g->sh + t / g->kw * g->dh) * Wp +
+                                                            ow * g->sw + t % g->kw * g->dw);
+    return idx;
+}
+
+/* col (rows ld apart) = im2col of padded planes xp [Cg, padded_plane]. */
+static void im2col(const geom *g, const real *xp, const int32_t *idx, real *col, int64_t ld) {
+    int64_t T = g->kh * g->kw, PL = padded_plane(g);
+    for (int64_t c = 0; c < g->Cg; c++)
+        for (int64_t t = 0; t < T; t++) {
+            const real *src = xp + c * PL;
+            const int32_t *ix = idx + t * g->P;
+            real *row = col + (c * T + t) * ld;
+            for (int64_t p = 0; p < g->P; p++) row[p] = src[ix[p]];
+        }
+}
+
+/* xp [Cg, padded_plane] += col2im(col) (rows ld apart). */
+static void col2im(const geom *g, const real *col, int64_t ld, const int32_t *idx, real *xp) {
+    int64_t T = g->kh * g->kw, PL = padded_plane(g);
+    for (int64_t c = 0; c < g->Cg; c++)
+        for (int64_t t = 0; t < T; t++) {
+            real *dst = xp + c * PL;
+            const int32_t *ix = idx + t * g->P;
+            const real *row = col + (c * T + t) * ld;
+            for (int64_t p = 0; p < g->P; p++) dst[ix[p]] += row[p];
+        }
+}
+
 /* out[q] += sum over planes c < nc and taps t < T of coef[c cs + t] * src[c ps + shift[t] + q],
  * for q < n: every output of a block of TAPS_BLOCK stays in registers while all the taps pass
  * over it (one load of src per tap and lane, no load or store of out in between), the taps in
@@ -285,8 +293,10 @@ static int64_t chunk_samples(const geom *g) {
 static int64_t scratch_each(const geom *g) {
     if (is_narrow(g)) /* padded planes, guarded (or wide) output planes, kh kw dots */
         return g->Cg * padded_plane(g) + g->Og * guarded_plane(g) + g->kh * g->kw;
-    /* a chunk's column matrix [K, CS P] (none when 1x1: the image is one), its y [Og, CS P] */
-    return ((is_pointwise(g) ? 0 : g->K) + g->Og) * chunk_samples(g) * g->P;
+    /* a chunk's column matrix [K, CS P] and its y [Og, CS P], one sample's padded planes
+     * (1x1: only y, the image is its own column matrix) */
+    if (is_pointwise(g)) return g->Og * g->P;
+    return (g->K + g->Og) * chunk_samples(g) * g->P + g->Cg * padded_plane(g);
 }
 
 /* A chunk's y side by side: yc [Og, ns P] from y [N, O, P], samples n0 .. n0 + ns, group gi. */
@@ -322,6 +332,7 @@ static void conv_backward_data(const geom *g, const real *y, const real *w, cons
     ag_mark_t m = ag_mark();
     real *buf = scratch(g, T);
     int64_t *sh = is_narrow(g) ? tap_shifts(g) : NULL;
+    int32_t *idx = direct || is_narrow(g) ? NULL : col_index(g);
     _Atomic int64_t next = 0;
     CONV_PARALLEL(T)
     for (int64_t t = thread_id(); t < tasks; t = next_task(&next)) {
@@ -338,25 +349,24 @@ static void conv_backward_data(const geom *g, const real *y, const real *w, cons
             nb_gemm(g->K, g->P, g->Og, wg, 1, g->K, ys, g->P, 1, bias || acc ? 1 : 0, xs, g->P);
         } else if (is_narrow(g)) {
             real *xp = my_scratch(g, buf), *yg = xp + g->Cg * padded_plane(g);
-            int64_t Q = wide_plane(g), PL = padded_plane(g), Wp = g->W + 2 * g->pw;
-            int64_t GP = guarded_plane(g), taps_n = g->kh * g->kw;
+            int64_t PL = padded_plane(g), GP = guarded_plane(g), taps_n = g->kh * g->kw;
             for (int64_t q = 0; q < g->Og * GP; q++) yg[q] = 0;
             to_wide(g, ys, yg + guard(g), GP);
             for (int64_t q = 0; q < g->Cg * PL; q++) xp[q] = 0;
             for (int64_t c = 0; c < g->Cg; c++)
                 taps(xp + c * PL, PL, yg, g->Og, GP, sh + taps_n, taps_n, wg + c * taps_n, g->K);
-            (void)Q;
-            for (int64_t c = 0; c < g->Cg; c++)
-                for (int64_t h = 0; h < g->H; h++)
-                    for (int64_t v = 0; v < g->W; v++)
-                        xs[(c * g->H + h) * g->W + v] += xp[c * PL + (g->ph + h) * Wp + g->pw + v];
+            unpad_add(g, xp, xs);
         } else {
-            int64_t ld = ns * g->P;
-            real *col = my_scratch(g, buf), *yc = col + g->K * CS * g->P;
+            int64_t ld = ns * g->P, PL = padded_plane(g);
+            real *col = my_scratch(g, buf), *yc = col + g->K * CS * g->P,
+                 *xp = yc + g->Og * CS * g->P;
             gather_y(g, y, n, ns, gi, yc);
             nb_gemm(g->K, ld, g->Og, wg, 1, g->K, yc, ld, 1, 0, col, ld);
-            for (int64_t s = 0; s < ns; s++)
-                col2im(g, col + s * g->P, ld, x + ((n + s) * g->C + gi * g->Cg) * HW);
+            for (int64_t s = 0; s < ns; s++) {
+                memset(xp, 0, (size_t)(g->Cg * PL) * sizeof(real));
+                col2im(g, col + s * g->P, ld, idx, xp);
+                unpad_add(g, xp, x + ((n + s) * g->C + gi * g->Cg) * HW);
+            }
         }
     }
     ag_release(m);
@@ -379,6 +389,7 @@ static void gather_products(const geom *g, const real *x, const real *w, const r
     real *buf = scratch(g, T);
     real *part = dw ? arena_alloc((size_t)(S * wn) * sizeof(real)) : NULL;
     int64_t *sh = is_narrow(g) ? tap_shifts(g) : NULL, taps_n = g->kh * g->kw;
+    int32_t *idx = is_pointwise(g) || is_narrow(g) ? NULL : col_index(g);
     _Atomic int64_t next = 0;
     CONV_PARALLEL(T)
     for (int64_t s = thread_id(); s < S; s = next_task(&next)) {
@@ -423,9 +434,11 @@ static void gather_products(const geom *g, const real *x, const real *w, const r
                 const real *col = xs;
                 real *yc = my_scratch(g, buf);
                 if (!is_pointwise(g)) {
-                    real *c = yc;
-                    for (int64_t q = 0; q < ns; q++)
-                        im2col(g, xs + q * g->C * g->H * g->W, c + q * g->P, ld);
+                    real *c = yc, *xp = c + (g->K + g->Og) * CS * g->P;
+                    for (int64_t q = 0; q < ns; q++) {
+                        pad_planes(g, xs + q * g->C * g->H * g->W, xp);
+                        im2col(g, xp, idx, c + q * g->P, ld);
+                    }
                     col = c;
                     yc += g->K * CS * g->P;
                 }
