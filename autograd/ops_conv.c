@@ -17,13 +17,14 @@
  * products share one function (both read im2col of the image side, which the transpose's
  * backward then builds once for both), and one backward function serves both ops.
  *
- * Threads take whole (sample, group) tasks as they come free (next_task), each with its own
- * column buffer from the arena, and call the gemm on one thread; every output element is computed
- * by one task, so the bits do not depend on the thread count. The weight gradient is a sum over
- * samples: samples are dealt into a fixed number of slots (CONV_SLOTS, whatever the thread count),
- * each slot sums its samples in order into its own partial gradient, and the partials are added in
- * slot order. Two shortcuts skip the column matrix: a 1x1 stride-1 unpadded kernel reads the image
- * itself, and a stride-1 layer with few output channels works on zero-padded planes (see "narrow").
+ * Threads take whole tasks (chunks of samples and a group) as they come free (task_next), each with
+ * its own column buffer from the arena, and call the gemm on one thread; every output element is
+ * computed by one task, so the bits do not depend on the thread count. The weight gradient is a sum
+ * over samples: samples are dealt into a fixed number of slots (CONV_SLOTS, whatever the thread
+ * count), each slot sums its samples in order into its own partial gradient, and the partials are
+ * added in slot order. Two shortcuts skip the column matrix: a 1x1 stride-1 unpadded kernel reads
+ * the image itself, and a stride-1 layer with few output channels works on zero-padded planes (see
+ * "narrow").
  *
  * Pooling and upsampling run a plain loop per (sample, channel) plane, planes shared out over
  * the threads; their backward passes write each input plane from one thread. */
@@ -67,25 +68,65 @@ static int thread_id(void) {
 #endif
 }
 
-/* Task loops: `for (t = thread_id(); t < tasks; t = next_task(&next))` inside CONV_PARALLEL.
- * The first tasks go one to each thread of the team, the rest to whichever thread comes free
- * (on a busy machine a descheduled thread holds up nothing). Every thread runs at least one
- * task of each loop, so each one's gemm buffers have grown for its shapes after the first step
- * and later steps allocate nothing; which thread runs a task never changes its result. */
-static int64_t next_task(_Atomic int64_t *next) {
+static double wtime(void) {
 #ifdef _OPENMP
-    return omp_get_num_threads() + atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
+    return omp_get_wtime();
 #else
-    return 1 + atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
+    return 0;
 #endif
 }
 
-/* Threads for `tasks` independent tasks of `flops` work in all. */
-static int team(int64_t tasks, double flops) {
-    int t = nb_get_num_threads();
+/* Task loops: `for (int64_t t = task_first(&L); t < L.tasks; t = task_next(&L))` inside
+ * CONV_PARALLEL(L.team), L from task_loop. The first tasks go one to each thread of the team,
+ * the rest to whichever thread comes free (on a busy machine a descheduled thread holds up
+ * nothing). Every thread runs at least one task of each loop, so each one's gemm buffers have
+ * grown for its shapes after the first step and later steps allocate nothing; which thread runs a
+ * task never changes its result. As the gemm does, the calling thread times its own tasks: scaled
+ * to all of them, that is the loop's one-thread time, which task_report gives the adaptive thread
+ * count (nb_threads_report, tensor/gemm.h) with the loop's wall time. */
+typedef struct {
+    int64_t tasks;
+    int team;
+    _Atomic int64_t next;
+    double t0, own; /* the loop's start; the calling thread's time on its tasks */
+    int64_t own_tasks;
+} task_loop;
+
+/* Threads for `tasks` independent tasks of `flops` work in all: the set count (or 1 while the
+ * machine is too busy for threads to pay, nb_threads_now), at most one per task. */
+static void task_loop_init(task_loop *L, int64_t tasks, double flops) {
+    int t = nb_threads_now();
     if (flops < CONV_MIN_PARALLEL_FLOPS) t = 1;
     if (t > tasks) t = (int)tasks;
-    return t < 1 ? 1 : t;
+    L->tasks = tasks, L->team = t < 1 ? 1 : t;
+    atomic_init(&L->next, 0);
+    L->t0 = wtime(), L->own = 0, L->own_tasks = 0;
+}
+
+static int64_t task_first(task_loop *L) {
+    int64_t t = thread_id();
+    if (t == 0 && t >= L->tasks) L->own = wtime() - L->t0;
+    return t;
+}
+
+static int64_t task_next(task_loop *L) {
+    int id = thread_id();
+#ifdef _OPENMP
+    int64_t t =
+        omp_get_num_threads() + atomic_fetch_add_explicit(&L->next, 1, memory_order_relaxed);
+#else
+    int64_t t = 1 + atomic_fetch_add_explicit(&L->next, 1, memory_order_relaxed);
+#endif
+    if (id == 0) {
+        L->own_tasks++;
+        if (t >= L->tasks) L->own = wtime() - L->t0;
+    }
+    return t;
+}
+
+static void task_report(const task_loop *L) {
+    if (L->team > 1 && L->own_tasks > 0)
+        nb_threads_report(L->own * (double)L->tasks / (double)L->own_tasks, wtime() - L->t0);
 }
 
 /* 1x1 kernel, stride 1, no padding: the column matrix is the image itself. */
@@ -281,13 +322,18 @@ NB_VECTOR_CLONES static void dots(real *out, const real *restrict a, const real 
 
 /* Samples per chunk: the column matrices of a chunk's samples side by side make one wide gemm
  * (a 7x7 output alone is 49 columns, too few to keep the microkernel busy; the weight gradient
- * then sums over CHUNK_COLS columns in one product instead of 49 at a time). The count depends
- * only on the geometry, so the chunks, and the bits, are the same for any thread count. */
-#define CHUNK_COLS 512
+ * then sums a chunk's columns in one product instead of 49 at a time). A batch splits into
+ * CONV_CHUNKS chunks (a multiple of the usual thread counts, so threads get equal shares), each
+ * of at most CHUNK_COLS columns (the column matrix stays near L2's size). The count depends only
+ * on the batch and the geometry, so the chunks, and the bits, are the same for any thread count. */
+#define CONV_CHUNKS 16
+#define CHUNK_COLS  1024
 
 static int64_t chunk_samples(const geom *g) {
     if (is_pointwise(g) || is_narrow(g)) return 1;
-    return g->P >= CHUNK_COLS ? 1 : CHUNK_COLS / g->P;
+    int64_t cs = (g->N + CONV_CHUNKS - 1) / CONV_CHUNKS, most = CHUNK_COLS / g->P;
+    if (cs > most) cs = most;
+    return cs < 1 ? 1 : cs;
 }
 
 static int64_t scratch_each(const geom *g) {
@@ -327,15 +373,15 @@ static void fill_planes(real *p, int64_t n, int64_t size, const real *bias) {
 static void conv_backward_data(const geom *g, const real *y, const real *w, const real *bias,
                                real *x, bool acc) {
     int64_t CS = chunk_samples(g), tasks = (g->N + CS - 1) / CS * g->G, HW = g->H * g->W;
-    int T = team(tasks, 2.0 * (double)(g->N * g->O * g->K * g->P));
+    task_loop L;
+    task_loop_init(&L, tasks, 2.0 * (double)(g->N * g->O * g->K * g->P));
     bool direct = is_pointwise(g);
     ag_mark_t m = ag_mark();
-    real *buf = scratch(g, T);
+    real *buf = scratch(g, L.team);
     int64_t *sh = is_narrow(g) ? tap_shifts(g) : NULL;
     int32_t *idx = direct || is_narrow(g) ? NULL : col_index(g);
-    _Atomic int64_t next = 0;
-    CONV_PARALLEL(T)
-    for (int64_t t = thread_id(); t < tasks; t = next_task(&next)) {
+    CONV_PARALLEL(L.team)
+    for (int64_t t = task_first(&L); t < tasks; t = task_next(&L)) {
         int64_t n = t / g->G * CS, gi = t % g->G, ns = g->N - n < CS ? g->N - n : CS;
         const real *ys = y + (n * g->O + gi * g->Og) * g->P, *wg = w + gi * g->Og * g->K;
         for (int64_t s = 0; s < ns; s++)
@@ -369,6 +415,7 @@ static void conv_backward_data(const geom *g, const real *y, const real *w, cons
             }
         }
     }
+    task_report(&L);
     ag_release(m);
 }
 
@@ -384,15 +431,16 @@ static void gather_products(const geom *g, const real *x, const real *w, const r
     int64_t S = dw ? (g->N < CONV_SLOTS ? g->N : CONV_SLOTS) : (g->N + CS - 1) / CS;
     if (dw && S == 0 && !dw_acc) memset(dw, 0, (size_t)wn * sizeof(real));
     if (S == 0) return;
-    int T = team(S, ((out ? 2.0 : 0.0) + (dw ? 2.0 : 0.0)) * (double)(g->N * g->O * g->K * g->P));
+    task_loop L;
+    task_loop_init(&L, S,
+                   ((out ? 2.0 : 0.0) + (dw ? 2.0 : 0.0)) * (double)(g->N * g->O * g->K * g->P));
     ag_mark_t m = ag_mark();
-    real *buf = scratch(g, T);
+    real *buf = scratch(g, L.team);
     real *part = dw ? arena_alloc((size_t)(S * wn) * sizeof(real)) : NULL;
     int64_t *sh = is_narrow(g) ? tap_shifts(g) : NULL, taps_n = g->kh * g->kw;
     int32_t *idx = is_pointwise(g) || is_narrow(g) ? NULL : col_index(g);
-    _Atomic int64_t next = 0;
-    CONV_PARALLEL(T)
-    for (int64_t s = thread_id(); s < S; s = next_task(&next)) {
+    CONV_PARALLEL(L.team)
+    for (int64_t s = task_first(&L); s < S; s = task_next(&L)) {
         int64_t lo = dw ? s * g->N / S : s * CS, hi = dw ? (s + 1) * g->N / S : lo + CS;
         if (hi > g->N) hi = g->N;
         for (int64_t n = lo; n < hi; n += CS)
@@ -460,6 +508,7 @@ static void gather_products(const geom *g, const real *x, const real *w, const r
                 }
             }
     }
+    task_report(&L);
     if (dw) {
         NB_PARALLEL_FOR(wn)
         for (int64_t i = 0; i < wn; i++) {

@@ -173,6 +173,69 @@ if [ -x "$BUILD/bench/bench_conv" ]; then
     echo
 fi
 
+# The conv VAE's training epoch on the shipped digits (9,000 images, batch 128, defaults): nabla
+# (build/vae train --arch conv) on 2 and 1 threads against PyTorch (bench/torch_conv_vae.py, the
+# same model) on 1 thread, in turn, CONV_VAE_ROUNDS times, and PyTorch on 2 threads once (it is
+# the slower setting here: oneDNN's transposed convolutions). Times are the training loop's
+# (samples per second on both sides: neither counts the test pass). Peak RSS of each, from
+# /usr/bin/time when it is installed.
+if [ -x "$BUILD/vae" ] && [ -f data/digits/train-images-idx3-ubyte.gz ]; then
+    CONV_VAE_ROUNDS=${CONV_VAE_ROUNDS:-3}
+    have_torch=0
+    $PY -c 'import torch' 2>/dev/null && have_torch=1
+    timed() { # runs "$@" and prints its output, then "peak_rss_mb: X" if /usr/bin/time is there
+        if [ -x /usr/bin/time ]; then
+            /usr/bin/time -f 'peak_rss_kb: %M' -o "$tmp/rss" "$@"
+            awk '/peak_rss_kb/ { printf "peak_rss_mb: %.0f\n", $2 / 1024 }' "$tmp/rss"
+        else
+            "$@"
+        fi
+    }
+    sps_nabla() { sed -n 's/.*"samples_per_second": \([0-9.]*\).*/\1/p' "$1/metrics.jsonl" | tail -n 1; }
+    sps_torch() { echo "$1" | last_field samples_per_second; }
+    secs() { awk -v s="$1" 'BEGIN { if (s + 0 > 0) printf "%.2f", 9000 / s; else print "n/a" }'; }
+    tmp=$(mktemp -d)
+    c2s="" c1s="" cps="" q2s="" q1s="" q21s="" rss2=0 rssp=0
+    for r in $(seq "$CONV_VAE_ROUNDS"); do
+        for t in 2 1; do
+            rm -rf "$tmp/out$t"
+            out=$(timed "$BUILD/vae" train --arch conv --epochs 1 --seed 1 --threads "$t" --out "$tmp/out$t" 2>&1)
+            v=$(secs "$(sps_nabla "$tmp/out$t")")
+            if [ "$t" = 2 ]; then
+                c2=$v
+                rss2=$(printf '%s\n%s\n' "$rss2" "$(echo "$out" | sed -n 's/^peak_rss_mb: //p')" | sort -g | tail -n 1)
+            else
+                c1=$v
+            fi
+        done
+        cp=""
+        if [ $have_torch = 1 ]; then
+            pt=$(timed $PY bench/torch_conv_vae.py --epochs 1 --seed 1 --threads 1 --json 2>/dev/null)
+            cp=$(secs "$(sps_torch "$pt")")
+            rssp=$(printf '%s\n%s\n' "$rssp" "$(echo "$pt" | sed -n 's/^peak_rss_mb: //p')" | sort -g | tail -n 1)
+        fi
+        echo "conv VAE round $r of $CONV_VAE_ROUNDS: nabla 2 threads ${c2} s, 1 thread ${c1} s, PyTorch 1 thread ${cp:-n/a} s" >&2
+        c2s="$c2s $c2" c1s="$c1s $c1" cps="$cps $cp"
+        q2s="$q2s $(ratio "$c2" "$cp")" q1s="$q1s $(ratio "$c1" "$cp")" q21s="$q21s $(ratio "$c2" "$c1")"
+    done
+    cp2=""
+    [ $have_torch = 1 ] && cp2=$(secs "$(sps_torch "$($PY bench/torch_conv_vae.py --epochs 1 --seed 1 --threads 2 --json 2>/dev/null)")")
+    med() { echo "$1" | tr ' ' '\n' | grep -v '^$' | grep -v 'n/a' | median; }
+    medx() { v=$(med "$1"); [ "$v" = n/a ] && echo n/a || echo "${v}x"; }
+    echo "conv VAE epoch on the shipped digits, training loop s (medians of $CONV_VAE_ROUNDS rounds; PyTorch 2 threads once: ${cp2:-n/a} s)"
+    row "case" "nabla" "peer" "peer/nabla"
+    row "conv VAE epoch, s (nabla 2 thr vs PyTorch 1 thr)" "$(med "$c2s")" "$(med "$cps")" "$(medx "$q2s")"
+    row "conv VAE epoch, s (nabla 1 thr vs PyTorch 1 thr)" "$(med "$c1s")" "$(med "$cps")" "$(medx "$q1s")"
+    row "conv VAE epoch, s (nabla 2 thr vs nabla 1 thr)" "$(med "$c2s")" "$(med "$c1s")" "$(medx "$q21s")"
+    [ "$rssp" = 0 ] && rssp=""
+    [ "$rss2" = 0 ] && rss2=""
+    rr=$(ratio "${rss2:-0}" "${rssp:-0}")
+    row "conv VAE peak RSS, MB (nabla 2 thr vs PyTorch)" "${rss2:-n/a}" "${rssp:-n/a}" "$rr$([ "$rr" = n/a ] || echo x)"
+    echo "per round, PyTorch-1/nabla-2: $q2s; PyTorch-1/nabla-1: $q1s; nabla-1/nabla-2: $q21s"
+    rm -rf "$tmp"
+    echo
+fi
+
 if [ -x "$BUILD/bench/bench_gemm" ]; then
     "$BUILD/bench/bench_gemm"
 else
