@@ -241,20 +241,20 @@ fuzz: fuzz-build
 # ---- benchmarks (peers: PyTorch from python3-torch, OpenBLAS, Fashion-MNIST) -------------------
 BENCH_DEBS := python3-torch python3-numpy libopenblas-dev dataset-fashion-mnist
 
-$(BUILD)/bench/bench_vae: bench/bench_vae.c $(LIB) $(IOLIB)
+$(BUILD)/bench/bench_vae: bench/bench_vae.c bench/timing.h $(LIB) $(IOLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(IOLIB) $(LIB) $(ZLIB) $(LDLIBS)
 
-$(BUILD)/bench/bench_conv: bench/bench_conv.c $(LIB)
+$(BUILD)/bench/bench_conv: bench/bench_conv.c bench/timing.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
 
-$(BUILD)/bench/bench_gemm: bench/bench_gemm.c $(LIB)
+$(BUILD)/bench/bench_gemm: bench/bench_gemm.c bench/timing.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $$(pkg-config --cflags openblas) $< -o $@ $(LDFLAGS) $(LIB) \
 	    $$(pkg-config --libs openblas) $(LDLIBS)
 
-$(BUILD)/bench/bench_ew: bench/bench_ew.c $(LIB)
+$(BUILD)/bench/bench_ew: bench/bench_ew.c bench/timing.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
 
