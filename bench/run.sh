@@ -5,7 +5,8 @@
 #   against PyTorch's best configuration on this machine (OPENBLAS_NUM_THREADS=2,
 #   torch.set_num_threads(1)); peak resident memory of both; then every VAE matmul shape
 #   against OpenBLAS sgemm (bench/bench_gemm.c); the conv VAE's layers against PyTorch
-#   (bench/bench_conv.c, bench/torch_conv.py).
+#   (bench/bench_conv.c, bench/torch_conv.py); each op's forward + backward against PyTorch's
+#   (bench/ops.sh, which skips itself without PyTorch).
 #
 # The three trainings (nabla on 2 threads, nabla on 1, PyTorch) run in turn, ROUNDS times: A B C
 # A B C ... Each run trains EPOCHS epochs and reports its last (the first pays for warming up);
@@ -151,3 +152,6 @@ if [ -x "$BUILD/bench/bench_gemm" ]; then
 else
     echo "bench: no OpenBLAS (Debian libopenblas-dev): gemm comparison skipped"
 fi
+
+# Each op's forward + backward against PyTorch's on 1 thread (bench/ops.sh; OPS_ROUNDS rounds).
+BUILD=$BUILD ROUNDS=${OPS_ROUNDS:-3} OPS_HEADER=0 bash "$(dirname "$0")/ops.sh"
