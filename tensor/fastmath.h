@@ -56,11 +56,22 @@ static inline uint32_t nb_float_to_bits(float f) {
     return u;
 }
 
+/* v rounded to the nearest integer for |v| < 2^22, as rintf in the default rounding mode: adding
+ * and subtracting 1.5 * 2^23 leaves no fraction bits. Unlike rintf, which is a libm call on
+ * baseline x86-64 (no SSE4.1 roundps), it vectorizes, and so does every loop over nb_exp. */
+static inline float nb_round_small(float v) {
+#ifdef __FAST_MATH__
+    return rintf(v); /* reassociation would fold the two additions away */
+#else
+    return (v + 12582912.0f) - 12582912.0f;
+#endif
+}
+
 /* e^x = 2^n e^r with n = round(x / ln 2) and r = x - n ln 2 (ln 2 split in two parts so r is
  * exact), e^r from a degree-6 polynomial on |r| <= ln 2 / 2, 2^n built in the exponent bits. */
 static inline float nb_exp(float x) {
     float xc = x > 88.72283f ? 88.72283f : (x < -103.97f ? -103.97f : x);
-    float n = rintf(xc * 1.44269504088896341f);
+    float n = nb_round_small(xc * 1.44269504088896341f);
     float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;

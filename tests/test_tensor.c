@@ -293,6 +293,40 @@ START_TEST(fast_exp_and_log_are_within_2_ulp) {
 }
 END_TEST
 
+/* nb_exp's n = round(x / ln 2) changes at x = (k + 1/2) ln 2: there, and one float either side,
+ * through k_unary's loop (the one nb_round_small lets the compiler vectorize), for every k with a
+ * normal result. The float build's nb_round_small must round as rintf does, ties to even. */
+START_TEST(fast_exp_at_rounding_ties) {
+    enum { N = 3 * 277 };
+    Tensor *x = tensor_empty(NB_SHAPE(N)), *y = tensor_empty(NB_SHAPE(N));
+    int m = 0;
+    for (int k = -149; k <= 127; k++) {
+        float c = (float)((k + 0.5) * 0.69314718055994530942);
+        x->data[m++] = (real)nextafterf(c, -INFINITY);
+        x->data[m++] = (real)c;
+        x->data[m++] = (real)nextafterf(c, INFINITY);
+    }
+    ck_assert_int_eq(m, N);
+    k_unary(K_EXP, x, y, 0, 0, false);
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        double want = exp((double)x->data[i]);
+        if (want > 3.4e38 || want < 1.2e-38) continue; /* normal results only */
+        worst = fmax(worst, ulps(y->data[i], want));
+    }
+    ck_assert_msg(worst <= 2, "nb_exp is %.2f ulp off near a rounding tie", worst);
+#ifndef NB_DOUBLE
+    const float v[] = {-150.5f, -149.5f, -2.5f, -0.5f,  0.49999997f,
+                       0.5f,    1.5f,    2.5f,  127.5f, 3.25f};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        ck_assert_msg(nb_round_small(v[i]) == rintf(v[i]), "nb_round_small(%g) = %g, rintf %g",
+                      (double)v[i], (double)nb_round_small(v[i]), (double)rintf(v[i]));
+#endif
+    tensor_free(x);
+    tensor_free(y);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("tensor");
     TCase *t = tcase_create("tensor");
@@ -306,6 +340,7 @@ static Suite *suite(void) {
     tcase_add_test(t, kernels_give_the_same_bits_on_any_thread_count);
     tcase_add_test(t, one_long_sum_gives_the_same_bits_on_1_and_2_threads);
     tcase_add_test(t, fast_exp_and_log_are_within_2_ulp);
+    tcase_add_test(t, fast_exp_at_rounding_ties);
     suite_add_tcase(s, t);
     return s;
 }
