@@ -266,20 +266,22 @@ K_INLINE void binary_row(k_binary_op op, int64_t n, real *o, int64_t so, const r
         for (int64_t i = 0; i < n; i++) o[i * so] = binary1(op, a[i * sa], b[i * sb], p0, p1);
 }
 
-/* As K_UNARY_ROW, for binary_inner. */
+/* As K_UNARY_ROW, for binary_inner: b a row too (sb 1) or one value for the row (sb 0: a bias, or
+ * the row max that softmax's exp(a - max) subtracts). */
 #define K_BINARY_ROW(name, formula)                                                                \
     case name:                                                                                     \
-        binary_row(name, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);                      \
+        binary_row(name, n, p[0], 1, p[1], 1, p[2], sb, c->p0, c->p1, c->acc);                     \
         return;
 static void binary_inner(int64_t n, real *const *p, const int64_t *st, const void *vctx) {
     const ew_ctx *c = vctx;
     k_binary_op op = (k_binary_op)c->op;
     if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
+        enum { sb = 1 };
         switch (op) { K_BINARY_OPS(K_BINARY_ROW) }
     }
-    if (st[0] == 1 && st[1] == 1 && st[2] == 0) { /* a row and a broadcast scalar: bias add */
-        binary_row(op, n, p[0], 1, p[1], 1, p[2], 0, c->p0, c->p1, c->acc);
-        return;
+    if (st[0] == 1 && st[1] == 1 && st[2] == 0) {
+        enum { sb = 0 };
+        switch (op) { K_BINARY_OPS(K_BINARY_ROW) }
     }
     binary_row(op, n, p[0], st[0], p[1], st[1], p[2], st[2], c->p0, c->p1, c->acc);
 }

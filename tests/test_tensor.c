@@ -258,6 +258,35 @@ START_TEST(layout_errors) {
 }
 END_TEST
 
+/* Every binary kernel with b one value per row (b [R, 1], the stride-0 loop softmax's
+ * exp(a - max) and a bias add take) gives what it gives with b written out in full (b [R, N]),
+ * storing and accumulating. */
+START_TEST(binary_kernels_with_a_value_per_row) {
+#define OP_NAME(name, formula) name,
+    const k_binary_op ops[] = {K_BINARY_OPS(OP_NAME)};
+#undef OP_NAME
+    Tensor *a = tensor_randn(NB_SHAPE(5, 37), NULL), *b = tensor_randn(NB_SHAPE(5, 1), NULL);
+    b->data[2] = a->data[2 * 37 + 3]; /* a tie, for the comparisons and maximum */
+    Tensor *full = tensor_empty(NB_SHAPE(5, 37));
+    tensor_copy_into(full, b);
+    Tensor *got = tensor_empty(NB_SHAPE(5, 37)), *want = tensor_empty(NB_SHAPE(5, 37));
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
+        for (int acc = 0; acc < 2; acc++) {
+            tensor_fill(got, (real)0.25), tensor_fill(want, (real)0.25);
+            k_binary(ops[k], a, b, got, 2, 3, acc);
+            k_binary(ops[k], a, full, want, 2, 3, acc);
+            for (int64_t i = 0; i < got->numel; i++) {
+                real g = got->data[i], w = want->data[i];
+                ck_assert_msg((g != g && w != w) || g == w ||
+                                  fabs((double)(g - w)) <= 1e-6 * fabs((double)w),
+                              "op %d (acc %d) element %lld: %g with b per row, %g in full",
+                              (int)ops[k], acc, (long long)i, (double)g, (double)w);
+            }
+        }
+    tensor_free(a), tensor_free(b), tensor_free(full), tensor_free(got), tensor_free(want);
+}
+END_TEST
+
 /* Distance in units in the last place of `want` (float spacing), for the fast exp/log. */
 static double ulps(real got, double want) {
     float w = (float)want;
@@ -341,6 +370,7 @@ static Suite *suite(void) {
     tcase_add_test(t, one_long_sum_gives_the_same_bits_on_1_and_2_threads);
     tcase_add_test(t, fast_exp_and_log_are_within_2_ulp);
     tcase_add_test(t, fast_exp_at_rounding_ties);
+    tcase_add_test(t, binary_kernels_with_a_value_per_row);
     suite_add_tcase(s, t);
     return s;
 }
