@@ -303,6 +303,28 @@ START_TEST(normal_cdf_is_accurate_in_both_tails) {
 }
 END_TEST
 
+#ifndef NB_DOUBLE
+/* nb_square_error is fmaf(u, u, -u * u) to the bit, over the tail's u in [1, 15]; and gelu through
+ * k_unary (the loop it lets vectorize) is x * nb_normal_cdf(x) in both tails. */
+START_TEST(normal_cdf_square_error_is_exact) {
+    for (float u = 1; u <= 15; u = nextafterf(u, 16) + u * 1e-5f) {
+        float u2 = u * u;
+        ck_assert_msg(nb_square_error(u, u2) == fmaf(u, u, -u2), "u = %.9g: %g, fmaf %g", (double)u,
+                      (double)nb_square_error(u, u2), (double)fmaf(u, u, -u2));
+    }
+    Tensor *x = tensor_empty(NB_SHAPE(2401)), *y = tensor_empty(NB_SHAPE(2401));
+    for (int i = 0; i < 2401; i++) x->data[i] = (real)((i - 1200) * 0.01);
+    k_unary(K_GELU, x, y, 0, 0, false);
+    for (int i = 0; i < 2401; i++) {
+        double want = (double)x->data[i] * 0.5 * erfc(-(double)x->data[i] / sqrt(2.0));
+        ck_assert_msg(fabs((double)y->data[i] - want) <= 1e-6 * fabs(want) + 1e-37,
+                      "gelu(%g) = %.9g, want %.9g", (double)x->data[i], (double)y->data[i], want);
+    }
+    tensor_free(x), tensor_free(y);
+}
+END_TEST
+#endif
+
 START_TEST(expm1_keeps_small_arguments_digits) {
     double worst = 0, at = 0;
     for (int i = -200000; i <= 200000; i++) { /* x in [-20, 20] by 1e-4, and tiny x */
@@ -517,6 +539,9 @@ static Suite *suite(void) {
     tcase_add_loop_test(r, matches_pytorch, 0, OPS_REF_NCASES);
     tcase_add_test(r, pow_zero_gives_no_nan_upstream);
     tcase_add_test(r, normal_cdf_is_accurate_in_both_tails);
+#ifndef NB_DOUBLE
+    tcase_add_test(r, normal_cdf_square_error_is_exact);
+#endif
     tcase_add_test(r, expm1_keeps_small_arguments_digits);
     tcase_add_test(r, tanh_is_accurate_near_0_and_saturates);
     suite_add_tcase(s, r);
