@@ -258,31 +258,46 @@ START_TEST(layout_errors) {
 }
 END_TEST
 
-/* Every binary kernel with b one value per row (b [R, 1], the stride-0 loop softmax's
- * exp(a - max) and a bias add take) gives what it gives with b written out in full (b [R, N]),
- * storing and accumulating. */
-START_TEST(binary_kernels_with_a_value_per_row) {
+/* got and want agree element for element (NaN with NaN, else within 1e-6 relative). */
+static void expect_same_values(const Tensor *got, const Tensor *want, const char *what, int op,
+                               int acc) {
+    for (int64_t i = 0; i < got->numel; i++) {
+        real g = got->data[i], w = want->data[i];
+        ck_assert_msg((g != g && w != w) || g == w ||
+                          fabs((double)(g - w)) <= 1e-6 * fabs((double)w),
+                      "%s op %d (acc %d) element %lld: %g with one value per row, %g in full", what,
+                      op, acc, (long long)i, (double)g, (double)w);
+    }
+}
+
+/* Every unary kernel with its input one value per row, and every binary kernel with b one value
+ * per row (a [R, 1], the stride-0 loops that sum's backward, a bias add and softmax's
+ * exp(a - max) take), gives what it gives with that input written out in full ([R, N]), storing
+ * and accumulating. */
+START_TEST(kernels_with_a_value_per_row) {
 #define OP_NAME(name, formula) name,
-    const k_binary_op ops[] = {K_BINARY_OPS(OP_NAME)};
+    const k_unary_op uops[] = {K_UNARY_OPS(OP_NAME)};
+    const k_binary_op bops[] = {K_BINARY_OPS(OP_NAME)};
 #undef OP_NAME
     Tensor *a = tensor_randn(NB_SHAPE(5, 37), NULL), *b = tensor_randn(NB_SHAPE(5, 1), NULL);
     b->data[2] = a->data[2 * 37 + 3]; /* a tie, for the comparisons and maximum */
     Tensor *full = tensor_empty(NB_SHAPE(5, 37));
     tensor_copy_into(full, b);
     Tensor *got = tensor_empty(NB_SHAPE(5, 37)), *want = tensor_empty(NB_SHAPE(5, 37));
-    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
-        for (int acc = 0; acc < 2; acc++) {
+    for (int acc = 0; acc < 2; acc++) {
+        for (size_t k = 0; k < sizeof uops / sizeof uops[0]; k++) {
             tensor_fill(got, (real)0.25), tensor_fill(want, (real)0.25);
-            k_binary(ops[k], a, b, got, 2, 3, acc);
-            k_binary(ops[k], a, full, want, 2, 3, acc);
-            for (int64_t i = 0; i < got->numel; i++) {
-                real g = got->data[i], w = want->data[i];
-                ck_assert_msg((g != g && w != w) || g == w ||
-                                  fabs((double)(g - w)) <= 1e-6 * fabs((double)w),
-                              "op %d (acc %d) element %lld: %g with b per row, %g in full",
-                              (int)ops[k], acc, (long long)i, (double)g, (double)w);
-            }
+            k_unary(uops[k], b, got, 2, 3, acc);
+            k_unary(uops[k], full, want, 2, 3, acc);
+            expect_same_values(got, want, "unary", (int)uops[k], acc);
         }
+        for (size_t k = 0; k < sizeof bops / sizeof bops[0]; k++) {
+            tensor_fill(got, (real)0.25), tensor_fill(want, (real)0.25);
+            k_binary(bops[k], a, b, got, 2, 3, acc);
+            k_binary(bops[k], a, full, want, 2, 3, acc);
+            expect_same_values(got, want, "binary", (int)bops[k], acc);
+        }
+    }
     tensor_free(a), tensor_free(b), tensor_free(full), tensor_free(got), tensor_free(want);
 }
 END_TEST
@@ -370,7 +385,7 @@ static Suite *suite(void) {
     tcase_add_test(t, one_long_sum_gives_the_same_bits_on_1_and_2_threads);
     tcase_add_test(t, fast_exp_and_log_are_within_2_ulp);
     tcase_add_test(t, fast_exp_at_rounding_ties);
-    tcase_add_test(t, binary_kernels_with_a_value_per_row);
+    tcase_add_test(t, kernels_with_a_value_per_row);
     suite_add_tcase(s, t);
     return s;
 }
