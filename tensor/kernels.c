@@ -234,22 +234,22 @@ K_INLINE void unary_row(k_unary_op op, int64_t n, real *o, int64_t so, const rea
 }
 
 /* A case per op with the op as a literal, so each contiguous loop is specialised and
- * vectorized (n, p and c are unary_inner's; sa: a is a row too (1) or one value for the row (0:
- * a fill, such as sum's backward spreading its gradient)). */
+ * vectorized (n, p and c are unary_inner's). An input that is one value for the row (stride 0:
+ * sum's backward spreading its gradient) is one op and a fill. */
 #define K_UNARY_ROW(name, formula)                                                                 \
     case name:                                                                                     \
-        unary_row(name, n, p[0], 1, p[1], sa, c->p0, c->p1, c->acc);                               \
+        unary_row(name, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);                                \
         return;
 static void unary_inner(int64_t n, real *const *p, const int64_t *st, const void *vctx) {
     const ew_ctx *c = vctx;
     k_unary_op op = (k_unary_op)c->op;
     if (st[0] == 1 && st[1] == 1) {
-        enum { sa = 1 };
         switch (op) { K_UNARY_OPS(K_UNARY_ROW) }
     }
     if (st[0] == 1 && st[1] == 0) {
-        enum { sa = 0 };
-        switch (op) { K_UNARY_OPS(K_UNARY_ROW) }
+        real v = unary1(op, p[1][0], c->p0, c->p1);
+        unary_row(K_COPY, n, p[0], 1, &v, 0, 0, 0, c->acc);
+        return;
     }
     unary_row(op, n, p[0], st[0], p[1], st[1], c->p0, c->p1, c->acc);
 }
