@@ -240,7 +240,8 @@ K_INLINE void unary_row(k_unary_op op, int64_t n, real *o, int64_t so, const rea
     case name:                                                                                     \
         unary_row(name, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);                                \
         return;
-static void unary_inner(int64_t n, real *const *p, const int64_t *st, const void *vctx) {
+NB_VECTOR_CLONES static void unary_inner(int64_t n, real *const *p, const int64_t *st,
+                                         const void *vctx) {
     const ew_ctx *c = vctx;
     k_unary_op op = (k_unary_op)c->op;
     if (st[0] == 1 && st[1] == 1) {
@@ -278,7 +279,8 @@ K_INLINE void binary_row(k_binary_op op, int64_t n, real *o, int64_t so, const r
     case name:                                                                                     \
         binary_row(name, n, p[0], 1, p[1], 1, p[2], sb, c->p0, c->p1, c->acc);                     \
         return;
-static void binary_inner(int64_t n, real *const *p, const int64_t *st, const void *vctx) {
+NB_VECTOR_CLONES static void binary_inner(int64_t n, real *const *p, const int64_t *st,
+                                          const void *vctx) {
     const ew_ctx *c = vctx;
     k_binary_op op = (k_binary_op)c->op;
     if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
@@ -317,7 +319,8 @@ K_INLINE void ternary_row(k_ternary_op op, int64_t n, real *o, int64_t so, const
     case name:                                                                                     \
         ternary_row(name, n, p[0], 1, p[1], 1, p[2], 1, p[3], 1, c->acc);                          \
         return;
-static void ternary_inner(int64_t n, real *const *p, const int64_t *st, const void *vctx) {
+NB_VECTOR_CLONES static void ternary_inner(int64_t n, real *const *p, const int64_t *st,
+                                           const void *vctx) {
     const ew_ctx *c = vctx;
     k_ternary_op op = (k_ternary_op)c->op;
     if (st[0] == 1 && st[1] == 1 && st[2] == 1 && st[3] == 1) {
