@@ -184,14 +184,16 @@ K_INLINE real silu_grad(real x) {
     return s * (1 + x * (1 - s));
 }
 
+/* Squares and cubes as products, as PyTorch computes them: the loop over them vectorizes (the
+ * compiler splits it on p), where pow is a libm call per element. */
 K_INLINE real pow_scalar(real x, real p) {
-    return p == 2 ? x * x : RF(pow)(x, p);
+    return p == 2 ? x * x : (p == 3 ? x * x * x : RF(pow)(x, p));
 }
 
 /* d/dx x^p = p x^(p-1), and 0 for p == 0 (PyTorch's rule: p x^(p-1) would be 0 * inf = NaN at
  * x == 0). */
 K_INLINE real pow_grad(real x, real p) {
-    return p == 0 ? 0 : (p == 2 ? 2 * x : p * RF(pow)(x, p - 1));
+    return p == 0 ? 0 : (p == 2 ? 2 * x : (p == 3 ? 3 * x * x : p * RF(pow)(x, p - 1)));
 }
 
 /* The formulas of kernels.h's tables, one case each. */

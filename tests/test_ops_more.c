@@ -280,6 +280,30 @@ START_TEST(pow_zero_gives_no_nan_upstream) {
 }
 END_TEST
 
+/* A cube is x * x * x, as PyTorch computes it (not pow, which rounds once and differs in the last
+ * bit for some x), and its gradient 3 x^2 (dy = 1). */
+START_TEST(pow_3_is_the_product) {
+    enum { N = 1000 };
+    Tensor *x = tensor_empty(NB_SHAPE(N));
+    for (int i = 0; i < N; i++) x->data[i] = (real)(1 + 0.001 * i);
+    tensor_requires_grad(x, true);
+    Tensor *y = ag_pow(x, 3);
+    ag_backward(ag_sum(y));
+    int differs = 0; /* how many x have pow(x, 3) != x * x * x: the test means something */
+    for (int i = 0; i < N; i++) {
+        real v = x->data[i], cube = v * v * v;
+        differs += NB_REAL_FN(pow)(v, 3) != cube;
+        ck_assert_msg(y->data[i] == cube, "pow(%.9g, 3) = %.9g, x * x * x = %.9g", (double)v,
+                      (double)y->data[i], (double)cube);
+        ck_assert_msg(x->grad->data[i] == 3 * v * v, "d/dx at %.9g: %.9g", (double)v,
+                      (double)x->grad->data[i]);
+    }
+    ck_assert_int_gt(differs, 0);
+    tensor_free(x);
+    ag_reset();
+}
+END_TEST
+
 /* ---- the vectorizable helpers behind gelu and elu (tensor/fastmath.h) ----------------------- */
 
 #ifdef NB_DOUBLE
@@ -538,6 +562,7 @@ static Suite *suite(void) {
     tcase_set_timeout(r, 120);
     tcase_add_loop_test(r, matches_pytorch, 0, OPS_REF_NCASES);
     tcase_add_test(r, pow_zero_gives_no_nan_upstream);
+    tcase_add_test(r, pow_3_is_the_product);
     tcase_add_test(r, normal_cdf_is_accurate_in_both_tails);
 #ifndef NB_DOUBLE
     tcase_add_test(r, normal_cdf_square_error_is_exact);
