@@ -7,6 +7,7 @@
 #   make fuzz       libFuzzer harnesses (clang): replay the seeds in fuzz/corpus, then fuzz a while
 #                   plus the checked examples and docs, and the API page check
 #   make bench      speed and memory against the peers (PyTorch, OpenBLAS)
+#   make bench-ops  each op's forward + backward against PyTorch's (bench/ops.sh)
 #   make install PREFIX=/usr/local   headers, libnabla.a, libnabla_io.a and nabla.pc (pkg-config)
 #
 # Variables: OMP=0 builds without OpenMP; DOUBLE=1 makes the element type double;
@@ -86,7 +87,7 @@ MPI_TESTS    := $(patsubst tests/mpi/%.c,$(BUILD)/tests/mpi/%,$(wildcard tests/m
 $(VAE_OBJ): CPPFLAGS += -DNB_MPI
 endif
 
-.PHONY: all lib run test tests-built check-api fuzz fuzz-build check-run test-mpi test-float test-double test-san bench bench-deps bench-scaling deps data-fashion clean format install install-check
+.PHONY: all lib run test tests-built check-api fuzz fuzz-build check-run test-mpi test-float test-double test-san bench bench-deps bench-ops bench-scaling deps data-fashion clean format install install-check
 all: $(LIB) $(IOLIB) $(EXAMPLES) $(VAE) $(DISTLIB) $(MPI_EXAMPLES) $(MPI_TESTS)
 
 lib: $(LIB)
@@ -247,20 +248,24 @@ fuzz: fuzz-build
 # ---- benchmarks (peers: PyTorch from python3-torch, OpenBLAS, Fashion-MNIST) -------------------
 BENCH_DEBS := python3-torch python3-numpy libopenblas-dev dataset-fashion-mnist
 
-$(BUILD)/bench/bench_vae: bench/bench_vae.c $(LIB) $(IOLIB)
+$(BUILD)/bench/bench_vae: bench/bench_vae.c bench/timing.h $(LIB) $(IOLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(IOLIB) $(LIB) $(ZLIB) $(LDLIBS)
 
-$(BUILD)/bench/bench_conv: bench/bench_conv.c $(LIB)
+$(BUILD)/bench/bench_conv: bench/bench_conv.c bench/timing.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
 
-$(BUILD)/bench/bench_gemm: bench/bench_gemm.c $(LIB)
+$(BUILD)/bench/bench_ops: bench/bench_ops.c bench/timing.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
+
+$(BUILD)/bench/bench_gemm: bench/bench_gemm.c bench/timing.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $$(pkg-config --cflags openblas) $< -o $@ $(LDFLAGS) $(LIB) \
 	    $$(pkg-config --libs openblas) $(LDLIBS)
 
-$(BUILD)/bench/bench_ew: bench/bench_ew.c $(LIB)
+$(BUILD)/bench/bench_ew: bench/bench_ew.c bench/timing.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
 
@@ -274,9 +279,13 @@ bench-deps:
 	    else echo "bench: missing$$missing (sudo apt-get install$$missing); those peers are skipped"; fi; fi
 
 bench: deps bench-deps
-	@$(MAKE) --no-print-directory $(BUILD)/bench/bench_vae $(BUILD)/bench/bench_conv
+	@$(MAKE) --no-print-directory $(BUILD)/bench/bench_vae $(BUILD)/bench/bench_conv $(BUILD)/bench/bench_ops
 	@if pkg-config --exists openblas; then $(MAKE) --no-print-directory $(BUILD)/bench/bench_gemm; fi
 	@BUILD=$(BUILD) bash bench/run.sh
+
+# Each op's forward + backward against PyTorch's, alone (bench/ops.sh: ROUNDS, THREADS, REPS).
+bench-ops: bench-deps $(BUILD)/bench/bench_ops
+	@BUILD=$(BUILD) bash bench/ops.sh
 
 bench-scaling: deps bench-deps
 	@$(MAKE) --no-print-directory $(BUILD)/bench/bench_vae

@@ -10,16 +10,10 @@
  * (without K_TERNARY_OPS) builds the first part alone. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "bench/timing.h"
 #include "tensor/gemm.h"
 #include "tensor/kernels.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct {
     const char *name;
@@ -67,7 +61,7 @@ int main(int argc, char **argv) {
         const ew_case *e = &cases[k];
         double best = 1e30;
         for (int s = 0; s < 7; s++) {
-            double t0 = now();
+            double t0 = bench_now();
             for (int i = 0; i < reps; i++) {
                 if (e->kind == 1) k_unary((k_unary_op)e->op, a, out, e->p0, e->p1, false);
                 if (e->kind == 2) k_binary((k_binary_op)e->op, a, b, out, e->p0, e->p1, false);
@@ -75,7 +69,7 @@ int main(int argc, char **argv) {
                 if (e->kind == 3) k_ternary((k_ternary_op)e->op, c, a, b, out, false);
 #endif
             }
-            double t = (now() - t0) / reps;
+            double t = (bench_now() - t0) / reps;
             if (t < best) best = t;
         }
         printf("%-12s %10.1f\n", e->name, best * 1e6);

@@ -20,8 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench/timing.h"
 #include "tensor/base.h"
 #include "tensor/gemm.h"
 
@@ -42,12 +42,6 @@ static const shape shapes[] = {
     {128, 400, 40, "NN", "enc mu|logvar dx"}, {128, 20, 400, "NN", "dec fc3 dx"},
     {128, 400, 784, "NN", "dec fc4 dx"},
 };
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 typedef struct {
     const shape *s;
@@ -85,9 +79,9 @@ static double sample(void (*f)(const problem *), const problem *p, int n, double
         nanosleep(&ts, NULL);
         f(p);
     }
-    double t = now();
+    double t = bench_now();
     for (int i = 0; i < n; i++) f(p);
-    return (now() - t) / n;
+    return (bench_now() - t) / n;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -143,7 +137,7 @@ static double compare(problem *p) {
             __asm__ volatile(""                                                                    \
                              : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5),         \
                                "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(m), "+v"(c));          \
-            double t = now();                                                                      \
+            double t = bench_now();                                                                \
             for (long i = 0; i < iters; i++) {                                                     \
                 a0 = PS(fmadd)(a0, m, c), a1 = PS(fmadd)(a1, m, c);                                \
                 a2 = PS(fmadd)(a2, m, c), a3 = PS(fmadd)(a3, m, c);                                \
@@ -151,7 +145,7 @@ static double compare(problem *p) {
                 a6 = PS(fmadd)(a6, m, c), a7 = PS(fmadd)(a7, m, c);                                \
                 a8 = PS(fmadd)(a8, m, c), a9 = PS(fmadd)(a9, m, c);                                \
             }                                                                                      \
-            t = now() - t;                                                                         \
+            t = bench_now() - t;                                                                   \
             VEC sum = PS(add)(PS(add)(PS(add)(a0, a1), PS(add)(a2, a3)),                           \
                               PS(add)(PS(add)(a4, a5), PS(add)(a6, a7)));                          \
             sum = PS(add)(sum, PS(add)(a8, a9));                                                   \

@@ -11,19 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
+#include "bench/timing.h"
 #include "io/idx.h"
 #include "models/vae.h"
 #include "nn/data.h"
 #include "nn/optim.h"
 #include "tensor/gemm.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static double peak_rss_mb(void) {
     struct rusage u;
@@ -66,7 +60,7 @@ int main(int argc, char **argv) {
     nn_batches_init(&it, train.n, B, true, false, 1);
     int64_t step = 0;
     for (int e = 1; e <= epochs; e++) {
-        double t0 = now(), total = 0;
+        double t0 = bench_now(), total = 0;
         while (nn_batches_next(&it)) {
             int64_t n = it.count;
             idx_batch(&train, it.index, n, x->data, NULL);
@@ -78,7 +72,7 @@ int main(int argc, char **argv) {
             ag_reset();
             total += t.elbo_loss * (double)n;
         }
-        double dt = now() - t0;
+        double dt = bench_now() - t0;
         printf("{\"epoch\": %d, \"train_loss\": %.4f, \"epoch_seconds\": %.4f, "
                "\"samples_per_second\": %.1f, \"peak_rss_mb\": %.1f, \"threads\": %d}\n",
                e, total / (double)train.n, dt, (double)train.n / dt, peak_rss_mb(),

@@ -5,7 +5,8 @@
 #   against PyTorch's best configuration on this machine (OPENBLAS_NUM_THREADS=2,
 #   torch.set_num_threads(1)); peak resident memory of both; then every VAE matmul shape
 #   against OpenBLAS sgemm (bench/bench_gemm.c); the conv VAE's layers against PyTorch
-#   (bench/bench_conv.c, bench/torch_conv.py).
+#   (bench/bench_conv.c, bench/torch_conv.py); each op's forward + backward against PyTorch's
+#   (bench/ops.sh, which skips itself without PyTorch).
 #
 # The three trainings (nabla on 2 threads, nabla on 1, PyTorch) run in turn, ROUNDS times: A B C
 # A B C ... Each run trains EPOCHS epochs and reports its last (the first pays for warming up);
@@ -14,10 +15,8 @@
 # over minutes (it does here: the same epoch has measured 2.0 s and 2.6 s an hour apart).
 # Ratios are peer / nabla: above 1 means nabla is faster or smaller.
 #
-# Fair peers: OpenBLAS (under PyTorch and in bench_gemm) picks its kernels by CPU model, and on a
-# model it does not know it falls back to its Prescott (SSE3) kernels, 3-4x slower. The header
-# prints the core OpenBLAS chose; on a fallback, OPENBLAS_CORETYPE is set for both peers to the
-# nearest core it knows (SkylakeX with AVX-512, Zen or Haswell with AVX2), unless already set.
+# Fair peers: the header (bench/peers.sh) prints the core OpenBLAS chose; on its Prescott
+# fallback, OPENBLAS_CORETYPE is set for both peers to the nearest core it knows.
 #
 # A busy machine: after the rounds, BUSY_ROUNDS more rounds of nabla on 1 and 2 threads run next
 # to one other CPU-bound process (a shell loop, killed at the end), the case of a laptop or a
@@ -39,33 +38,8 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else p
 row() { printf '%-44s %12s %12s %10s\n' "$@"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", b / a; else print "n/a" }'; }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "nabla: gemm kernel $("$BUILD/bench/bench_vae" --kernel) (NABLA_KERNEL=generic|avx2|avx512 chooses)"
-
-# The core OpenBLAS picks in a process (it prints it at load with OPENBLAS_VERBOSE=2).
-blas_core() { OPENBLAS_VERBOSE=2 "$@" 2>&1 >/dev/null | sed -n 's/.*Core: *\([A-Za-z0-9_]*\).*/\1/p' | head -n 1; }
-probe_torch() { blas_core $PY -c 'import torch; a = torch.ones(64, 64); a @ a'; }
-probe_gemm() { [ -x "$BUILD/bench/bench_gemm" ] && blas_core "$BUILD/bench/bench_gemm" --kernel; }
-nearest_core() { # the OpenBLAS core nearest this CPU, from its flags
-    flags=$(grep -m1 '^flags' /proc/cpuinfo)
-    case " $flags " in
-    *" avx512f "*) echo SkylakeX ;;
-    *" avx2 "*) if grep -q -m1 AuthenticAMD /proc/cpuinfo; then echo Zen; else echo Haswell; fi ;;
-    *) echo "" ;;
-    esac
-}
-core=$(probe_torch)
-[ -n "$core" ] || core=$(probe_gemm)
-note="as OpenBLAS detected it"
-if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
-    note="OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE was set by the caller"
-elif [ "$core" = Prescott ] && [ -n "$(nearest_core)" ]; then
-    export OPENBLAS_CORETYPE=$(nearest_core)
-    note="OpenBLAS fell back to Prescott on this CPU; OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE for both peers"
-    core=$(probe_torch)
-    [ -n "$core" ] || core=$(probe_gemm)
-fi
-echo "peers: PyTorch's OpenBLAS core ${core:-unknown}, bench_gemm's OpenBLAS core $(probe_gemm || echo n/a) ($note)"
+. "$(dirname "$0")/peers.sh"
+peers_header "$BUILD/bench/bench_vae"
 echo
 
 if [ ! -f "$DATA/train-images-idx3-ubyte.gz" ] && [ ! -f "$DATA/train-images-idx3-ubyte" ]; then
@@ -241,3 +215,6 @@ if [ -x "$BUILD/bench/bench_gemm" ]; then
 else
     echo "bench: no OpenBLAS (Debian libopenblas-dev): gemm comparison skipped"
 fi
+
+# Each op's forward + backward against PyTorch's on 1 thread (bench/ops.sh; OPS_ROUNDS rounds).
+BUILD=$BUILD ROUNDS=${OPS_ROUNDS:-3} OPS_HEADER=0 bash "$(dirname "$0")/ops.sh"

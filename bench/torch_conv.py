@@ -5,17 +5,18 @@
 
 The same five layers, steps and timing as bench_conv.c: forward plus backward of each conv VAE
 layer at batch 128 (the input's gradient for every layer but the first), gradients set to None
-each step; 3 untimed steps, then R timed ones in 5 batches; one JSON line per layer with the
-fastest and the median batch's milliseconds per step, and the fastest batch's process CPU time
-per step (all threads).
+each step; 3 untimed steps, then R timed ones in 5 batches (bench/torch_bench.py); one JSON
+line per layer with the fastest and the median batch's milliseconds per step, and the fastest
+batch's process CPU time per step (all threads).
 """
 
 import argparse
 import json
-import time
 
 import torch
 import torch.nn.functional as F
+
+from torch_bench import time_batches
 
 LAYERS = [
     ('conv 1->32 s2 28x28', False, 1, 32, 28, 2, 1, 0, False),
@@ -32,37 +33,26 @@ def main():
     ap.add_argument('--reps', type=int, default=20)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    reps = max(a.reps, 5)
     B = 128
     for name, transposed, C, O, H, stride, padding, opad, x_grad in LAYERS:
         x = torch.randn(B, C, H, H, requires_grad=x_grad)
         w = torch.randn(*((C, O, 3, 3) if transposed else (O, C, 3, 3)), requires_grad=True)
         b = torch.randn(O, requires_grad=True)
         g = None
-        times, cpu = [], []
-        it = -3
-        while len(times) < 5:
-            n = 1 if it < 0 else reps // 5
-            t0, c0 = time.perf_counter(), time.process_time()
-            for _ in range(n):
-                x.grad = w.grad = b.grad = None
-                if transposed:
-                    y = F.conv_transpose2d(x, w, b, stride, padding, opad)
-                else:
-                    y = F.conv2d(x, w, b, stride, padding)
-                if g is None:
-                    g = torch.randn_like(y)
-                y.backward(g)
-            if it < 0:
-                it += 1
+
+        def step():
+            nonlocal g
+            x.grad = w.grad = b.grad = None
+            if transposed:
+                y = F.conv_transpose2d(x, w, b, stride, padding, opad)
             else:
-                cpu.append((time.process_time() - c0) / n)
-                times.append((time.perf_counter() - t0) / n)
-        times.sort()
-        cpu.sort()
-        print(json.dumps({'layer': name, 'threads': a.threads, 'ms': round(1e3 * times[0], 4),
-                          'median_ms': round(1e3 * times[2], 4),
-                          'cpu_ms': round(1e3 * cpu[0], 4)}), flush=True)
+                y = F.conv2d(x, w, b, stride, padding)
+            if g is None:
+                g = torch.randn_like(y)
+            y.backward(g)
+
+        r = time_batches(step, 3, a.reps)
+        print(json.dumps({'layer': name, 'threads': a.threads, **r}), flush=True)
 
 
 if __name__ == '__main__':

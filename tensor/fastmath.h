@@ -21,46 +21,65 @@
 
 #include "tensor/base.h"
 
+/* Always inlined: a loop over these vectorizes only when the call is gone, and GCC's inliner,
+ * once a file has many such loops (kernels.c has one per op), stops inlining some of them. */
+#if defined(__GNUC__)
+#define NB_MATH_INLINE static inline __attribute__((always_inline))
+#else
+#define NB_MATH_INLINE static inline
+#endif
+
 #ifdef NB_DOUBLE
-static inline real nb_exp(real x) {
+NB_MATH_INLINE real nb_exp(real x) {
     return exp(x);
 }
-static inline real nb_log(real x) {
+NB_MATH_INLINE real nb_log(real x) {
     return log(x);
 }
-static inline real nb_log1p(real x) {
+NB_MATH_INLINE real nb_log1p(real x) {
     return log1p(x);
 }
-static inline real nb_log1p_unit(real x) {
+NB_MATH_INLINE real nb_log1p_unit(real x) {
     return log1p(x);
 }
-static inline real nb_expm1(real x) {
+NB_MATH_INLINE real nb_expm1(real x) {
     return expm1(x);
 }
-static inline real nb_normal_cdf(real x) {
+NB_MATH_INLINE real nb_normal_cdf(real x) {
     return 0.5 * erfc(x * -0.70710678118654752440); /* erfc(-x / sqrt 2): no cancellation */
 }
-static inline real nb_tanh(real x) {
+NB_MATH_INLINE real nb_tanh(real x) {
     return tanh(x);
 }
 #else
 
-static inline float nb_bits_to_float(uint32_t u) {
+NB_MATH_INLINE float nb_bits_to_float(uint32_t u) {
     float f;
     memcpy(&f, &u, sizeof f);
     return f;
 }
-static inline uint32_t nb_float_to_bits(float f) {
+NB_MATH_INLINE uint32_t nb_float_to_bits(float f) {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
     return u;
 }
 
+/* v rounded to the nearest integer for |v| < 2^22, as rintf in the default rounding mode: adding
+ * and subtracting 1.5 * 2^23 leaves no fraction bits. Unlike rintf, which is a libm call on
+ * baseline x86-64 (no SSE4.1 roundps), it vectorizes, and so does every loop over nb_exp. */
+NB_MATH_INLINE float nb_round_small(float v) {
+#ifdef __FAST_MATH__
+    return rintf(v); /* reassociation would fold the two additions away */
+#else
+    return (v + 12582912.0f) - 12582912.0f;
+#endif
+}
+
 /* e^x = 2^n e^r with n = round(x / ln 2) and r = x - n ln 2 (ln 2 split in two parts so r is
  * exact), e^r from a degree-6 polynomial on |r| <= ln 2 / 2, 2^n built in the exponent bits. */
-static inline float nb_exp(float x) {
+NB_MATH_INLINE float nb_exp(float x) {
     float xc = x > 88.72283f ? 88.72283f : (x < -103.97f ? -103.97f : x);
-    float n = rintf(xc * 1.44269504088896341f);
+    float n = nb_round_small(xc * 1.44269504088896341f);
     float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -81,7 +100,7 @@ static inline float nb_exp(float x) {
 
 /* log(1 + f) + e ln 2 for f in [sqrt(1/2) - 1, sqrt(2) - 1] from a degree-9 polynomial: the
  * core of nb_log and nb_log1p_unit. */
-static inline float nb_log_core(float f, float e) {
+NB_MATH_INLINE float nb_log_core(float f, float e) {
     float z = f * f;
     float p = 7.0376836292e-2f;
     p = p * f - 1.1514610310e-1f;
@@ -98,7 +117,7 @@ static inline float nb_log_core(float f, float e) {
 
 /* log x = e ln 2 + log m with x = m 2^e and m in [sqrt(1/2), sqrt(2)); log(1 + f) for
  * f = m - 1 from nb_log_core. Denormals are scaled by 2^23 first. */
-static inline float nb_log(float x) {
+NB_MATH_INLINE float nb_log(float x) {
     int tiny = x < 1.17549435e-38f;
     float xs = tiny ? x * 8388608.0f : x;
     uint32_t u = nb_float_to_bits(xs);
@@ -117,7 +136,7 @@ static inline float nb_log(float x) {
 /* log(1 + u) for u in [0, 1] only (log(1 + exp(-|x|)) in softplus and BCE with logits): no
  * special values, no division. 1 + u is m 2^e with e 0 or 1, and m - 1 is u itself or (u - 1) / 2,
  * so the rounding of 1 + u never enters; within 2 ulp of log1p (tests/test_tensor.c). */
-static inline float nb_log1p_unit(float u) {
+NB_MATH_INLINE float nb_log1p_unit(float u) {
     int hi = u > 0.414213562373095049f; /* 1 + u > sqrt(2) */
     return nb_log_core(hi ? (u - 1.0f) * 0.5f : u, hi ? 1.0f : 0.0f);
 }
@@ -125,14 +144,14 @@ static inline float nb_log1p_unit(float u) {
 /* log(1 + u) for -1 <= u <= 1 (its callers: BCE's log(1 - p)), accurate for tiny |u| too: with
  * w = 1 + u rounded, log(w) * u / (w - 1) cancels the rounding of w (Goldberg, 1991). Beyond
  * about 1e38, log(w) * u overflows. */
-static inline float nb_log1p(float u) {
+NB_MATH_INLINE float nb_log1p(float u) {
     float w = 1.0f + u;
     return w == 1.0f ? u : nb_log(w) * u / (w - 1.0f);
 }
 
 /* e^x - 1: x + x^2 E(x) for |x| <= 1/2 (E of degree 6, fitted by tools/fit_fastmath.py, so small
  * x keep their digits), nb_exp(x) - 1 beyond. */
-static inline float nb_expm1(float x) {
+NB_MATH_INLINE float nb_expm1(float x) {
     float e = 2.481461888e-05f;
     e = e * x + 1.995261555e-04f;
     e = e * x + 1.388909761e-03f;
@@ -146,16 +165,23 @@ static inline float nb_expm1(float x) {
 
 /* tanh x = -expm1(-2|x|) / (2 + expm1(-2|x|)) with x's sign: no cancellation for small |x|, and
  * exactly +-1 once exp(-2|x|) is below half an ulp of 1. */
-static inline float nb_tanh(float x) {
+NB_MATH_INLINE float nb_tanh(float x) {
     float em = nb_expm1(-2.0f * fabsf(x));
     return copysignf(-em / (2.0f + em), x);
+}
+
+/* u * u - u2 for u2 = u * u rounded to float: exactly, as fmaf(u, u, -u2) gives it (the error
+ * of a float product is a float), but through double, where u * u is exact (48 bits): fmaf is a
+ * libm call on baseline x86-64, without FMA, and kept every loop over nb_normal_cdf scalar. */
+NB_MATH_INLINE float nb_square_error(float u, float u2) {
+    return (float)((double)u * u - u2);
 }
 
 /* Phi(x), the standard normal CDF, accurate in both tails (where 0.5 (1 + erf(x / sqrt 2)) loses
  * its digits): 0.5 + x P(x^2) for |x| <= 1, and beyond it the smaller tail
  * Phi(-|x|) = exp(-x^2 / 2) Q(1 / (1 + |x| / 2)). P and Q (degrees 6 and 8) are least-squares
  * fits of the relative error by tools/fit_fastmath.py. */
-static inline float nb_normal_cdf(float x) {
+NB_MATH_INLINE float nb_normal_cdf(float x) {
     float t = fabsf(x), x2 = x * x;
     float p = 5.367287486e-07f;
     p = p * x2 - 9.272785974e-06f;
@@ -176,9 +202,8 @@ static inline float nb_normal_cdf(float x) {
     q = q * w + 1.994522661e-01f;
     q = q * w + 7.195976650e-07f;
     /* u^2 = u2 + e exactly; exp(-e / 2) = 1 - e / 2 to float precision. Without the correction
-     * the rounding of x2 alone costs 4e-6 relative at x = -11. (fmaf is one instruction where
-     * the target has FMA, as -march=native on current x86 and ARM does.) */
-    float u2 = u * u, e = fmaf(u, u, -u2);
+     * the rounding of x2 alone costs 4e-6 relative at x = -11. */
+    float u2 = u * u, e = nb_square_error(u, u2);
     float tail = nb_exp(-0.5f * u2) * (1.0f - 0.5f * e) * q;
     float far = x < 0 ? tail : 1.0f - tail;
     return t <= 1.0f ? 0.5f + x * p : far;

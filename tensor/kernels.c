@@ -184,14 +184,16 @@ K_INLINE real silu_grad(real x) {
     return s * (1 + x * (1 - s));
 }
 
+/* Squares and cubes as products, as PyTorch computes them: the loop over them vectorizes (the
+ * compiler splits it on p), where pow is a libm call per element. */
 K_INLINE real pow_scalar(real x, real p) {
-    return p == 2 ? x * x : RF(pow)(x, p);
+    return p == 2 ? x * x : (p == 3 ? x * x * x : RF(pow)(x, p));
 }
 
 /* d/dx x^p = p x^(p-1), and 0 for p == 0 (PyTorch's rule: p x^(p-1) would be 0 * inf = NaN at
  * x == 0). */
 K_INLINE real pow_grad(real x, real p) {
-    return p == 0 ? 0 : (p == 2 ? 2 * x : p * RF(pow)(x, p - 1));
+    return p == 0 ? 0 : (p == 2 ? 2 * x : (p == 3 ? 3 * x * x : p * RF(pow)(x, p - 1)));
 }
 
 /* The formulas of kernels.h's tables, one case each. */
@@ -234,16 +236,23 @@ K_INLINE void unary_row(k_unary_op op, int64_t n, real *o, int64_t so, const rea
 }
 
 /* A case per op with the op as a literal, so each contiguous loop is specialised and
- * vectorized (n, p and c are unary_inner's). */
+ * vectorized (n, p and c are unary_inner's). An input that is one value for the row (stride 0:
+ * sum's backward spreading its gradient) is one op and a fill. */
 #define K_UNARY_ROW(name, formula)                                                                 \
     case name:                                                                                     \
         unary_row(name, n, p[0], 1, p[1], 1, c->p0, c->p1, c->acc);                                \
         return;
-NB_VECTOR_CLONES static void unary_inner(int64_t n, real *const *p, const int64_t *st, const void *vctx) {
+NB_VECTOR_CLONES static void unary_inner(int64_t n, real *const *p, const int64_t *st,
+                                         const void *vctx) {
     const ew_ctx *c = vctx;
     k_unary_op op = (k_unary_op)c->op;
     if (st[0] == 1 && st[1] == 1) {
         switch (op) { K_UNARY_OPS(K_UNARY_ROW) }
+    }
+    if (st[0] == 1 && st[1] == 0) {
+        real v = unary1(op, p[1][0], c->p0, c->p1);
+        unary_row(K_COPY, n, p[0], 1, &v, 0, 0, 0, c->acc);
+        return;
     }
     unary_row(op, n, p[0], st[0], p[1], st[1], c->p0, c->p1, c->acc);
 }
@@ -266,20 +275,23 @@ K_INLINE void binary_row(k_binary_op op, int64_t n, real *o, int64_t so, const r
         for (int64_t i = 0; i < n; i++) o[i * so] = binary1(op, a[i * sa], b[i * sb], p0, p1);
 }
 
-/* As K_UNARY_ROW, for binary_inner. */
+/* As K_UNARY_ROW, for binary_inner: b a row too (sb 1) or one value for the row (sb 0: a bias, or
+ * the row max that softmax's exp(a - max) subtracts). */
 #define K_BINARY_ROW(name, formula)                                                                \
     case name:                                                                                     \
-        binary_row(name, n, p[0], 1, p[1], 1, p[2], 1, c->p0, c->p1, c->acc);                      \
+        binary_row(name, n, p[0], 1, p[1], 1, p[2], sb, c->p0, c->p1, c->acc);                     \
         return;
-NB_VECTOR_CLONES static void binary_inner(int64_t n, real *const *p, const int64_t *st, const void *vctx) {
+NB_VECTOR_CLONES static void binary_inner(int64_t n, real *const *p, const int64_t *st,
+                                          const void *vctx) {
     const ew_ctx *c = vctx;
     k_binary_op op = (k_binary_op)c->op;
     if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
+        enum { sb = 1 };
         switch (op) { K_BINARY_OPS(K_BINARY_ROW) }
     }
-    if (st[0] == 1 && st[1] == 1 && st[2] == 0) { /* a row and a broadcast scalar: bias add */
-        binary_row(op, n, p[0], 1, p[1], 1, p[2], 0, c->p0, c->p1, c->acc);
-        return;
+    if (st[0] == 1 && st[1] == 1 && st[2] == 0) {
+        enum { sb = 0 };
+        switch (op) { K_BINARY_OPS(K_BINARY_ROW) }
     }
     binary_row(op, n, p[0], st[0], p[1], st[1], p[2], st[2], c->p0, c->p1, c->acc);
 }
@@ -309,7 +321,8 @@ K_INLINE void ternary_row(k_ternary_op op, int64_t n, real *o, int64_t so, const
     case name:                                                                                     \
         ternary_row(name, n, p[0], 1, p[1], 1, p[2], 1, p[3], 1, c->acc);                          \
         return;
-NB_VECTOR_CLONES static void ternary_inner(int64_t n, real *const *p, const int64_t *st, const void *vctx) {
+NB_VECTOR_CLONES static void ternary_inner(int64_t n, real *const *p, const int64_t *st,
+                                           const void *vctx) {
     const ew_ctx *c = vctx;
     k_ternary_op op = (k_ternary_op)c->op;
     if (st[0] == 1 && st[1] == 1 && st[2] == 1 && st[3] == 1) {

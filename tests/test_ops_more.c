@@ -280,6 +280,30 @@ START_TEST(pow_zero_gives_no_nan_upstream) {
 }
 END_TEST
 
+/* A cube is x * x * x, as PyTorch computes it (not pow, which rounds once and differs in the last
+ * bit for some x), and its gradient 3 x^2 (dy = 1). */
+START_TEST(pow_3_is_the_product) {
+    enum { N = 1000 };
+    Tensor *x = tensor_empty(NB_SHAPE(N));
+    for (int i = 0; i < N; i++) x->data[i] = (real)(1 + 0.001 * i);
+    tensor_requires_grad(x, true);
+    Tensor *y = ag_pow(x, 3);
+    ag_backward(ag_sum(y));
+    int differs = 0; /* how many x have pow(x, 3) != x * x * x: the test means something */
+    for (int i = 0; i < N; i++) {
+        real v = x->data[i], cube = v * v * v;
+        differs += NB_REAL_FN(pow)(v, 3) != cube;
+        ck_assert_msg(y->data[i] == cube, "pow(%.9g, 3) = %.9g, x * x * x = %.9g", (double)v,
+                      (double)y->data[i], (double)cube);
+        ck_assert_msg(x->grad->data[i] == 3 * v * v, "d/dx at %.9g: %.9g", (double)v,
+                      (double)x->grad->data[i]);
+    }
+    ck_assert_int_gt(differs, 0);
+    tensor_free(x);
+    ag_reset();
+}
+END_TEST
+
 /* ---- the vectorizable helpers behind gelu and elu (tensor/fastmath.h) ----------------------- */
 
 #ifdef NB_DOUBLE
@@ -302,6 +326,28 @@ START_TEST(normal_cdf_is_accurate_in_both_tails) {
     ck_assert(isnan(nb_normal_cdf(NAN)));
 }
 END_TEST
+
+#ifndef NB_DOUBLE
+/* nb_square_error is fmaf(u, u, -u * u) to the bit, over the tail's u in [1, 15]; and gelu through
+ * k_unary (the loop it lets vectorize) is x * nb_normal_cdf(x) in both tails. */
+START_TEST(normal_cdf_square_error_is_exact) {
+    for (float u = 1; u <= 15; u = nextafterf(u, 16) + u * 1e-5f) {
+        float u2 = u * u;
+        ck_assert_msg(nb_square_error(u, u2) == fmaf(u, u, -u2), "u = %.9g: %g, fmaf %g", (double)u,
+                      (double)nb_square_error(u, u2), (double)fmaf(u, u, -u2));
+    }
+    Tensor *x = tensor_empty(NB_SHAPE(2401)), *y = tensor_empty(NB_SHAPE(2401));
+    for (int i = 0; i < 2401; i++) x->data[i] = (real)((i - 1200) * 0.01);
+    k_unary(K_GELU, x, y, 0, 0, false);
+    for (int i = 0; i < 2401; i++) {
+        double want = (double)x->data[i] * 0.5 * erfc(-(double)x->data[i] / sqrt(2.0));
+        ck_assert_msg(fabs((double)y->data[i] - want) <= 1e-6 * fabs(want) + 1e-37,
+                      "gelu(%g) = %.9g, want %.9g", (double)x->data[i], (double)y->data[i], want);
+    }
+    tensor_free(x), tensor_free(y);
+}
+END_TEST
+#endif
 
 START_TEST(expm1_keeps_small_arguments_digits) {
     double worst = 0, at = 0;
@@ -516,7 +562,11 @@ static Suite *suite(void) {
     tcase_set_timeout(r, 120);
     tcase_add_loop_test(r, matches_pytorch, 0, OPS_REF_NCASES);
     tcase_add_test(r, pow_zero_gives_no_nan_upstream);
+    tcase_add_test(r, pow_3_is_the_product);
     tcase_add_test(r, normal_cdf_is_accurate_in_both_tails);
+#ifndef NB_DOUBLE
+    tcase_add_test(r, normal_cdf_square_error_is_exact);
+#endif
     tcase_add_test(r, expm1_keeps_small_arguments_digits);
     tcase_add_test(r, tanh_is_accurate_near_0_and_saturates);
     suite_add_tcase(s, r);

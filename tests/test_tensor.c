@@ -258,6 +258,50 @@ START_TEST(layout_errors) {
 }
 END_TEST
 
+/* got and want agree element for element (NaN with NaN, else within 1e-6 relative). */
+static void expect_same_values(const Tensor *got, const Tensor *want, const char *what, int op,
+                               int acc) {
+    for (int64_t i = 0; i < got->numel; i++) {
+        real g = got->data[i], w = want->data[i];
+        ck_assert_msg((g != g && w != w) || g == w ||
+                          fabs((double)(g - w)) <= 1e-6 * fabs((double)w),
+                      "%s op %d (acc %d) element %lld: %g with one value per row, %g in full", what,
+                      op, acc, (long long)i, (double)g, (double)w);
+    }
+}
+
+/* Every unary kernel with its input one value per row, and every binary kernel with b one value
+ * per row (a [R, 1], the stride-0 loops that sum's backward, a bias add and softmax's
+ * exp(a - max) take), gives what it gives with that input written out in full ([R, N]), storing
+ * and accumulating. */
+START_TEST(kernels_with_a_value_per_row) {
+#define OP_NAME(name, formula) name,
+    const k_unary_op uops[] = {K_UNARY_OPS(OP_NAME)};
+    const k_binary_op bops[] = {K_BINARY_OPS(OP_NAME)};
+#undef OP_NAME
+    Tensor *a = tensor_randn(NB_SHAPE(5, 37), NULL), *b = tensor_randn(NB_SHAPE(5, 1), NULL);
+    b->data[2] = a->data[2 * 37 + 3]; /* a tie, for the comparisons and maximum */
+    Tensor *full = tensor_empty(NB_SHAPE(5, 37));
+    tensor_copy_into(full, b);
+    Tensor *got = tensor_empty(NB_SHAPE(5, 37)), *want = tensor_empty(NB_SHAPE(5, 37));
+    for (int acc = 0; acc < 2; acc++) {
+        for (size_t k = 0; k < sizeof uops / sizeof uops[0]; k++) {
+            tensor_fill(got, (real)0.25), tensor_fill(want, (real)0.25);
+            k_unary(uops[k], b, got, 2, 3, acc);
+            k_unary(uops[k], full, want, 2, 3, acc);
+            expect_same_values(got, want, "unary", (int)uops[k], acc);
+        }
+        for (size_t k = 0; k < sizeof bops / sizeof bops[0]; k++) {
+            tensor_fill(got, (real)0.25), tensor_fill(want, (real)0.25);
+            k_binary(bops[k], a, b, got, 2, 3, acc);
+            k_binary(bops[k], a, full, want, 2, 3, acc);
+            expect_same_values(got, want, "binary", (int)bops[k], acc);
+        }
+    }
+    tensor_free(a), tensor_free(b), tensor_free(full), tensor_free(got), tensor_free(want);
+}
+END_TEST
+
 /* Distance in units in the last place of `want` (float spacing), for the fast exp/log. */
 static double ulps(real got, double want) {
     float w = (float)want;
@@ -293,6 +337,40 @@ START_TEST(fast_exp_and_log_are_within_2_ulp) {
 }
 END_TEST
 
+/* nb_exp's n = round(x / ln 2) changes at x = (k + 1/2) ln 2: there, and one float either side,
+ * through k_unary's loop (the one nb_round_small lets the compiler vectorize), for every k with a
+ * normal result. The float build's nb_round_small must round as rintf does, ties to even. */
+START_TEST(fast_exp_at_rounding_ties) {
+    enum { N = 3 * 277 };
+    Tensor *x = tensor_empty(NB_SHAPE(N)), *y = tensor_empty(NB_SHAPE(N));
+    int m = 0;
+    for (int k = -149; k <= 127; k++) {
+        float c = (float)((k + 0.5) * 0.69314718055994530942);
+        x->data[m++] = (real)nextafterf(c, -INFINITY);
+        x->data[m++] = (real)c;
+        x->data[m++] = (real)nextafterf(c, INFINITY);
+    }
+    ck_assert_int_eq(m, N);
+    k_unary(K_EXP, x, y, 0, 0, false);
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        double want = exp((double)x->data[i]);
+        if (want > 3.4e38 || want < 1.2e-38) continue; /* normal results only */
+        worst = fmax(worst, ulps(y->data[i], want));
+    }
+    ck_assert_msg(worst <= 2, "nb_exp is %.2f ulp off near a rounding tie", worst);
+#ifndef NB_DOUBLE
+    const float v[] = {-150.5f, -149.5f, -2.5f, -0.5f,  0.49999997f,
+                       0.5f,    1.5f,    2.5f,  127.5f, 3.25f};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        ck_assert_msg(nb_round_small(v[i]) == rintf(v[i]), "nb_round_small(%g) = %g, rintf %g",
+                      (double)v[i], (double)nb_round_small(v[i]), (double)rintf(v[i]));
+#endif
+    tensor_free(x);
+    tensor_free(y);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("tensor");
     TCase *t = tcase_create("tensor");
@@ -306,6 +384,8 @@ static Suite *suite(void) {
     tcase_add_test(t, kernels_give_the_same_bits_on_any_thread_count);
     tcase_add_test(t, one_long_sum_gives_the_same_bits_on_1_and_2_threads);
     tcase_add_test(t, fast_exp_and_log_are_within_2_ulp);
+    tcase_add_test(t, fast_exp_at_rounding_ties);
+    tcase_add_test(t, kernels_with_a_value_per_row);
     suite_add_tcase(s, t);
     return s;
 }
