@@ -351,6 +351,30 @@ END_TEST
 
 /* The busy-machine policy: products that threads did not make 1.3x faster turn threads off for a
  * while (nb_threads_now 1); then they are tried again. */
+/* A product called from a thread of an active team (as conv tasks call it) runs on that thread
+ * and reports nothing: its one-thread time once read as "threads do not pay" and turned a quiet
+ * machine's threads off after a window of such calls. */
+START_TEST(test_products_inside_a_team_do_not_turn_threads_off) {
+#ifdef _OPENMP
+    int saved = nb_get_num_threads();
+    nb_set_num_threads(2);
+    nb_set_adaptive_threads(1);
+    int64_t n = 128; /* 4 MFLOP: threaded when called alone */
+    real *A = calloc((size_t)(n * n), sizeof(real)), *B = calloc((size_t)(n * n), sizeof(real));
+    real *C = calloc((size_t)(2 * n * n), sizeof(real));
+#pragma omp parallel num_threads(2)
+    {
+        int t = omp_get_thread_num();
+        for (int i = 0; i < 100; i++) nb_gemm(n, n, n, A, n, 1, B, n, 1, 0, C + t * n * n, n);
+    }
+    ck_assert_int_eq(nb_threads_now(), 2);
+    free(A), free(B), free(C);
+    nb_set_adaptive_threads(1);
+    nb_set_num_threads(saved);
+#endif
+}
+END_TEST
+
 START_TEST(test_threads_off_while_they_do_not_pay) {
 #ifdef _OPENMP
     int saved = nb_get_num_threads();
@@ -396,6 +420,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_thread_count);
     tcase_add_test(tc, test_kernel_choice);
     tcase_add_test(tc, test_threads_off_while_they_do_not_pay);
+    tcase_add_test(tc, test_products_inside_a_team_do_not_turn_threads_off);
     tcase_add_loop_test(tc, test_no_allocation_on_repeat, 0, N_ISAS);
     suite_add_tcase(s, tc);
     return s;
