@@ -87,7 +87,10 @@ void nb_gemm_release(void) {
  * wall time. When, over a window of products, the threads made them less than ADAPT_MIN_SPEEDUP
  * times faster, every parallel region (products and loops) runs on the calling thread for a
  * while, then threads are tried again; each failed trial doubles that while, up to
- * ADAPT_SOLO_MAX. Results are the same bits for any thread count, so only speed changes.
+ * ADAPT_SOLO_MAX, and a window where threads paid halves it (rather than forgetting it: on a
+ * busy machine threads sometimes pay for one window by luck, and restarting the doubling from
+ * ADAPT_SOLO_MIN then kept 2 threads 1.2x slower than 1). Results are the same bits for any
+ * thread count, so only speed changes.
  * libgomp's spinning cannot be shortened from here: it reads OMP_WAIT_POLICY and
  * GOMP_SPINCOUNT in its own constructor, before any of nabla's code can run (docs/PERFORMANCE.md).
  */
@@ -140,7 +143,7 @@ void nb_threads_report(double serial, double wall) {
                 if (adapt.solo_len > ADAPT_SOLO_MAX) adapt.solo_len = ADAPT_SOLO_MAX;
                 atomic_store(&solo_until, omp_get_wtime() + adapt.solo_len);
             } else {
-                adapt.solo_len = 0;
+                adapt.solo_len = adapt.solo_len >= 2 * ADAPT_SOLO_MIN ? adapt.solo_len / 2 : 0;
             }
             adapt.serial = adapt.wall = 0, adapt.n = 0;
         }

@@ -351,6 +351,43 @@ END_TEST
 
 /* The busy-machine policy: products that threads did not make 1.3x faster turn threads off for a
  * while (nb_threads_now 1); then they are tried again. */
+#ifdef _OPENMP
+/* Waits `s` seconds (busy: the test measures what the policy does over time). */
+static void wait_seconds(double s) {
+    double t0 = omp_get_wtime();
+    while (omp_get_wtime() - t0 < s) {
+    }
+}
+#endif
+
+/* One window where threads paid halves the time on one thread rather than forgetting it: after
+ * failed windows have grown it to 0.2 s, a lucky window and a failed one give 0.2 s again (not
+ * the first failure's 0.05 s, which let a busy machine run threaded a fifth of the time). */
+START_TEST(test_a_lucky_window_does_not_reset_the_backoff) {
+#ifdef _OPENMP
+    int saved = nb_get_num_threads();
+    nb_set_num_threads(2);
+    nb_set_adaptive_threads(1);
+    nb_threads_report(0.011, 0.011); /* fail: 0.05 s alone */
+    wait_seconds(0.06);
+    nb_threads_report(0.011, 0.011); /* fail: 0.1 s */
+    wait_seconds(0.11);
+    nb_threads_report(0.011, 0.011); /* fail: 0.2 s */
+    wait_seconds(0.21);
+    ck_assert_int_eq(nb_threads_now(), 2);
+    nb_threads_report(0.022, 0.011); /* threads paid (2x): the backoff halves to 0.1 s */
+    ck_assert_int_eq(nb_threads_now(), 2);
+    nb_threads_report(0.011, 0.011); /* fail: 0.2 s alone again */
+    wait_seconds(0.08);
+    ck_assert_int_eq(nb_threads_now(), 1); /* forgotten, it would be back after 0.05 s */
+    wait_seconds(0.15);
+    ck_assert_int_eq(nb_threads_now(), 2);
+    nb_set_adaptive_threads(1);
+    nb_set_num_threads(saved);
+#endif
+}
+END_TEST
+
 /* A product called from a thread of an active team (as conv tasks call it) runs on that thread
  * and reports nothing: its one-thread time once read as "threads do not pay" and turned a quiet
  * machine's threads off after a window of such calls. */
@@ -421,6 +458,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_kernel_choice);
     tcase_add_test(tc, test_threads_off_while_they_do_not_pay);
     tcase_add_test(tc, test_products_inside_a_team_do_not_turn_threads_off);
+    tcase_add_test(tc, test_a_lucky_window_does_not_reset_the_backoff);
     tcase_add_loop_test(tc, test_no_allocation_on_repeat, 0, N_ISAS);
     suite_add_tcase(s, tc);
     return s;
