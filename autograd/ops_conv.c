@@ -7,8 +7,9 @@
  *   input grad   X[n]  (+)= col2im(W^T @ Y[n])
  *   weight grad  W     (+)= sum over n of Y[n] @ im2col(X[n])^T
  *
- * im2col lays one sample's receptive fields out as a (C/G * kh * kw) x (Ho * Wo) matrix, so each
- * product is one nb_gemm; col2im is its adjoint, a scatter-add back onto the image.
+ * im2col lays one sample's receptive fields out as a (C/G * kh * kw) x (Ho * Wo) matrix; col2im is
+ * its adjoint, a scatter-add back onto the image. A chunk of samples' matrices sit side by side,
+ * so each product is one nb_gemm over the chunk (chunk_samples).
  * conv2d uses the three as written (x is the image side, its output the column side).
  * conv_transpose2d is conv2d's input gradient as an op: its input is the column side, its output
  * the image side, so its forward is the "input grad" product, its input gradient is the

@@ -72,6 +72,7 @@ else
     tp=$(med "$tps")
     row "case (medians of $ROUNDS rounds)" "nabla" "peer" "peer/nabla"
     row "VAE epoch 60k, s (nabla 2 thr vs PyTorch best)" "$(med "$t2s")" "${tp:-n/a}" "$(medx "$r2s")"
+    vae_t2=$(med "$t2s") # against the FLOP floor once bench_gemm has measured the peak (below)
     row "VAE epoch 60k, s (nabla 1 thr vs PyTorch best)" "$(med "$t1s")" "${tp:-n/a}" "$(medx "$r1s")"
     row "VAE epoch 60k, s (nabla 2 thr vs nabla 1 thr)" "$(med "$t2s")" "$(med "$t1s")" "$(medx "$rts")"
     [ "$mp" = 0 ] && mp=""
@@ -129,12 +130,12 @@ if [ -x "$BUILD/bench/bench_conv" ]; then
             return a[int((m + 1) / 2)] }
         function ratio(a, b) { return (a > 0 && b > 0) ? sprintf("%.2fx", b / a) : "n/a" }
         END {
-            printf "%-24s %9s %9s %9s %9s %12s %12s\n", "layer", "nabla 1t", "nabla 2t", "torch 1t", "torch 2t", "best/nabla1", "best/nabla2"
+            printf "%-24s %9s %9s %9s %9s %13s %12s\n", "layer", "nabla 1t", "nabla 2t", "torch 1t", "torch 2t", "torch1/nabla1", "best/nabla2"
             for (i = 1; i <= n; i++) {
                 L = order[i]; n1 = med("nabla1" SUBSEP L); n2 = med("nabla2" SUBSEP L)
                 p1 = med("torch1" SUBSEP L); p2 = med("torch2" SUBSEP L)
                 best = p1; if (p2 != "" && (best == "" || p2 + 0 < best + 0)) best = p2
-                printf "%-24s %9s %9s %9s %9s %12s %12s\n", L, n1, n2, (p1 == "" ? "n/a" : p1), (p2 == "" ? "n/a" : p2), ratio(n1, best), ratio(n2, best)
+                printf "%-24s %9s %9s %9s %9s %13s %12s\n", L, n1, n2, (p1 == "" ? "n/a" : p1), (p2 == "" ? "n/a" : p2), ratio(n1, p1), ratio(n2, best)
             }
         }' "$runs"
     }
@@ -142,7 +143,7 @@ if [ -x "$BUILD/bench/bench_conv" ]; then
     conv_table ms
     echo "the same batches' process CPU time, ms per step (all threads; less disturbed by other load)"
     conv_table cpu_ms
-    echo "(best = PyTorch's faster thread setting per layer; a ratio above 1 means nabla is faster)"
+    echo "(nabla on 1 thread against PyTorch on 1; on 2 against PyTorch's faster setting per layer (best); above 1 means nabla is faster)"
     rm -f "$runs"
     echo
 fi
@@ -153,8 +154,8 @@ fi
 # the slower setting here: oneDNN's transposed convolutions). Times are the training loop's
 # (samples per second on both sides: neither counts the test pass). Peak RSS of each, from
 # /usr/bin/time when it is installed.
-if [ -x "$BUILD/vae" ] && [ -f data/digits/train-images-idx3-ubyte.gz ]; then
-    CONV_VAE_ROUNDS=${CONV_VAE_ROUNDS:-3}
+CONV_VAE_ROUNDS=${CONV_VAE_ROUNDS:-3}
+if [ "$CONV_VAE_ROUNDS" -gt 0 ] && [ -x "$BUILD/vae" ] && [ -f data/digits/train-images-idx3-ubyte.gz ]; then
     have_torch=0
     $PY -c 'import torch' 2>/dev/null && have_torch=1
     timed() { # runs "$@" and prints its output, then "peak_rss_mb: X" if /usr/bin/time is there
@@ -211,10 +212,21 @@ if [ -x "$BUILD/vae" ] && [ -f data/digits/train-images-idx3-ubyte.gz ]; then
 fi
 
 if [ -x "$BUILD/bench/bench_gemm" ]; then
-    "$BUILD/bench/bench_gemm"
+    gemm_out=$("$BUILD/bench/bench_gemm")
+    echo "$gemm_out"
+    # The FLOP floor of the VAE epoch: its matmuls, 3.28 MFLOP per example (forward 1.30: 784x400,
+    # 400x40, 20x400, 400x784, times 2; backward twice that less the first layer's input
+    # gradient), 196.8 GFLOP for 60,000 examples, at the FMA peak just measured on 2 cores.
+    peak=$(echo "$gemm_out" | sed -n 's/.*FMA peak now: \([0-9.]*\) GFLOP.*/\1/p')
+    if [ -n "${vae_t2:-}" ] && [ "$vae_t2" != n/a ] && [ -n "$peak" ]; then
+        floor=$(awk -v p="$peak" 'BEGIN { printf "%.3f", 196.8 / (2 * p) }')
+        echo
+        row "VAE epoch 60k, s (nabla 2 thr vs FLOP floor)" "$vae_t2" "$floor" "$(ratio "$floor" "$vae_t2")x"
+        echo "(the floor: 196.8 GFLOP of matmul per epoch at 2 x $peak GFLOP/s; nabla/floor, lower is better)"
+    fi
 else
     echo "bench: no OpenBLAS (Debian libopenblas-dev): gemm comparison skipped"
 fi
 
 # Each op's forward + backward against PyTorch's on 1 thread (bench/ops.sh; OPS_ROUNDS rounds).
-BUILD=$BUILD ROUNDS=${OPS_ROUNDS:-3} OPS_HEADER=0 bash "$(dirname "$0")/ops.sh"
+[ "${OPS_ROUNDS:-3}" -gt 0 ] && BUILD=$BUILD ROUNDS=${OPS_ROUNDS:-3} OPS_HEADER=0 bash "$(dirname "$0")/ops.sh"
