@@ -354,8 +354,11 @@ static void gather_y(const geom *g, const real *y, int64_t n0, int64_t ns, int64
                    (size_t)g->P * sizeof(real));
 }
 
-static real *scratch(const geom *g, int T) {
-    int64_t each = scratch_each(g);
+/* Scratch for each thread of the set count (at most one per task), whatever the team is now:
+ * a team that shrinks and grows with the machine's load must not change the arena's use. */
+static real *scratch(const geom *g, int64_t tasks) {
+    int64_t each = scratch_each(g), T = nb_get_num_threads();
+    if (T > tasks) T = tasks;
     return each ? arena_alloc((size_t)(T * each) * sizeof(real)) : NULL;
 }
 
@@ -378,7 +381,7 @@ static void conv_backward_data(const geom *g, const real *y, const real *w, cons
     task_loop_init(&L, tasks, 2.0 * (double)(g->N * g->O * g->K * g->P));
     bool direct = is_pointwise(g);
     ag_mark_t m = ag_mark();
-    real *buf = scratch(g, L.team);
+    real *buf = scratch(g, L.tasks); /* for the set count: the same size every step */
     int64_t *sh = is_narrow(g) ? tap_shifts(g) : NULL;
     int32_t *idx = direct || is_narrow(g) ? NULL : col_index(g);
     CONV_PARALLEL(L.team)
@@ -436,7 +439,7 @@ static void gather_products(const geom *g, const real *x, const real *w, const r
     task_loop_init(&L, S,
                    ((out ? 2.0 : 0.0) + (dw ? 2.0 : 0.0)) * (double)(g->N * g->O * g->K * g->P));
     ag_mark_t m = ag_mark();
-    real *buf = scratch(g, L.team);
+    real *buf = scratch(g, L.tasks); /* for the set count: the same size every step */
     real *part = dw ? arena_alloc((size_t)(S * wn) * sizeof(real)) : NULL;
     int64_t *sh = is_narrow(g) ? tap_shifts(g) : NULL, taps_n = g->kh * g->kw;
     int32_t *idx = is_pointwise(g) || is_narrow(g) ? NULL : col_index(g);
