@@ -196,6 +196,32 @@ K_INLINE real pow_grad(real x, real p) {
     return p == 0 ? 0 : (p == 2 ? 2 * x : (p == 3 ? 3 * x * x : p * RF(pow)(x, p - 1)));
 }
 
+/* ---- sin and cos of large arguments ----------------------------------------------------------
+ * nb_sin and nb_cos reduce x exactly only up to NB_TRIG_FAST_MAX; a row holding a larger |x| (or
+ * an infinity) runs libm's sin and cos instead: a scan that vectorizes, then the libm loop only
+ * for such rows. g is the upstream gradient of the backward rows (NULL for K_SIN and K_COS). */
+
+static bool trig_row_is_large(int64_t n, const real *x, int64_t sx) {
+#ifdef NB_DOUBLE
+    (void)n, (void)x, (void)sx;
+    return false; /* nb_sin and nb_cos are libm's already */
+#else
+    int large = 0;
+    for (int64_t i = 0; i < n; i++) large |= RF(fabs)(x[i * sx]) > NB_TRIG_FAST_MAX;
+    return large != 0;
+#endif
+}
+
+static void trig_row_libm(bool is_sin, int64_t n, real *o, int64_t so, const real *g, int64_t sg,
+                          const real *x, int64_t sx, bool acc) {
+    for (int64_t i = 0; i < n; i++) {
+        real v = x[i * sx];
+        real y = g ? (is_sin ? g[i * sg] * RF(cos)(v) : -g[i * sg] * RF(sin)(v))
+                   : (is_sin ? RF(sin)(v) : RF(cos)(v));
+        o[i * so] = acc ? o[i * so] + y : y;
+    }
+}
+
 /* The formulas of kernels.h's tables, one case each. */
 #define K_FORMULA_CASE(name, formula)                                                              \
     case name:                                                                                     \
@@ -246,6 +272,10 @@ NB_VECTOR_CLONES static void unary_inner(int64_t n, real *const *p, const int64_
                                          const void *vctx) {
     const ew_ctx *c = vctx;
     k_unary_op op = (k_unary_op)c->op;
+    if ((op == K_SIN || op == K_COS) && trig_row_is_large(n, p[1], st[1])) {
+        trig_row_libm(op == K_SIN, n, p[0], st[0], NULL, 0, p[1], st[1], c->acc);
+        return;
+    }
     if (st[0] == 1 && st[1] == 1) {
         switch (op) { K_UNARY_OPS(K_UNARY_ROW) }
     }
@@ -285,6 +315,10 @@ NB_VECTOR_CLONES static void binary_inner(int64_t n, real *const *p, const int64
                                           const void *vctx) {
     const ew_ctx *c = vctx;
     k_binary_op op = (k_binary_op)c->op;
+    if ((op == K_SIN_BWD || op == K_COS_BWD) && trig_row_is_large(n, p[2], st[2])) {
+        trig_row_libm(op == K_SIN_BWD, n, p[0], st[0], p[1], st[1], p[2], st[2], c->acc);
+        return;
+    }
     if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
         enum { sb = 1 };
         switch (op) { K_BINARY_OPS(K_BINARY_ROW) }
