@@ -288,11 +288,53 @@ NB_VECTOR_CLONES static void unary_inner(int64_t n, real *const *p, const int64_
 }
 #undef K_UNARY_ROW
 
+/* A copy whose inner dim is contiguous on one side only and whose next dim is contiguous on the
+ * other (a transpose made contiguous, or its gradient written back through the transpose): the
+ * two dims in TILE x TILE tiles, so each cache line read or written is used whole while it is
+ * in cache, instead of one element per line along the strided side. */
+enum { TILE = 32 };
+
+static bool copy_wants_tiles(const iter_t *it) {
+    int L = it->ndim - 1, M = L - 1;
+    if (L < 1 || it->shape[L] < TILE / 2 || it->shape[M] < TILE / 2) return false;
+    const int64_t *so = it->st[0], *sa = it->st[1];
+    return (so[L] == 1 && sa[L] != 1 && sa[M] == 1) || (sa[L] == 1 && so[L] != 1 && so[M] == 1);
+}
+
+static void copy_tiled(const iter_t *it, bool acc) {
+    int L = it->ndim - 1, M = L - 1;
+    int64_t planes = 1, R = it->shape[M], C = it->shape[L];
+    for (int d = 0; d < M; d++) planes *= it->shape[d];
+    int64_t tr = (R + TILE - 1) / TILE, tc = (C + TILE - 1) / TILE, jobs = planes * tr * tc;
+    int64_t som = it->st[0][M], sol = it->st[0][L], sam = it->st[1][M], sal = it->st[1][L];
+    NB_PARALLEL_FOR(planes * R * C)
+    for (int64_t job = 0; job < jobs; job++) {
+        int64_t plane = job / (tr * tc), i0 = job % (tr * tc) / tc * TILE, j0 = job % tc * TILE;
+        real *o = it->p[0];
+        const real *a = it->p[1];
+        for (int d = M - 1; d >= 0; d--) {
+            int64_t k = plane % it->shape[d];
+            plane /= it->shape[d];
+            o += k * it->st[0][d], a += k * it->st[1][d];
+        }
+        int64_t i1 = i0 + TILE < R ? i0 + TILE : R, j1 = j0 + TILE < C ? j0 + TILE : C;
+        for (int64_t i = i0; i < i1; i++)
+            for (int64_t j = j0; j < j1; j++) {
+                real v = a[i * sam + j * sal], *d = &o[i * som + j * sol];
+                *d = acc ? *d + v : v;
+            }
+    }
+}
+
 void k_unary(k_unary_op op, const Tensor *a, Tensor *out, real p0, real p1, bool acc) {
     Tensor va = broadcast_to("unary", a, out);
     const Tensor *ops[2] = {out, &va};
     iter_t it;
     iter_init(&it, 2, ops);
+    if (op == K_COPY && copy_wants_tiles(&it)) {
+        copy_tiled(&it, acc);
+        return;
+    }
     ew_ctx c = {(int)op, p0, p1, acc};
     iter_run(&it, unary_inner, &c, true, true);
 }
