@@ -871,6 +871,27 @@ Tensor *ag_avg_pool2d(Tensor *x, int kernel, int stride, int padding) {
  * ------------------------------------------------------------------------------
  * y[n, c, h, w] = x[n, c, h / s, w / s]       dx[n, c, i, j] += the s x s block of dy above it */
 
+/* o[0..W s) = each of x[0..W) (stride sx) repeated s times: an output row of the upsampling. */
+static void upsample_row(real *o, const real *x, int64_t sx, int64_t W, int64_t s) {
+    if (s == 2 && sx == 1) { /* the common case, as a loop that vectorizes */
+        for (int64_t j = 0; j < W; j++) o[2 * j] = o[2 * j + 1] = x[j];
+        return;
+    }
+    for (int64_t j = 0; j < W; j++)
+        for (int64_t b = 0; b < s; b++) o[j * s + b] = x[j * sx];
+}
+
+/* acc[0..n) += the sums of s neighbours of r[0..n s): one row of an s x s block sum, each sum in
+ * the order b = 0..s-1 (the s rows of a block added in turn keep the block's row-major order). */
+static void upsample_row_sum(real *acc, const real *r, int64_t n, int64_t s) {
+    if (s == 2) {
+        for (int64_t j = 0; j < n; j++) acc[j] = (acc[j] + r[2 * j]) + r[2 * j + 1];
+        return;
+    }
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t b = 0; b < s; b++) acc[j] += r[j * s + b];
+}
+
 static void upsample_nearest2d_backward(Tensor *y) {
     Tensor *x = y->parents[0];
     int64_t s = y->iarg[0], NC = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
@@ -878,17 +899,20 @@ static void upsample_nearest2d_backward(Tensor *y) {
     Tensor *gx = ag_grad_begin(x, &fresh);
     const real *g = y->grad->data + y->grad->offset;
     real *dx = gx->data + gx->offset;
+    enum { CHUNK = 256 }; /* input columns summed at a time, in acc */
     NB_PARALLEL_FOR(NC * H * W * s * s)
     for (int64_t q = 0; q < NC; q++)
-        for (int64_t i = 0; i < H; i++)
-            for (int64_t j = 0; j < W; j++) {
-                const real *blk = g + (q * H * s + i * s) * W * s + j * s;
-                real sum = 0;
+        for (int64_t i = 0; i < H; i++) {
+            const real *blk = g + (q * H * s + i * s) * W * s; /* the s rows of dy above row i */
+            real *d = dx + (q * H + i) * W;
+            for (int64_t j0 = 0; j0 < W; j0 += CHUNK) {
+                int64_t n = W - j0 < CHUNK ? W - j0 : CHUNK;
+                real acc[CHUNK] = {0};
                 for (int64_t a = 0; a < s; a++)
-                    for (int64_t b = 0; b < s; b++) sum += blk[a * W * s + b];
-                real *d = dx + (q * H + i) * W + j;
-                *d = fresh ? sum : *d + sum;
+                    upsample_row_sum(acc, blk + a * W * s + j0 * s, n, s);
+                for (int64_t j = 0; j < n; j++) d[j0 + j] = fresh ? acc[j] : d[j0 + j] + acc[j];
             }
+        }
 }
 
 Tensor *ag_upsample_nearest2d(Tensor *x, int scale) {
@@ -904,9 +928,12 @@ Tensor *ag_upsample_nearest2d(Tensor *x, int scale) {
     for (int64_t q = 0; q < N * C; q++) {
         const real *xp = x->data + x->offset + (q / C) * st[0] + (q % C) * st[1];
         real *yp = y->data + q * H * s * W * s;
-        for (int64_t h = 0; h < H * s; h++)
-            for (int64_t w = 0; w < W * s; w++)
-                yp[h * W * s + w] = xp[(h / s) * st[2] + (w / s) * st[3]];
+        for (int64_t h = 0; h < H; h++) { /* one output row, then s - 1 copies of it */
+            real *o = yp + h * s * W * s;
+            upsample_row(o, xp + h * st[2], st[3], W, s);
+            for (int64_t a = 1; a < s; a++)
+                memcpy(o + a * W * s, o, sizeof(real) * (size_t)(W * s));
+        }
     }
     y->iarg[0] = s;
     ag_record(y, "upsample_nearest2d", upsample_nearest2d_backward, (Tensor *[]){x}, 1);

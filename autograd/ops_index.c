@@ -4,8 +4,26 @@
 #include <string.h>
 
 /* ---- stack: n tensors of one shape -> [..., n at dim, ...] ------------------------------------
- * A composite: each tensor gains a size-1 dim (a view) and concat joins them, so the gradient
- * of each is its slice of g, through concat's and unsqueeze's backward. */
+ *   y[..., i, ...] = ts[i]          dts[i] += g[..., i, ...]
+ * Each tensor is copied into its slice of y (a window of y with dim d dropped), and its gradient
+ * is read from the same slice of g: no intermediate views with gradients of their own. */
+
+/* t's slice i of dim d, with d dropped: the shape of one stacked tensor. */
+static void stack_slice(const Tensor *t, int d, int64_t i, Tensor *out) {
+    Tensor win;
+    tensor_layout_narrow(t, d, i, 1, &win);
+    tensor_layout_squeeze(&win, d, out);
+}
+
+static void stack_backward(Tensor *y) {
+    int d = (int)y->iarg[0];
+    for (int i = 0; i < y->nparents; i++) {
+        Tensor g;
+        stack_slice(y->grad, d, i, &g);
+        ag_accumulate(y->parents[i], &g);
+    }
+}
+
 Tensor *ag_stack(Tensor *const *ts, int n, int dim) {
     char s1[128], s2[128];
     if (n < 1) nb_fail("stack", "needs at least one tensor, got %d", n);
@@ -22,9 +40,17 @@ Tensor *ag_stack(Tensor *const *ts, int n, int dim) {
             nb_fail("stack", "tensor %d has shape %s, but tensor 0 has %s", i,
                     nb_shape_str(s1, ts[i]->ndim, ts[i]->shape),
                     nb_shape_str(s2, ndim, ts[0]->shape));
-    Tensor **parts = arena_alloc((size_t)n * sizeof *parts);
-    for (int i = 0; i < n; i++) parts[i] = ag_unsqueeze(ts[i], d);
-    return ag_concat(parts, n, d);
+    int64_t shape[NB_MAX_DIMS];
+    for (int k = 0, j = 0; k <= ndim; k++) shape[k] = k == d ? n : ts[0]->shape[j++];
+    Tensor *y = tensor_step(ndim + 1, shape);
+    for (int i = 0; i < n; i++) {
+        Tensor slice;
+        stack_slice(y, d, i, &slice);
+        k_unary(K_COPY, ts[i], &slice, 0, 0, false);
+    }
+    ag_record(y, "stack", stack_backward, ts, n);
+    y->iarg[0] = d;
+    return y;
 }
 
 /* ---- embedding: weight [V, E], ids [shape] -> out [shape, E] ----------------------------------

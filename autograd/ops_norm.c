@@ -53,7 +53,7 @@ static double fold8(const double *a) {
 }
 
 /* sum of (x - m)^2 over x[0..n) */
-static double row_sq_dev(const real *x, double m, int64_t n) {
+NB_VECTOR_CLONES static double row_sq_dev(const real *x, double m, int64_t n) {
     double a[8] = {0};
     int64_t k = 0;
     for (; k + 8 <= n; k += 8)
@@ -63,7 +63,7 @@ static double row_sq_dev(const real *x, double m, int64_t n) {
 }
 
 /* sum of g w over [0..n) */
-static double row_dot(const real *g, const real *w, int64_t n) {
+NB_VECTOR_CLONES static double row_dot(const real *g, const real *w, int64_t n) {
     double a[8] = {0};
     int64_t k = 0;
     for (; k + 8 <= n; k += 8)
@@ -73,7 +73,8 @@ static double row_dot(const real *g, const real *w, int64_t n) {
 }
 
 /* sum of g w (x - m) over [0..n) */
-static double row_dot_dev(const real *g, const real *w, const real *x, double m, int64_t n) {
+NB_VECTOR_CLONES static double row_dot_dev(const real *g, const real *w, const real *x, double m,
+                                           int64_t n) {
     double a[8] = {0};
     int64_t k = 0;
     for (; k + 8 <= n; k += 8)
@@ -157,6 +158,49 @@ static void record(Tensor *y, const char *op, ag_backward_fn backward, Tensor *x
  *   dx[i, k] = rstd_i * (gw[i, k] - mean_k(gw[i]) - xhat[i, k] * mean_k(gw[i] * xhat[i]))
  *   dw[k] += sum_i g[i, k] xhat[i, k],  db[k] += sum_i g[i, k] */
 
+/* sw[k] += g[i, k0 + k] xhat[i, k0 + k] and sb[k] += g[i, k0 + k] over the M rows, k < n, in
+ * row order. The loops of the layer norm's threads are functions of their own so that they are
+ * compiled for AVX-512 and AVX2 too (NB_VECTOR_CLONES; an OpenMP region can't be). */
+NB_VECTOR_CLONES static void layer_norm_param_block(const norm_saved *s, const real *g, int64_t M,
+                                                    int64_t K, int64_t k0, int64_t n, double *sw,
+                                                    double *sb) {
+    for (int64_t i = 0; i < M; i++) {
+        const real *gi = g + i * K + k0, *xi = s->x + i * K + k0;
+        double m = s->mean[i], r = s->rstd[i];
+        for (int64_t k = 0; k < n; k++) {
+            sw[k] += gi[k] * (((double)xi[k] - m) * r);
+            sb[k] += gi[k];
+        }
+    }
+}
+
+/* dx[0..K) (+)= one row's input gradient (the formula above), g, w1 (ones without a weight) and
+ * x the row's upstream gradient, weight and input. */
+NB_VECTOR_CLONES static void layer_norm_row_backward(const real *gi, const real *w1, const real *xi,
+                                                     double mean, double r, int64_t K, real *di,
+                                                     bool fresh) {
+    double sg = row_dot(gi, w1, K), sgx = row_dot_dev(gi, w1, xi, mean, K);
+    /* dx = r gw - r mean(gw) - (x - m) r^2 mean(gw (x - m)) */
+    real rr = (real)r, m = (real)mean, c0 = (real)(r * sg / (double)K),
+         c1 = (real)(r * r * r * sgx / (double)K);
+    for (int64_t k = 0; k < K; k++) {
+        real d = rr * gi[k] * w1[k] - c0 - (xi[k] - m) * c1;
+        di[k] = fresh ? d : di[k] + d;
+    }
+}
+
+/* One row of the forward: y[0..K) from x[0..K), its mean and 1 / std into *mean, *rstd. */
+NB_VECTOR_CLONES static void layer_norm_row(const real *xi, const real *w, const real *b, int64_t K,
+                                            real eps, real *yi, double *mean, double *rstd) {
+    *mean = k_dsum(xi, K) / (double)K; /* two passes: the mean, then the deviations */
+    *rstd = 1 / sqrt(row_sq_dev(xi, *mean, K) / (double)K + (double)eps);
+    real m = (real)*mean, r = (real)*rstd;
+    for (int64_t k = 0; k < K; k++) {
+        real h = (xi[k] - m) * r;
+        yi[k] = (w ? h * w[k] : h) + (b ? b[k] : 0);
+    }
+}
+
 /* Column sums over the M rows of g * xhat (into dw) and of g (into db), either may be NULL;
  * each thread owns a block of columns and adds its rows in order. */
 static void layer_norm_param_grads(const norm_saved *s, const real *g, int64_t M, int64_t K,
@@ -167,14 +211,7 @@ static void layer_norm_param_grads(const norm_saved *s, const real *g, int64_t M
     for (int64_t blk = 0; blk < nblocks; blk++) {
         int64_t k0 = blk * BLOCK, n = K - k0 < BLOCK ? K - k0 : BLOCK;
         double sw[BLOCK] = {0}, sb[BLOCK] = {0};
-        for (int64_t i = 0; i < M; i++) {
-            const real *gi = g + i * K + k0, *xi = s->x + i * K + k0;
-            double m = s->mean[i], r = s->rstd[i];
-            for (int64_t k = 0; k < n; k++) {
-                sw[k] += gi[k] * (((double)xi[k] - m) * r);
-                sb[k] += gi[k];
-            }
-        }
+        layer_norm_param_block(s, g, M, K, k0, n, sw, sb);
         for (int64_t k = 0; k < n; k++) {
             if (dw) dw->data[k0 + k] = (real)sw[k] + (acc_w ? dw->data[k0 + k] : 0);
             if (db) db->data[k0 + k] = (real)sb[k] + (acc_b ? db->data[k0 + k] : 0);
@@ -199,19 +236,9 @@ static void layer_norm_backward(Tensor *y) {
             w1 = ones;
         }
         NORM_PARALLEL_FOR(M * K)
-        for (int64_t i = 0; i < M; i++) {
-            const real *gi = g + i * K, *xi = s->x + i * K;
-            real *di = dx->data + i * K;
-            double sg = row_dot(gi, w1, K), sgx = row_dot_dev(gi, w1, xi, s->mean[i], K);
-            /* dx = r gw - r mean(gw) - (x - m) r^2 mean(gw (x - m)) */
-            double r = s->rstd[i];
-            real rr = (real)r, m = (real)s->mean[i], c0 = (real)(r * sg / (double)K),
-                 c1 = (real)(r * r * r * sgx / (double)K);
-            for (int64_t k = 0; k < K; k++) {
-                real d = rr * gi[k] * w1[k] - c0 - (xi[k] - m) * c1;
-                di[k] = fresh_x ? d : di[k] + d;
-            }
-        }
+        for (int64_t i = 0; i < M; i++)
+            layer_norm_row_backward(g + i * K, w1, s->x + i * K, s->mean[i], s->rstd[i], K,
+                                    dx->data + i * K, fresh_x);
     }
     Tensor *dw = w && w->requires_grad ? ag_grad_begin(w, &fresh_w) : NULL;
     Tensor *db = b && b->requires_grad ? ag_grad_begin(b, &fresh_b) : NULL;
@@ -239,17 +266,8 @@ Tensor *ag_layer_norm(Tensor *x, int normalized_ndim, Tensor *w, Tensor *b, real
     const real *bv = b ? values(b) : NULL;
     Tensor *y = tensor_step(x->ndim, x->shape);
     NORM_PARALLEL_FOR(M * K)
-    for (int64_t i = 0; i < M; i++) {
-        const real *xi = s->x + i * K;
-        real *yi = y->data + i * K;
-        s->mean[i] = k_dsum(xi, K) / (double)K; /* two passes: the mean, then the deviations */
-        s->rstd[i] = 1 / sqrt(row_sq_dev(xi, s->mean[i], K) / (double)K + (double)eps);
-        real m = (real)s->mean[i], r = (real)s->rstd[i];
-        for (int64_t k = 0; k < K; k++) {
-            real h = (xi[k] - m) * r;
-            yi[k] = (s->w ? h * s->w[k] : h) + (bv ? bv[k] : 0);
-        }
-    }
+    for (int64_t i = 0; i < M; i++)
+        layer_norm_row(s->x + i * K, s->w, bv, K, eps, y->data + i * K, &s->mean[i], &s->rstd[i]);
     record(y, "layer_norm", layer_norm_backward, x, w, b);
     y->iarg[2] = K;
     y->iarg[3] = M;

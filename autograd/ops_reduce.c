@@ -4,6 +4,7 @@
 
 #include <math.h>
 
+#include "tensor/fastmath.h"
 #include "tensor/parallel.h"
 
 /* The shape of a reduced over the dims in `mask` (bit d set = dim d reduced), keeping them as
@@ -149,12 +150,91 @@ Tensor *ag_logsumexp(Tensor *a, int dim, bool keepdim) {
     return c;
 }
 
-/* log_softmax(a) = a - logsumexp(a) and softmax = exp(log_softmax): composites of primitives. */
+/* ---- softmax and log_softmax ------------------------------------------------------------------
+ * log_softmax(a) = a - logsumexp(a) and softmax = exp(log_softmax): composites of primitives,
+ * except over the last dim of a contiguous a, where one op does each row in three passes while it
+ * is in cache: m = the row max (0 if not finite), e = exp(a - m), s = sum e (in double, k_dsum);
+ * log_softmax = a - (log s + m), as the composite, and softmax = e / s, as PyTorch. Backward:
+ *   log_softmax: da += g - exp(y) sum(g)        softmax: da += y g - y sum(y g) */
+
+/* One row of n: y[0..n) from a[0..n). */
+NB_VECTOR_CLONES static void softmax_row(const real *a, real *y, int64_t n, bool log) {
+    real mk[16], m = a[0]; /* 16 running maxima, so the loop vectorizes; a NaN makes the sum NaN */
+    for (int k = 0; k < 16; k++) mk[k] = a[0];
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int k = 0; k < 16; k++) mk[k] = a[j + k] > mk[k] ? a[j + k] : mk[k];
+    for (; j < n; j++) m = a[j] > m ? a[j] : m;
+    for (int k = 0; k < 16; k++) m = mk[k] > m ? mk[k] : m;
+    if (!isfinite(m)) m = 0; /* an all -inf row must not give inf - inf */
+    for (int64_t j = 0; j < n; j++) y[j] = nb_exp(a[j] - m);
+    double sum = k_dsum(y, n);
+    if (log) {
+        real c = nb_log((real)sum) + m;
+        for (int64_t j = 0; j < n; j++) y[j] = a[j] - c;
+    } else {
+        real inv = (real)(1 / sum);
+        for (int64_t j = 0; j < n; j++) y[j] *= inv;
+    }
+}
+
+/* One row of the gradient: da (+)= t + p sum(t) with, for log_softmax, t = g and p = -exp(y);
+ * for softmax, t = y g (put in da when fresh, else in tmp) and p = -y. */
+NB_VECTOR_CLONES static void softmax_row_backward(const real *y, const real *g, real *da, real *tmp,
+                                                  int64_t n, bool log, bool fresh) {
+    const real *t = g;
+    if (!log) {
+        real *w = fresh ? da : tmp;
+        for (int64_t j = 0; j < n; j++) w[j] = g[j] * y[j];
+        t = w;
+    }
+    real s = -(real)k_dsum(t, n);
+    if (log && fresh)
+        for (int64_t j = 0; j < n; j++) da[j] = t[j] + nb_exp(y[j]) * s;
+    else if (log)
+        for (int64_t j = 0; j < n; j++) da[j] += t[j] + nb_exp(y[j]) * s;
+    else if (fresh)
+        for (int64_t j = 0; j < n; j++) da[j] = t[j] + y[j] * s;
+    else
+        for (int64_t j = 0; j < n; j++) da[j] += t[j] + y[j] * s;
+}
+
+static void softmax_backward(Tensor *y) {
+    Tensor *a = y->parents[0];
+    if (!a->requires_grad) return;
+    bool fresh, log = y->iarg[0];
+    Tensor *ga = ag_grad_begin(a, &fresh);
+    real *da = ga->data + ga->offset;
+    int64_t n = a->shape[a->ndim - 1], rows = a->numel / n;
+    real *tmp = fresh || log ? NULL : tensor_step(a->ndim, a->shape)->data;
+    const real *yd = y->data + y->offset, *g = y->grad->data + y->grad->offset;
+    NB_PARALLEL_FOR(a->numel)
+    for (int64_t r = 0; r < rows; r++)
+        softmax_row_backward(yd + r * n, g + r * n, da + r * n, tmp ? tmp + r * n : NULL, n, log,
+                             fresh);
+}
+
+static Tensor *softmax_op(const char *name, Tensor *a, int dim, bool log) {
+    int d = tensor_dim(name, a, dim);
+    if (d != a->ndim - 1 || !tensor_is_contiguous(a) || a->numel == 0) {
+        Tensor *ls = ag_sub(a, ag_logsumexp(a, d, true));
+        return log ? ls : ag_exp(ls);
+    }
+    Tensor *y = tensor_step(a->ndim, a->shape);
+    int64_t n = a->shape[d], rows = a->numel / n;
+    const real *x = a->data + a->offset;
+    NB_PARALLEL_FOR(a->numel)
+    for (int64_t r = 0; r < rows; r++) softmax_row(x + r * n, y->data + r * n, n, log);
+    y->iarg[0] = log;
+    ag_record(y, name, softmax_backward, (Tensor *[]){a}, 1);
+    return y;
+}
+
 Tensor *ag_log_softmax(Tensor *a, int dim) {
-    return ag_sub(a, ag_logsumexp(a, dim, true));
+    return softmax_op("log_softmax", a, dim, true);
 }
 Tensor *ag_softmax(Tensor *a, int dim) {
-    return ag_exp(ag_log_softmax(a, dim));
+    return softmax_op("softmax", a, dim, false);
 }
 
 /* ---- statistics: var and std over dims ---------------------------------------------------------

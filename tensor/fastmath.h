@@ -1,4 +1,4 @@
-/* tensor/fastmath.h: exp and log that vectorize.
+/* tensor/fastmath.h: exp, log, sin and cos that vectorize.
  *
  *   for (i...) y[i] = nb_exp(x[i]);   // the compiler turns this into AVX code
  *
@@ -11,7 +11,10 @@
  * nb_expm1, nb_tanh and nb_normal_cdf (the standard normal CDF, for GELU) are built on them:
  * within 2e-7 relative of expm1, 4e-7 of tanh and 4e-7 of Phi, in both tails (tests/test_ops_more.c
  * sweeps them; libm's 0.5 (1 + erff(x / sqrt 2)) has no correct digit left below x = -6).
- * In a double build (NB_DOUBLE) they are simply libm's exp, log, expm1, tanh and erfc. */
+ * nb_sin and nb_cos are within 2 ulp of sinf and cosf for |x| <= NB_TRIG_FAST_MAX (2^22; tests/
+ * test_ops_more.c sweeps them), with sin(+-inf) = NaN and NaN staying NaN; beyond 2^22 their
+ * reduction is not exact, and tensor/kernels.c sends any row holding such an x to libm.
+ * In a double build (NB_DOUBLE) they are simply libm's exp, log, expm1, tanh, erfc, sin and cos. */
 #ifndef NB_FASTMATH_H
 #define NB_FASTMATH_H
 
@@ -50,6 +53,12 @@ NB_MATH_INLINE real nb_normal_cdf(real x) {
 }
 NB_MATH_INLINE real nb_tanh(real x) {
     return tanh(x);
+}
+NB_MATH_INLINE real nb_sin(real x) {
+    return sin(x);
+}
+NB_MATH_INLINE real nb_cos(real x) {
+    return cos(x);
 }
 #else
 
@@ -168,6 +177,51 @@ NB_MATH_INLINE float nb_expm1(float x) {
 NB_MATH_INLINE float nb_tanh(float x) {
     float em = nb_expm1(-2.0f * fabsf(x));
     return copysignf(-em / (2.0f + em), x);
+}
+
+/* The largest |x| whose reduction nb_sin and nb_cos do exactly. */
+#define NB_TRIG_FAST_MAX 4194304.0f
+
+/* sin(x + quarter pi/2): x = n pi/2 + r with n = round(x 2/pi) and |r| <= pi/4, in double: pi/2
+ * is split as P1 + P2 with P1 of 31 bits, so n P1 is exact for n < 2^22 and x - n P1 too
+ * (Sterbenz); what P1 + P2 misses of pi/2 (3.5e-27) times n stays below 1e-20. Then sin r or cos r
+ * from polynomials of r^2 (S and C fitted by tools/fit_fastmath.py), the quadrant (n + quarter)
+ * mod 4 choosing which and its sign. n's low bits are read from the bits of v + 1.5 * 2^52, the
+ * sum that rounds v (as nb_round_small does in float); no float-to-int conversion, so an inf or
+ * NaN x only makes r NaN. */
+NB_MATH_INLINE float nb_sin_quadrant(float x, uint32_t quarter) {
+    double v = (double)x * 0.63661977236758134308;
+    double shifted = v + 6755399441055744.0;
+#ifdef __FAST_MATH__
+    double n = rint(v); /* reassociation would fold the two additions away */
+#else
+    double n = shifted - 6755399441055744.0;
+#endif
+    uint64_t bits;
+    memcpy(&bits, &shifted, sizeof bits);
+    uint32_t q = ((uint32_t)bits + quarter) & 3u;
+    float r = (float)(((double)x - n * 1.5707963267341256) - n * 6.077100506506192e-11);
+    float r2 = r * r;
+    float s = -1.958721696e-04f;
+    s = s * r2 + 8.332744241e-03f;
+    s = s * r2 - 1.666666418e-01f;
+    float c = 2.477500675e-05f;
+    c = c * r2 - 1.389005804e-03f;
+    c = c * r2 + 4.166669026e-02f;
+    float sin_r = r + r * r2 * s;
+    float cos_r = 1.0f - 0.5f * r2 + r2 * r2 * c;
+    float y = (q & 1u) ? cos_r : sin_r;
+    return (q & 2u) ? -y : y;
+}
+
+/* sin x for |x| <= NB_TRIG_FAST_MAX and +-inf, NaN; sin(-0) = -0. */
+NB_MATH_INLINE float nb_sin(float x) {
+    return x == 0 ? x : nb_sin_quadrant(x, 0);
+}
+
+/* cos x for |x| <= NB_TRIG_FAST_MAX and +-inf, NaN. */
+NB_MATH_INLINE float nb_cos(float x) {
+    return nb_sin_quadrant(x, 1);
 }
 
 /* u * u - u2 for u2 = u * u rounded to float: exactly, as fmaf(u, u, -u2) gives it (the error

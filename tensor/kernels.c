@@ -196,6 +196,32 @@ K_INLINE real pow_grad(real x, real p) {
     return p == 0 ? 0 : (p == 2 ? 2 * x : (p == 3 ? 3 * x * x : p * RF(pow)(x, p - 1)));
 }
 
+/* ---- sin and cos of large arguments ----------------------------------------------------------
+ * nb_sin and nb_cos reduce x exactly only up to NB_TRIG_FAST_MAX; a row holding a larger |x| (or
+ * an infinity) runs libm's sin and cos instead: a scan that vectorizes, then the libm loop only
+ * for such rows. g is the upstream gradient of the backward rows (NULL for K_SIN and K_COS). */
+
+static bool trig_row_is_large(int64_t n, const real *x, int64_t sx) {
+#ifdef NB_DOUBLE
+    (void)n, (void)x, (void)sx;
+    return false; /* nb_sin and nb_cos are libm's already */
+#else
+    int large = 0;
+    for (int64_t i = 0; i < n; i++) large |= RF(fabs)(x[i * sx]) > NB_TRIG_FAST_MAX;
+    return large != 0;
+#endif
+}
+
+static void trig_row_libm(bool is_sin, int64_t n, real *o, int64_t so, const real *g, int64_t sg,
+                          const real *x, int64_t sx, bool acc) {
+    for (int64_t i = 0; i < n; i++) {
+        real v = x[i * sx];
+        real y = g ? (is_sin ? g[i * sg] * RF(cos)(v) : -g[i * sg] * RF(sin)(v))
+                   : (is_sin ? RF(sin)(v) : RF(cos)(v));
+        o[i * so] = acc ? o[i * so] + y : y;
+    }
+}
+
 /* The formulas of kernels.h's tables, one case each. */
 #define K_FORMULA_CASE(name, formula)                                                              \
     case name:                                                                                     \
@@ -246,6 +272,10 @@ NB_VECTOR_CLONES static void unary_inner(int64_t n, real *const *p, const int64_
                                          const void *vctx) {
     const ew_ctx *c = vctx;
     k_unary_op op = (k_unary_op)c->op;
+    if ((op == K_SIN || op == K_COS) && trig_row_is_large(n, p[1], st[1])) {
+        trig_row_libm(op == K_SIN, n, p[0], st[0], NULL, 0, p[1], st[1], c->acc);
+        return;
+    }
     if (st[0] == 1 && st[1] == 1) {
         switch (op) { K_UNARY_OPS(K_UNARY_ROW) }
     }
@@ -258,11 +288,53 @@ NB_VECTOR_CLONES static void unary_inner(int64_t n, real *const *p, const int64_
 }
 #undef K_UNARY_ROW
 
+/* A copy whose inner dim is contiguous on one side only and whose next dim is contiguous on the
+ * other (a transpose made contiguous, or its gradient written back through the transpose): the
+ * two dims in TILE x TILE tiles, so each cache line read or written is used whole while it is
+ * in cache, instead of one element per line along the strided side. */
+enum { TILE = 32 };
+
+static bool copy_wants_tiles(const iter_t *it) {
+    int L = it->ndim - 1, M = L - 1;
+    if (L < 1 || it->shape[L] < TILE / 2 || it->shape[M] < TILE / 2) return false;
+    const int64_t *so = it->st[0], *sa = it->st[1];
+    return (so[L] == 1 && sa[L] != 1 && sa[M] == 1) || (sa[L] == 1 && so[L] != 1 && so[M] == 1);
+}
+
+static void copy_tiled(const iter_t *it, bool acc) {
+    int L = it->ndim - 1, M = L - 1;
+    int64_t planes = 1, R = it->shape[M], C = it->shape[L];
+    for (int d = 0; d < M; d++) planes *= it->shape[d];
+    int64_t tr = (R + TILE - 1) / TILE, tc = (C + TILE - 1) / TILE, jobs = planes * tr * tc;
+    int64_t som = it->st[0][M], sol = it->st[0][L], sam = it->st[1][M], sal = it->st[1][L];
+    NB_PARALLEL_FOR(planes * R * C)
+    for (int64_t job = 0; job < jobs; job++) {
+        int64_t plane = job / (tr * tc), i0 = job % (tr * tc) / tc * TILE, j0 = job % tc * TILE;
+        real *o = it->p[0];
+        const real *a = it->p[1];
+        for (int d = M - 1; d >= 0; d--) {
+            int64_t k = plane % it->shape[d];
+            plane /= it->shape[d];
+            o += k * it->st[0][d], a += k * it->st[1][d];
+        }
+        int64_t i1 = i0 + TILE < R ? i0 + TILE : R, j1 = j0 + TILE < C ? j0 + TILE : C;
+        for (int64_t i = i0; i < i1; i++)
+            for (int64_t j = j0; j < j1; j++) {
+                real v = a[i * sam + j * sal], *d = &o[i * som + j * sol];
+                *d = acc ? *d + v : v;
+            }
+    }
+}
+
 void k_unary(k_unary_op op, const Tensor *a, Tensor *out, real p0, real p1, bool acc) {
     Tensor va = broadcast_to("unary", a, out);
     const Tensor *ops[2] = {out, &va};
     iter_t it;
     iter_init(&it, 2, ops);
+    if (op == K_COPY && copy_wants_tiles(&it)) {
+        copy_tiled(&it, acc);
+        return;
+    }
     ew_ctx c = {(int)op, p0, p1, acc};
     iter_run(&it, unary_inner, &c, true, true);
 }
@@ -285,6 +357,10 @@ NB_VECTOR_CLONES static void binary_inner(int64_t n, real *const *p, const int64
                                           const void *vctx) {
     const ew_ctx *c = vctx;
     k_binary_op op = (k_binary_op)c->op;
+    if ((op == K_SIN_BWD || op == K_COS_BWD) && trig_row_is_large(n, p[2], st[2])) {
+        trig_row_libm(op == K_SIN_BWD, n, p[0], st[0], p[1], st[1], p[2], st[2], c->acc);
+        return;
+    }
     if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
         enum { sb = 1 };
         switch (op) { K_BINARY_OPS(K_BINARY_ROW) }

@@ -38,8 +38,8 @@
     X(K_GELU,     x * nb_normal_cdf(x))        /* exact (erf) form */                              \
     X(K_SILU,     x * sigmoid(x))                                                                  \
     X(K_ELU,      x > 0 ? x : p0 * nb_expm1(x))                                                    \
-    X(K_SIN,      RF(sin)(x))                                                                      \
-    X(K_COS,      RF(cos)(x))
+    X(K_SIN,      nb_sin(x))                   /* libm's for rows with |x| > 2^22 */               \
+    X(K_COS,      nb_cos(x))
 
 #define K_BINARY_OPS(X)                                                                            \
     X(K_ADD,          a + b)                                                                       \
@@ -59,8 +59,8 @@
     X(K_GELU_BWD,     a * gelu_grad(b))                                                            \
     X(K_SILU_BWD,     a * silu_grad(b))                                                            \
     X(K_ELU_BWD,      b > 0 ? a : a * p0 * nb_exp(b))   /* p0 = alpha */                           \
-    X(K_SIN_BWD,      a * RF(cos)(b))                                                              \
-    X(K_COS_BWD,      -a * RF(sin)(b))                                                             \
+    X(K_SIN_BWD,      a * nb_cos(b))                    /* as K_SIN */                             \
+    X(K_COS_BWD,      -a * nb_sin(b))                                                              \
     X(K_MAXIMUM,      (a > b || a != a) ? a : b)        /* NaN in either gives NaN */              \
     X(K_MINIMUM,      (a < b || a != a) ? a : b)                                                   \
     X(K_GT,           (real)(a > b))                                                               \

@@ -161,6 +161,10 @@ static Tensor *f_log_softmax(Tensor *const *in, void *c) {
     (void)c;
     return ag_log_softmax(IN0, 1);
 }
+static Tensor *f_log_softmax_last(Tensor *const *in, void *c) {
+    (void)c;
+    return ag_log_softmax(IN0, -1);
+}
 static Tensor *f_matmul(Tensor *const *in, void *c) {
     (void)c;
     return ag_matmul(IN0, IN1);
@@ -280,6 +284,7 @@ static const op_case cases[] = {
     {"logsumexp dim 0", f_lse0, 1, {3}, {{4, 2, 3}}, -2, 2},
     {"softmax", f_softmax, 1, {2}, {{3, 5}}, -2, 2},
     {"log_softmax", f_log_softmax, 1, {3}, {{2, 4, 3}}, -2, 2},
+    {"log_softmax last dim", f_log_softmax_last, 1, {2}, {{3, 5}}, -2, 2},
     {"matmul", f_matmul, 2, {2, 2}, {{3, 5}, {5, 4}}, -1, 1},
     {"matmul B transposed", f_matmul_bt, 2, {2, 2}, {{3, 5}, {4, 5}}, -1, 1},
     {"matmul A transposed", f_matmul_at, 2, {2, 2}, {{5, 3}, {5, 4}}, -1, 1},
@@ -505,6 +510,52 @@ START_TEST(linear_equals_its_composite) {
 }
 END_TEST
 
+/* softmax and log_softmax over the last dim of a contiguous input run one fused op (its own
+ * forward and backward): against the composites a - logsumexp(a) and its exp, on rows longer and
+ * shorter than its 16-way max, with -inf entries, an all -inf row (NaN, as PyTorch), large
+ * logits, and a gradient added to an earlier one (a also feeds a sum). */
+START_TEST(softmax_equals_its_composite) {
+    const int64_t shapes[][3] = {{5, 37, 0}, {2, 3, 17}, {4, 1, 0}, {3, 16, 0}};
+    for (int k = 0; k < 4; k++)
+        for (int log = 0; log < 2; log++) {
+            int nd = shapes[k][2] ? 3 : 2;
+            int64_t n = shapes[k][nd - 1];
+            Tensor *a[2], *y[2];
+            for (int v = 0; v < 2; v++) {
+                a[v] = nbt_param(nd, shapes[k], -3, 3, 31);
+                if (k == 0) {
+                    a[v]->data[3] = -INFINITY;                                     /* row 0 */
+                    for (int64_t j = 0; j < n; j++) a[v]->data[n + j] = -INFINITY; /* row 1 */
+                    for (int64_t j = 0; j < n; j++) a[v]->data[2 * n + j] *= 1e4f; /* row 2 */
+                    a[v]->data[3 * n - 1] = 5e4f; /* row 2's max, in the tail */
+                    a[v]->data[3 * n] = INFINITY; /* row 3: NaN there, as the composite */
+                }
+                Tensor *ls = ag_sub(a[v], ag_logsumexp(a[v], -1, true));
+                y[v] = v == 0 ? (log ? ag_log_softmax(a[v], -1) : ag_softmax(a[v], -1))
+                              : (log ? ls : ag_exp(ls));
+                Tensor *w = nbt_tensor(nd, shapes[k], -1, 1, 32, false);
+                ag_backward(ag_add(ag_sum(ag_mul(y[v], w)), ag_sum(a[v])));
+                tensor_free(w);
+            }
+            ck_assert_str_eq(y[0]->op, log ? "log_softmax" : "softmax");
+            for (int64_t i = 0; i < y[0]->numel; i++) {
+                real f = y[0]->data[i], c = y[1]->data[i], gf = a[0]->grad->data[i],
+                     gc = a[1]->grad->data[i];
+                ck_assert_msg(isnan(f) == isnan(c), "shape %d, %d: y %g, want %g", k, (int)i,
+                              (double)f, (double)c);
+                if (!isnan(f) && !isinf(c))
+                    ck_assert_msg(fabs(f - c) <= 1e-5 * (1 + fabs(c)), "y %g, want %g", (double)f,
+                                  (double)c);
+                ck_assert(isinf(f) == isinf(c));
+                ck_assert_msg(isnan(gf) == isnan(gc) && (isnan(gf) || fabs(gf - gc) <= 1e-5),
+                              "shape %d, %d: dx %g, want %g", k, (int)i, (double)gf, (double)gc);
+            }
+            ag_reset();
+            tensor_free(a[0]), tensor_free(a[1]);
+        }
+}
+END_TEST
+
 /* Found in review: an empty batch must still leave a (zero) gradient, not a stale buffer. */
 START_TEST(empty_batched_matmul_gives_zero_gradient) {
     Tensor *W = nbt_param(NB_SHAPE(3, 2), -1, 1, 31);
@@ -607,6 +658,7 @@ static Suite *suite(void) {
     tcase_add_test(t, gradcheck_catches_a_backward_that_does_not_add);
     tcase_add_test(t, matmul_values_and_transposed_views);
     tcase_add_test(t, linear_equals_its_composite);
+    tcase_add_test(t, softmax_equals_its_composite);
     suite_add_tcase(s, t);
     TCase *g = tcase_create("graph");
     tcase_set_timeout(g, 120);

@@ -248,6 +248,46 @@ START_TEST(bad_arguments_fail_with_the_shapes) {
 }
 END_TEST
 
+/* upsample_nearest2d's row loops (s = 2 has its own) against the definition, for scales 1, 2, 3,
+ * odd sizes, a row wider than the backward's 256-column chunk and a transposed (strided) x; the
+ * gradient once fresh and once added to an earlier one (x also feeds a sum). */
+START_TEST(upsample_matches_a_reference_loop) {
+    const int64_t shapes[][4] = {{2, 3, 5, 7}, {1, 2, 3, 301}, {3, 1, 1, 1}};
+    for (int k = 0; k < 3; k++)
+        for (int s = 1; s <= 3; s++)
+            for (int view = 0; view < 2; view++) {
+                const int64_t *sh = shapes[k];
+                int64_t N = sh[0], C = sh[1], H = sh[2], W = sh[3], Hs = H * s, Ws = W * s;
+                Tensor *p = view ? nbt_param(NB_SHAPE(N, C, W, H), -1, 1, 40)
+                                 : nbt_param(NB_SHAPE(N, C, H, W), -1, 1, 40);
+                Tensor *x = view ? ag_transpose(p, 2, 3) : p;
+                Tensor *w = nbt_tensor(NB_SHAPE(N, C, Hs, Ws), -1, 1, 41, false);
+                Tensor *y = ag_upsample_nearest2d(x, s);
+                Tensor *loss = ag_add(ag_sum(ag_mul(y, w)), ag_sum(p));
+                ag_backward(loss);
+                for (int64_t q = 0; q < N * C; q++)
+                    for (int64_t i = 0; i < H; i++)
+                        for (int64_t j = 0; j < W; j++) {
+                            int64_t n = q / C, c = q % C;
+                            real xv = tensor_get(x, (int64_t[]){n, c, i, j});
+                            double want = 1;
+                            for (int64_t a = 0; a < s; a++)
+                                for (int64_t b = 0; b < s; b++) {
+                                    int64_t at = ((q * Hs) + i * s + a) * Ws + j * s + b;
+                                    ck_assert(y->data[at] == xv);
+                                    want += w->data[at];
+                                }
+                            real got = view ? tensor_get(p->grad, (int64_t[]){n, c, j, i})
+                                            : tensor_get(p->grad, (int64_t[]){n, c, i, j});
+                            ck_assert_msg(fabs(got - want) <= TOL * 10, "scale %d: dx %g, want %g",
+                                          s, (double)got, want);
+                        }
+                ag_reset();
+                tensor_free(p), tensor_free(w);
+            }
+}
+END_TEST
+
 /* ---- threads and memory -------------------------------------------------------------------- */
 
 /* A small encoder/decoder step (every op, sizes large enough for the threads to share the work):
@@ -332,6 +372,7 @@ static Suite *suite(void) {
     tcase_add_test(t, gradients_only_where_asked);
     tcase_add_test(t, weight_through_a_view);
     tcase_add_test(t, bad_arguments_fail_with_the_shapes);
+    tcase_add_test(t, upsample_matches_a_reference_loop);
     tcase_add_test(t, same_bits_on_one_and_two_threads);
     tcase_add_test(t, second_step_allocates_nothing);
     suite_add_tcase(s, t);

@@ -8,8 +8,10 @@
 #include "tests/testutil.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #include "tensor/fastmath.h"
+#include "tensor/kernels.h"
 
 /* ---- gradient checks: one table row per op case ---------------------------------------------- */
 
@@ -380,6 +382,69 @@ START_TEST(tanh_is_accurate_near_0_and_saturates) {
 }
 END_TEST
 
+/* Distance from want in units in the last place of the float nearest want. */
+static double float_ulps(real got, double want) {
+    float w = (float)want;
+    double ulp = fabs((double)nextafterf(w, INFINITY) - (double)w);
+    return fabs((double)got - want) / (ulp > 0 ? ulp : 1e-45);
+}
+
+/* The worst ulp error of K_SIN and K_COS (the loops the kernels run) over xs[0..n). */
+static void trig_worst(const real *xs, int n, double *worst_sin, double *worst_cos) {
+    Tensor *x = tensor_from_array(NB_SHAPE(n), xs), *y = tensor_empty(NB_SHAPE(n));
+    k_unary(K_SIN, x, y, 0, 0, false);
+    for (int i = 0; i < n; i++)
+        *worst_sin = fmax(*worst_sin, float_ulps(y->data[i], sin((double)xs[i])));
+    k_unary(K_COS, x, y, 0, 0, false);
+    for (int i = 0; i < n; i++)
+        *worst_cos = fmax(*worst_cos, float_ulps(y->data[i], cos((double)xs[i])));
+    tensor_free(x), tensor_free(y);
+}
+
+/* Dense on [-8, 8], then geometric out to NB_TRIG_FAST_MAX's 2^22 and beyond (libm's rows), and
+ * the floats nearest k pi/2 with their neighbours, where the reduction cancels most. */
+START_TEST(sin_and_cos_are_within_2_ulp) {
+    enum { N = 400000 };
+    real *xs = malloc(sizeof(real) * N);
+    double ws = 0, wc = 0;
+    for (int i = 0; i < N; i++) xs[i] = (real)((i - N / 2) * 4e-5);
+    trig_worst(xs, N, &ws, &wc);
+    for (int i = 0; i < N; i++) {
+        double m = exp(log(8.0) + (log(4194304.0) - log(8.0)) * i / (N - 1)); /* 8 .. 2^22 */
+        xs[i] = (real)(i % 2 ? -m : m);
+    }
+    trig_worst(xs, N, &ws, &wc);
+    int n = 0;
+    for (double k = 1; k * 1.5707963267948966 < 4194304.0 && n + 3 <= N; k = k * 1.01 + 1) {
+        float c = (float)(floor(k) * 1.5707963267948966);
+        xs[n++] = (real)nextafterf(c, 0), xs[n++] = (real)c, xs[n++] = (real)nextafterf(c, 1e30f);
+    }
+    trig_worst(xs, n, &ws, &wc);
+    ck_assert_msg(ws <= 2 && wc <= 2, "sin is %.2f ulp off, cos %.2f", ws, wc);
+    /* a row with one large argument goes to libm, the backward rows too */
+    const real big[] = {(real)0.5, (real)5e6, (real)-3e9, (real)1e30, (real)3.4e38, (real)-7};
+    Tensor *x = tensor_from_array(NB_SHAPE(6), big), *y = tensor_empty(NB_SHAPE(6));
+    Tensor *g = tensor_full(NB_SHAPE(6), 2);
+    ws = wc = 0;
+    trig_worst(big, 6, &ws, &wc);
+    ck_assert_msg(ws <= 1 && wc <= 1, "large arguments: sin %.2f ulp off, cos %.2f", ws, wc);
+    k_binary(K_SIN_BWD, g, x, y, 0, 0, false);
+    for (int i = 0; i < 6; i++) ck_assert(float_ulps(y->data[i], 2 * cos((double)big[i])) <= 1);
+    k_binary(K_COS_BWD, g, x, y, 0, 0, false);
+    for (int i = 0; i < 6; i++) ck_assert(float_ulps(y->data[i], -2 * sin((double)big[i])) <= 1);
+    ck_assert(isnan(nb_sin(INFINITY)) && isnan(nb_cos(-INFINITY)) && isnan(nb_sin(NAN)));
+    ck_assert(isnan(nb_cos(NAN)) && nb_cos(0) == 1);
+    ck_assert(nb_sin(0) == 0 && !signbit(nb_sin(0)) && signbit(nb_sin(-(real)0)));
+    const real special[] = {INFINITY, -INFINITY, NAN, -(real)0};
+    Tensor *sx = tensor_from_array(NB_SHAPE(4), special), *sy = tensor_empty(NB_SHAPE(4));
+    k_unary(K_SIN, sx, sy, 0, 0, false);
+    ck_assert(isnan(sy->data[0]) && isnan(sy->data[1]) && isnan(sy->data[2]));
+    ck_assert(sy->data[3] == 0 && signbit(sy->data[3]));
+    tensor_free(x), tensor_free(y), tensor_free(g), tensor_free(sx), tensor_free(sy);
+    free(xs);
+}
+END_TEST
+
 /* ---- comparisons ---------------------------------------------------------------------------- */
 
 START_TEST(comparisons_are_constants) {
@@ -568,6 +633,7 @@ static Suite *suite(void) {
     tcase_add_test(r, normal_cdf_square_error_is_exact);
 #endif
     tcase_add_test(r, expm1_keeps_small_arguments_digits);
+    tcase_add_test(r, sin_and_cos_are_within_2_ulp);
     tcase_add_test(r, tanh_is_accurate_near_0_and_saturates);
     suite_add_tcase(s, r);
     TCase *t = tcase_create("semantics");

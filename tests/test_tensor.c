@@ -371,12 +371,47 @@ START_TEST(fast_exp_at_rounding_ties) {
 }
 END_TEST
 
+/* K_COPY through a transpose runs in tiles (kernels.c's copy_tiled): reading transposed (a
+ * transpose made contiguous) and writing transposed (its gradient), stored and added, on shapes
+ * that are not multiples of the tile, with an outer dim, against the element-by-element copy. */
+START_TEST(transposed_copies_match_element_by_element) {
+    const int64_t shapes[][3] = {{1, 37, 53}, {3, 33, 17}, {2, 16, 70}, {1, 128, 784}};
+    for (int k = 0; k < 4; k++) {
+        int64_t P = shapes[k][0], R = shapes[k][1], C = shapes[k][2];
+        Tensor *a = nbt_tensor(NB_SHAPE(P, R, C), -1, 1, 7, false);
+        Tensor *o = tensor_empty(NB_SHAPE(P, C, R)), at, ot;
+        tensor_layout_transpose(a, 1, 2, &at); /* [P, C, R], strided */
+        for (int acc = 0; acc < 2; acc++) {
+            tensor_fill(o, (real)0.5);
+            k_unary(K_COPY, &at, o, 0, 0, acc); /* read transposed */
+            for (int64_t p = 0; p < P; p++)
+                for (int64_t i = 0; i < R; i++)
+                    for (int64_t j = 0; j < C; j++)
+                        ck_assert(o->data[(p * C + j) * R + i] ==
+                                  a->data[(p * R + i) * C + j] + (real)(acc ? 0.5 : 0));
+        }
+        Tensor *b = tensor_empty(NB_SHAPE(P, R, C));
+        tensor_layout_transpose(b, 1, 2, &ot);
+        for (int acc = 0; acc < 2; acc++) {
+            tensor_fill(b, (real)0.25);
+            k_unary(K_COPY, o, &ot, 0, 0, acc); /* write transposed: o back into b's layout */
+            for (int64_t i = 0; i < P * R * C; i++) {
+                real t = a->data[i] + (real)0.5; /* what o holds */
+                ck_assert(b->data[i] == (acc ? (real)0.25 + t : t));
+            }
+        }
+        tensor_free(a), tensor_free(o), tensor_free(b);
+    }
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("tensor");
     TCase *t = tcase_create("tensor");
     tcase_add_test(t, creation);
     tcase_add_test(t, views_share_memory);
     tcase_add_test(t, kernels_broadcast_and_strides);
+    tcase_add_test(t, transposed_copies_match_element_by_element);
     tcase_add_test(t, generator_is_seeded_and_pinned);
     tcase_add_test(t, printing_is_numpy_like_and_truncated);
     tcase_add_test(t, layout_errors);

@@ -9,6 +9,8 @@ largest relative errors seen.
   nb_normal_cdf:  |x| <= 1:    Phi(x) = 0.5 + x P(x^2)                    (P of degree 6)
                   |x| >  1:    Phi(-|x|) = exp(-x^2 / 2) Q(1 / (1 + |x| / 2))   (Q of degree 8)
   nb_expm1:       |x| <= 0.5:  expm1(x) = x + x^2 E(x)                    (E of degree 6)
+  nb_sin, nb_cos: |r| <= pi/4: sin(r) = r + r^3 S(r^2), cos(r) = 1 - r^2 / 2 + r^4 C(r^2)
+                                                                          (S, C of degree 2)
 
 Usage: /usr/bin/python3 tools/fit_fastmath.py
 """
@@ -53,6 +55,12 @@ def main():
     es = [x for x in np.linspace(-0.5, 0.5, 4001) if abs(x) > 1e-4]
     e = fit(lambda x: x, lambda x: (math.expm1(x) - x) / (x * x), es, 6)
 
+    # sin and cos on the reduced interval: (sin r - r) / r^3 = S(r^2), (cos r - 1 + r^2/2) / r^4 = C
+    rs = [math.pi / 4 * math.cos(t) for t in np.linspace(0, math.pi / 2, 4000)]
+    rs = [r for r in rs if r > 1e-3]
+    s = fit(lambda r: r * r, lambda r: (math.sin(r) - r) / r ** 3, rs, 2)
+    c = fit(lambda r: r * r, lambda r: (math.cos(r) - 1 + r * r / 2) / r ** 4, rs, 2)
+
     worst = 0.0
     for x in np.linspace(-SPLIT, SPLIT, 20001):
         x32 = np.float32(x)
@@ -77,8 +85,20 @@ def main():
         want = math.expm1(float(x32))
         worst = max(worst, abs(float(got) - want) / abs(want))
     print('/* expm1, |x| <= 0.5: largest relative error in float %.2e */' % worst)
-    for name, c in (('P', p), ('Q', q), ('E', e)):
-        print('%s (constant term first): %s' % (name, ', '.join('%.9ef' % v for v in c)))
+    worst_s = worst_c = 0.0
+    for r in np.linspace(-math.pi / 4, math.pi / 4, 20001):
+        r32 = np.float32(r)
+        if r32 == 0:
+            continue
+        r2 = np.float32(r32 * r32)
+        got_s = r32 + r32 * r2 * horner32(s, r2)
+        got_c = np.float32(1) - np.float32(0.5) * r2 + r2 * r2 * horner32(c, r2)
+        worst_s = max(worst_s, abs(float(got_s) - math.sin(float(r32))) / abs(math.sin(float(r32))))
+        worst_c = max(worst_c, abs(float(got_c) - math.cos(float(r32))) / math.cos(float(r32)))
+    print('/* sin, cos, |r| <= pi/4: largest relative errors in float %.2e, %.2e */' %
+          (worst_s, worst_c))
+    for name, k in (('P', p), ('Q', q), ('E', e), ('S', s), ('C', c)):
+        print('%s (constant term first): %s' % (name, ', '.join('%.9ef' % v for v in k)))
 
 
 if __name__ == '__main__':
