@@ -298,6 +298,9 @@ static bool copy_wants_tiles(const iter_t *it) {
     int L = it->ndim - 1, M = L - 1;
     if (L < 1 || it->shape[L] < TILE / 2 || it->shape[M] < TILE / 2) return false;
     const int64_t *so = it->st[0], *sa = it->st[1];
+    /* a stride of 0 is a broadcast (sum's backward spreading a value per row), not a transpose:
+     * the row loop fills those */
+    if (sa[L] == 0 || so[L] == 0) return false;
     return (so[L] == 1 && sa[L] != 1 && sa[M] == 1) || (sa[L] == 1 && so[L] != 1 && so[M] == 1);
 }
 
