@@ -304,6 +304,31 @@ static bool copy_wants_tiles(const iter_t *it) {
     return (so[L] == 1 && sa[L] != 1 && sa[M] == 1) || (sa[L] == 1 && so[L] != 1 && so[M] == 1);
 }
 
+/* One tile: o[i, j] (+)= a[i, j] for i < r, j < c, with the given strides (one side's inner
+ * stride is 1). A function of its own so that it is compiled per ISA (gathers on AVX2 and up). */
+NB_VECTOR_CLONES static void copy_tile(real *o, int64_t som, int64_t sol, const real *a,
+                                       int64_t sam, int64_t sal, int64_t r, int64_t c, bool acc) {
+    if (sol == 1) {
+        for (int64_t i = 0; i < r; i++) {
+            real *d = o + i * som;
+            const real *s = a + i * sam;
+            if (acc)
+                for (int64_t j = 0; j < c; j++) d[j] += s[j * sal];
+            else
+                for (int64_t j = 0; j < c; j++) d[j] = s[j * sal];
+        }
+        return;
+    }
+    for (int64_t i = 0; i < r; i++) {
+        real *d = o + i * som;
+        const real *s = a + i * sam;
+        if (acc)
+            for (int64_t j = 0; j < c; j++) d[j * sol] += s[j];
+        else
+            for (int64_t j = 0; j < c; j++) d[j * sol] = s[j];
+    }
+}
+
 static void copy_tiled(const iter_t *it, bool acc) {
     int L = it->ndim - 1, M = L - 1;
     int64_t planes = 1, R = it->shape[M], C = it->shape[L];
@@ -321,11 +346,8 @@ static void copy_tiled(const iter_t *it, bool acc) {
             o += k * it->st[0][d], a += k * it->st[1][d];
         }
         int64_t i1 = i0 + TILE < R ? i0 + TILE : R, j1 = j0 + TILE < C ? j0 + TILE : C;
-        for (int64_t i = i0; i < i1; i++)
-            for (int64_t j = j0; j < j1; j++) {
-                real v = a[i * sam + j * sal], *d = &o[i * som + j * sol];
-                *d = acc ? *d + v : v;
-            }
+        copy_tile(o + i0 * som + j0 * sol, som, sol, a + i0 * sam + j0 * sal, sam, sal, i1 - i0,
+                  j1 - j0, acc);
     }
 }
 
