@@ -629,6 +629,10 @@ static geom make_geom(const char *op, const Tensor *x, const Tensor *w, const Te
                 nb_shape_str(s1, b->ndim, b->shape), (long long)out_c);
     g.Cg = g.C / G, g.Og = g.O / G;
     g.K = g.Cg * g.kh * g.kw, g.P = g.Ho * g.Wo;
+    /* im2col indexes a zero-padded plane with 32-bit offsets */
+    if (padded_plane(&g) > INT32_MAX)
+        nb_fail(op, "the padded input plane (%lld x %lld) is too large: 2^31 elements at most",
+                (long long)(g.H + 2 * g.ph), (long long)(g.W + 2 * g.pw));
     return g;
 }
 

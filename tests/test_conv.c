@@ -213,6 +213,9 @@ START_TEST(bad_arguments_fail_with_the_shapes) {
     o = nb_conv2d_defaults();
     o.output_padding[0] = 1;
     NBT_EXPECT_FAIL(ag_conv2d(x, w, NULL, o), "conv2d", "output_padding", "conv_transpose2d");
+    o = nb_conv2d_defaults(); /* a small output, but a padded plane beyond 32-bit offsets */
+    o.padding[0] = o.padding[1] = 30000, o.stride[0] = o.stride[1] = 30000;
+    NBT_EXPECT_FAIL(ag_conv2d(x, w, NULL, o), "conv2d", "padded input plane (60007 x 60007)");
     /* the transpose: weight [C, O/groups, kh, kw] */
     Tensor *wt = tensor_zeros(NB_SHAPE(4, 3, 3, 3));
     o = nb_conv2d_defaults();
