@@ -647,6 +647,7 @@ static real *contiguous_data(Tensor *t) {
 typedef struct {
     geom g;
     bool transposed; /* conv_transpose2d: x is the column side, y the image side */
+    bool relu;       /* the output is ReLU'd in place (ag_conv2d_relu, ag_conv_transpose2d_relu) */
     real *x, *w;     /* contiguous data of the op's input and weight */
 } conv_saved;
 
@@ -656,15 +657,16 @@ typedef struct {
  * conv_transpose2d, conv2d's input gradient as an op (x [N, C, H, W] the column side,
  * w [C, O/groups, kh, kw], y [N, O, H', W'] the image side):
  *   y = col2im(W^T @ x) + b      dx += W @ im2col(dy)      dW += x @ im2col(dy)^T
- * and for both db += dy summed over N, H', W'. */
+ * and for both db += dy summed over N, H', W'. With a fused ReLU (y = relu(conv)), dy is first
+ * masked where y is 0, into scratch, as relu's backward would write the convolution's gradient. */
 
 static void conv_backward(Tensor *y) {
     Tensor *x = y->parents[0], *w = y->parents[1], *b = y->nparents > 2 ? y->parents[2] : NULL;
     const conv_saved *s = y->saved;
     const geom *g = &s->g;
     const real *dy = y->grad->data + y->grad->offset;
-    bool fresh_x = false, fresh_w = false, fresh;
-    real *dx = NULL, *dw = NULL;
+    bool fresh_x = false, fresh_w = false, fresh_b = false;
+    real *dx = NULL, *dw = NULL, *db = NULL;
     if (x->requires_grad) {
         Tensor *gx = ag_grad_begin(x, &fresh_x);
         dx = gx->data + gx->offset;
@@ -673,26 +675,39 @@ static void conv_backward(Tensor *y) {
         Tensor *gw = ag_grad_begin(w, &fresh_w);
         dw = gw->data + gw->offset;
     }
+    if (b && b->requires_grad) {
+        Tensor *gb = ag_grad_begin(b, &fresh_b);
+        db = gb->data + gb->offset;
+    }
+    ag_mark_t m = ag_mark(); /* the masked dy of a fused ReLU (the gradients above stay) */
+    if (s->relu) {
+        const real *yv = y->data + y->offset;
+        real *masked = arena_alloc((size_t)y->numel * sizeof(real));
+        NB_PARALLEL_FOR(y->numel)
+        for (int64_t i = 0; i < y->numel; i++) masked[i] = yv[i] > 0 ? dy[i] : 0;
+        dy = masked;
+    }
     if (s->transposed) { /* both products read im2col(dy): one pass */
         if (dx || dw) gather_products(g, dy, s->w, NULL, dx, !fresh_x, s->x, dw, !fresh_w);
     } else {
         if (dx) conv_backward_data(g, dy, s->w, NULL, dx, !fresh_x);
         if (dw) gather_products(g, s->x, NULL, NULL, NULL, false, dy, dw, !fresh_w);
     }
-    if (b && b->requires_grad) {
-        Tensor *gb = ag_grad_begin(b, &fresh);
+    if (db) {
         if (s->transposed)
-            bias_backward(dy, g->N, g->C, g->H * g->W, gb->data + gb->offset, !fresh);
+            bias_backward(dy, g->N, g->C, g->H * g->W, db, !fresh_b);
         else
-            bias_backward(dy, g->N, g->O, g->P, gb->data + gb->offset, !fresh);
+            bias_backward(dy, g->N, g->O, g->P, db, !fresh_b);
     }
+    ag_release(m);
 }
 
 static Tensor *conv_op(const char *op, Tensor *x, Tensor *w, Tensor *b, nb_conv2d_opts o,
-                       bool transposed) {
+                       bool transposed, bool relu) {
     conv_saved *s = arena_alloc(sizeof *s);
     s->g = make_geom(op, x, w, b, o, transposed);
     s->transposed = transposed;
+    s->relu = relu;
     s->x = contiguous_data(x);
     s->w = contiguous_data(w);
     const geom *g = &s->g;
@@ -705,6 +720,7 @@ static Tensor *conv_op(const char *op, Tensor *x, Tensor *w, Tensor *b, nb_conv2
         y = tensor_step(NB_SHAPE(g->N, g->O, g->Ho, g->Wo));
         gather_products(g, s->x, s->w, bias, y->data, false, NULL, NULL, false);
     }
+    if (relu) k_unary(K_RELU, y, y, 0, 0, false); /* in place: ag_relu's formula */
     y->saved = s;
     if (b)
         ag_record(y, op, conv_backward, (Tensor *[]){x, w, b}, 3);
@@ -714,11 +730,19 @@ static Tensor *conv_op(const char *op, Tensor *x, Tensor *w, Tensor *b, nb_conv2
 }
 
 Tensor *ag_conv2d(Tensor *x, Tensor *w, Tensor *b, nb_conv2d_opts o) {
-    return conv_op("conv2d", x, w, b, o, false);
+    return conv_op("conv2d", x, w, b, o, false, false);
+}
+
+Tensor *ag_conv2d_relu(Tensor *x, Tensor *w, Tensor *b, nb_conv2d_opts o) {
+    return conv_op("conv2d_relu", x, w, b, o, false, true);
 }
 
 Tensor *ag_conv_transpose2d(Tensor *x, Tensor *w, Tensor *b, nb_conv2d_opts o) {
-    return conv_op("conv_transpose2d", x, w, b, o, true);
+    return conv_op("conv_transpose2d", x, w, b, o, true, false);
+}
+
+Tensor *ag_conv_transpose2d_relu(Tensor *x, Tensor *w, Tensor *b, nb_conv2d_opts o) {
+    return conv_op("conv_transpose2d_relu", x, w, b, o, true, true);
 }
 
 /* ---- conv1d: conv2d on [N, C, 1, L] ---------------------------------------------------------- */
@@ -733,7 +757,7 @@ Tensor *ag_conv1d(Tensor *x, Tensor *w, Tensor *b, nb_conv2d_opts o) {
                          .dilation = {1, o.dilation[0]},
                          .output_padding = {0, o.output_padding[0]},
                          .groups = o.groups};
-    Tensor *y = conv_op("conv1d", ag_unsqueeze(x, 2), ag_unsqueeze(w, 2), b, o2, false);
+    Tensor *y = conv_op("conv1d", ag_unsqueeze(x, 2), ag_unsqueeze(w, 2), b, o2, false, false);
     return ag_squeeze(y, 2);
 }
 

@@ -70,9 +70,22 @@ typedef struct {
     int n, cap;
 } sequential;
 
+static bool is_relu(const nn_module *m);
+
+/* A child with a fused form followed by a ReLU runs as one op (the same values and gradients,
+ * one activation fewer kept for the backward). */
 static Tensor *sequential_forward(nn_module *m, Tensor *x) {
     sequential *s = (sequential *)m;
-    for (int i = 0; i < s->n; i++) x = nn_forward(s->kids[i].m, x);
+    for (int i = 0; i < s->n; i++) {
+        nn_module *k = s->kids[i].m;
+        Tensor *fused = i + 1 < s->n && is_relu(s->kids[i + 1].m) ? nn_forward_relu(k, x) : NULL;
+        if (fused) {
+            x = fused;
+            i++; /* the ReLU is done */
+            continue;
+        }
+        x = nn_forward(k, x);
+    }
     return x;
 }
 
@@ -219,6 +232,10 @@ nn_module *nn_activation_arg_module(const char *type, Tensor *(*fn)(Tensor *x, r
 
 nn_module *nn_relu_module(void) {
     return nn_activation_module("ReLU", nn_relu);
+}
+
+static bool is_relu(const nn_module *m) {
+    return m->ops->forward == activation_forward && ((const activation *)m)->fn == nn_relu;
 }
 nn_module *nn_sigmoid_module(void) {
     return nn_activation_module("Sigmoid", nn_sigmoid);

@@ -57,6 +57,10 @@ struct nn_module {
  * on; for constructors, the library's and a user's. ops must outlive the module. */
 void *nn_module_alloc(size_t size, const nn_module_ops *ops);
 Tensor *nn_forward(nn_module *m, Tensor *x); /* m->ops->forward(m, x) */
+/* m's forward and a ReLU after it as one op (the same values and gradients, one activation fewer
+ * kept), or NULL when m has no fused form (today: Conv2d and ConvTranspose2d have one). A
+ * Sequential uses it for each child followed by a ReLU. */
+Tensor *nn_forward_relu(nn_module *m, Tensor *x);
 /* Adds every parameter and buffer of m (and its children) to ps under prefix (NULL or "": none). */
 void nn_module_params(nn_module *m, const char *prefix, nn_params *ps);
 /* For a container's collect: nn_module_params(child, "prefix.name", ps) ("name" when prefix is

@@ -30,6 +30,16 @@ static Tensor *conv_transpose2d_forward(nn_module *m, Tensor *x) {
     return ag_conv_transpose2d(x, c->weight, c->bias, c->o);
 }
 
+static Tensor *conv2d_relu_forward(nn_module *m, Tensor *x) {
+    conv *c = (conv *)m;
+    return ag_conv2d_relu(x, c->weight, c->bias, c->o);
+}
+
+static Tensor *conv_transpose2d_relu_forward(nn_module *m, Tensor *x) {
+    conv *c = (conv *)m;
+    return ag_conv_transpose2d_relu(x, c->weight, c->bias, c->o);
+}
+
 static void conv_collect(nn_module *m, const char *prefix, nn_params *ps) {
     conv *c = (conv *)m;
     nn_params_add(ps, prefix, "weight", c->weight);
@@ -47,6 +57,13 @@ static const nn_module_ops conv1d_ops = {"Conv1d", conv1d_forward, conv_collect,
 static const nn_module_ops conv2d_ops = {"Conv2d", conv2d_forward, conv_collect, NULL, conv_free};
 static const nn_module_ops conv_transpose2d_ops = {"ConvTranspose2d", conv_transpose2d_forward,
                                                    conv_collect, NULL, conv_free};
+
+Tensor *nn_forward_relu(nn_module *m, Tensor *x) {
+    if (!m || !x) nb_fail("nn_forward_relu", "module and input must not be NULL");
+    if (m->ops == &conv2d_ops) return conv2d_relu_forward(m, x);
+    if (m->ops == &conv_transpose2d_ops) return conv_transpose2d_relu_forward(m, x);
+    return NULL;
+}
 
 /* Makes the module with a weight of the given shape and PyTorch's _ConvNd.reset_parameters:
  * kaiming_uniform_(a = sqrt(5)) on the weight, then the bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))

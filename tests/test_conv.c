@@ -345,6 +345,53 @@ START_TEST(same_bits_on_one_and_two_threads) {
 }
 END_TEST
 
+/* The fused conv + ReLU ops give the bits of ag_relu over the unfused op, forward and every
+ * gradient, for conv2d and conv_transpose2d, with and without a bias (half the outputs are 0). */
+START_TEST(fused_relu_equals_relu_of_the_conv) {
+    for (int transposed = 0; transposed < 2; transposed++)
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            Tensor *x = nbt_param(NB_SHAPE(3, 4, 6, 5), -1, 1, 50);
+            Tensor *w = nbt_param(NB_SHAPE(4, 4, 3, 3), -1, 1, 51);
+            Tensor *b = with_bias ? nbt_param(NB_SHAPE(4), -1, 1, 52) : NULL;
+            nb_conv2d_opts o = nb_conv2d_defaults();
+            o.stride[0] = o.stride[1] = 2, o.padding[0] = o.padding[1] = 1;
+            if (transposed) o.output_padding[0] = 1;
+            Tensor *in[3] = {x, w, b}, *got[2][4] = {{NULL}};
+            for (int fused = 0; fused < 2; fused++) {
+                for (int k = 0; k < 3; k++)
+                    if (in[k]) tensor_clear_grad(in[k]);
+                Tensor *y;
+                if (transposed)
+                    y = fused ? ag_conv_transpose2d_relu(x, w, b, o)
+                              : ag_relu(ag_conv_transpose2d(x, w, b, o));
+                else
+                    y = fused ? ag_conv2d_relu(x, w, b, o) : ag_relu(ag_conv2d(x, w, b, o));
+                ck_assert_str_eq(
+                    y->op, fused ? (transposed ? "conv_transpose2d_relu" : "conv2d_relu") : "relu");
+                /* an uneven upstream gradient: sum of y times a ramp */
+                Tensor *ramp = tensor_empty(y->ndim, y->shape);
+                for (int64_t q = 0; q < ramp->numel; q++) ramp->data[q] = (real)(q % 7) - 3;
+                ag_backward(ag_sum(ag_mul(y, ramp)));
+                got[fused][0] = tensor_copy(y);
+                for (int k = 0; k < 3; k++)
+                    got[fused][k + 1] = in[k] ? tensor_copy(in[k]->grad) : NULL;
+                tensor_free(ramp);
+                ag_reset();
+            }
+            for (int k = 0; k < 4; k++) {
+                if (!got[0][k]) continue;
+                ck_assert_int_eq(got[0][k]->numel, got[1][k]->numel);
+                for (int64_t q = 0; q < got[0][k]->numel; q++)
+                    ck_assert_msg(got[0][k]->data[q] == got[1][k]->data[q],
+                                  "transposed %d bias %d: %s differs at %lld", transposed,
+                                  with_bias, k ? "a gradient" : "the output", (long long)q);
+                tensor_free(got[0][k]), tensor_free(got[1][k]);
+            }
+            tensor_free(x), tensor_free(w), tensor_free(b);
+        }
+}
+END_TEST
+
 /* (The adaptive thread count is off: on a busy machine a thread that first joins a conv loop in
  * a later step grows its gemm buffers then, once; see test_vae's allocation test.) */
 START_TEST(second_step_allocates_nothing) {
@@ -373,6 +420,7 @@ static Suite *suite(void) {
     tcase_add_loop_test(t, matches_pytorch, 0, CONV_REF_NCASES);
     tcase_add_loop_test(t, gradcheck_every_case, 0, CONV_REF_NCASES);
     tcase_add_test(t, gradients_only_where_asked);
+    tcase_add_test(t, fused_relu_equals_relu_of_the_conv);
     tcase_add_test(t, weight_through_a_view);
     tcase_add_test(t, bad_arguments_fail_with_the_shapes);
     tcase_add_test(t, upsample_matches_a_reference_loop);

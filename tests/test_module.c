@@ -192,6 +192,36 @@ static double max_abs(const Tensor *t) {
     return m;
 }
 
+/* In a Sequential, a Conv2d or ConvTranspose2d followed by a ReLU runs as the fused op (one
+ * node, the same values); another activation after it, or a ReLU first, is left alone. */
+START_TEST(test_sequential_fuses_conv_and_relu) {
+    nb_rng rng;
+    nb_rng_seed(&rng, 5);
+    nb_conv2d_opts o = nb_conv2d_defaults();
+    o.padding[0] = o.padding[1] = 1;
+    nn_module *conv = nn_conv2d(3, 4, 3, 3, o, true, &rng);
+    nn_module *convt = nn_conv_transpose2d(4, 2, 3, 3, o, true, &rng);
+    nn_module *net = nn_sequential(conv, nn_relu_module(), convt, nn_relu_module(), NULL);
+    Tensor *x = nbt_tensor(NB_SHAPE(2, 3, 5, 4), -1, 1, 6, false);
+    Tensor *y = nn_forward(net, x);
+    ck_assert_str_eq(y->op, "conv_transpose2d_relu");
+    Tensor *w1 = find(conv, "weight"), *b1 = find(conv, "bias");
+    Tensor *w2 = find(convt, "weight"), *b2 = find(convt, "bias");
+    assert_same(y, ag_relu(ag_conv_transpose2d(ag_relu(ag_conv2d(x, w1, b1, o)), w2, b2, o)),
+                "Sequential(Conv2d, ReLU, ConvTranspose2d, ReLU)");
+    nn_module *first = nn_sequential(nn_conv2d(3, 4, 3, 3, o, true, &rng), nn_relu_module(), NULL);
+    ck_assert_str_eq(nn_forward(first, x)->op, "conv2d_relu");
+    nn_module *other = nn_sequential(nn_relu_module(), nn_conv2d(3, 4, 3, 3, o, true, &rng),
+                                     nn_sigmoid_module(), NULL);
+    ck_assert_str_eq(nn_forward(other, x)->op, "sigmoid");
+    ag_reset();
+    nn_module_free(net);
+    nn_module_free(first);
+    nn_module_free(other);
+    tensor_free(x);
+}
+END_TEST
+
 START_TEST(test_conv_modules_equal_ops) {
     nb_rng rng;
     nb_rng_seed(&rng, 3);
@@ -813,6 +843,7 @@ static Suite *suite(void) {
     tcase_add_test(t, test_sequential_forward_and_names);
     tcase_add_test(t, test_named_children_and_nesting);
     tcase_add_test(t, test_activations_equal_ops);
+    tcase_add_test(t, test_sequential_fuses_conv_and_relu);
     tcase_add_test(t, test_flatten_unflatten);
     tcase_add_test(t, test_conv_modules_equal_ops);
     tcase_add_test(t, test_pool_modules_equal_ops);
