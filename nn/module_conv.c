@@ -30,16 +30,6 @@ static Tensor *conv_transpose2d_forward(nn_module *m, Tensor *x) {
     return ag_conv_transpose2d(x, c->weight, c->bias, c->o);
 }
 
-static Tensor *conv2d_relu_forward(nn_module *m, Tensor *x) {
-    conv *c = (conv *)m;
-    return ag_conv2d_relu(x, c->weight, c->bias, c->o);
-}
-
-static Tensor *conv_transpose2d_relu_forward(nn_module *m, Tensor *x) {
-    conv *c = (conv *)m;
-    return ag_conv_transpose2d_relu(x, c->weight, c->bias, c->o);
-}
-
 static void conv_collect(nn_module *m, const char *prefix, nn_params *ps) {
     conv *c = (conv *)m;
     nn_params_add(ps, prefix, "weight", c->weight);
@@ -60,8 +50,10 @@ static const nn_module_ops conv_transpose2d_ops = {"ConvTranspose2d", conv_trans
 
 Tensor *nn_forward_relu(nn_module *m, Tensor *x) {
     if (!m || !x) nb_fail("nn_forward_relu", "module and input must not be NULL");
-    if (m->ops == &conv2d_ops) return conv2d_relu_forward(m, x);
-    if (m->ops == &conv_transpose2d_ops) return conv_transpose2d_relu_forward(m, x);
+    conv *c = (conv *)m; /* read only when m's table says it is one */
+    if (m->ops == &conv2d_ops) return ag_conv2d_relu(x, c->weight, c->bias, c->o);
+    if (m->ops == &conv_transpose2d_ops)
+        return ag_conv_transpose2d_relu(x, c->weight, c->bias, c->o);
     return NULL;
 }
 
