@@ -142,7 +142,7 @@ static bool is_pointwise(const geom *g) {
  * width Wp = W + 2 pw, and the outputs are kept Wp wide too (the Wp - Wo extra columns are
  * scratch, zero where they are read). Then row r = (c, i, j) of the column matrix is the padded
  * plane c read from shift s(i, j) = i dh Wp + j dw, so each product is a run of long contiguous
- * loops (taps and dot below):
+ * loops (taps and dots below):
  *   y[o] += sum over (c, i, j) of w[o, c, i, j] * (xpad[c] >> s(i, j))
  *   dw[o, c, i, j] += y[o] . (xpad[c] >> s(i, j))
  *   dxpad[c] += sum over (o, i, j) of w[o, c, i, j] * (dy[o] << s(i, j))
@@ -318,8 +318,9 @@ NB_VECTOR_CLONES static void dots(real *out, const real *restrict a, const real 
 }
 
 /* ---- the three products -----------------------------------------------------------------------
- * x [N, C, H, W], y [N, O, Ho, Wo], w [O, Cg, kh, kw], all contiguous. Each task (a sample and
- * group) works in its thread's scratch: a column matrix, or padded and wide planes (narrow). */
+ * x [N, C, H, W], y [N, O, Ho, Wo], w [O, Cg, kh, kw], all contiguous. Each task (a chunk of
+ * samples and a group) works in its thread's scratch: the chunk's column matrix, its y and one
+ * sample's padded planes, or padded and wide planes (narrow, one sample a chunk). */
 
 /* Samples per chunk: the column matrices of a chunk's samples side by side make one wide gemm
  * (a 7x7 output alone is 49 columns, too few to keep the microkernel busy; the weight gradient
@@ -423,7 +424,7 @@ static void conv_backward_data(const geom *g, const real *y, const real *w, cons
     ag_release(m);
 }
 
-/* The two products that read im2col(x), with one im2col per sample and group:
+/* The two products that read im2col(x), with one im2col per sample and group for both:
  *   out = (bias, or out if out_acc, or 0) + W @ im2col(x)       (when out is not NULL)
  *   dw (+)= sum over n of y[n] @ im2col(x[n])^T                (when dw is not NULL)
  * conv_transpose2d's backward needs both from the same image (its output's gradient). Tasks are

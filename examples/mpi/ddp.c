@@ -24,7 +24,7 @@
 
 #include "autograd/autograd.h"
 #include "dist/dist.h"
-#include "nn/layers.h"
+#include "nn/module.h"
 #include "nn/loss.h"
 #include "nn/optim.h"
 
@@ -55,27 +55,23 @@ static dataset spirals(uint64_t seed) {
 }
 
 typedef struct {
-    nn_linear fc1, fc2, fc3;
+    nn_module *net; /* 2 -> HIDDEN -> HIDDEN -> 2, ReLUs between */
     nn_params ps;
 } mlp;
 
 static void mlp_init(mlp *m, uint64_t seed) {
     nb_rng rng;
     nb_rng_seed(&rng, seed);
-    nn_linear_init(&m->fc1, 2, HIDDEN, true, &rng);
-    nn_linear_init(&m->fc2, HIDDEN, HIDDEN, true, &rng);
-    nn_linear_init(&m->fc3, HIDDEN, 2, true, &rng);
+    m->net = nn_sequential(nn_linear_module(2, HIDDEN, true, &rng), nn_relu_module(),
+                           nn_linear_module(HIDDEN, HIDDEN, true, &rng), nn_relu_module(),
+                           nn_linear_module(HIDDEN, 2, true, &rng), NULL);
     m->ps = (nn_params){0};
-    nn_linear_params(&m->fc1, "fc1", &m->ps);
-    nn_linear_params(&m->fc2, "fc2", &m->ps);
-    nn_linear_params(&m->fc3, "fc3", &m->ps);
+    nn_module_params(m->net, NULL, &m->ps);
 }
 
 static void mlp_free(mlp *m) {
     nn_params_free(&m->ps);
-    nn_linear_free(&m->fc1);
-    nn_linear_free(&m->fc2);
-    nn_linear_free(&m->fc3);
+    nn_module_free(m->net);
 }
 
 /* Points idx[0..n) of d -> logits [n, 2] (step tensor); their labels into labels [n]. */
@@ -87,9 +83,7 @@ static Tensor *forward(const mlp *m, const dataset *d, const int64_t *idx, int64
         x->data[2 * i + 1] = d->x[2 * idx[i] + 1];
         labels[i] = d->labels[idx[i]];
     }
-    Tensor *h = nn_relu(nn_linear_forward(&m->fc1, x));
-    h = nn_relu(nn_linear_forward(&m->fc2, h));
-    return nn_linear_forward(&m->fc3, h);
+    return nn_forward(m->net, x);
 }
 
 /* Summed cross-entropy of idx[0..n) divided by the global batch size; backward from it; the
