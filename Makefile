@@ -308,7 +308,7 @@ data-fashion:
 # DOUBLE=1 build, -fopenmp for an OpenMP one.
 PREFIX    ?= /usr/local
 VERSION   := 0.1.0
-HEADERS   := $(wildcard tensor/*.h autograd/*.h nn/*.h models/*.h io/*.h)
+HEADERS   := $(filter-out %_impl.h,$(wildcard tensor/*.h autograd/*.h nn/*.h models/*.h io/*.h)) # *_impl.h: private
 PC_CFLAGS := -I$${includedir}/nabla$(if $(filter 1,$(DOUBLE)), -DNB_DOUBLE)$(if $(CFLAGS_OMP), $(CFLAGS_OMP))
 PC_LIBS   := -L$${libdir} -lnabla_io -lnabla $(ZLIB) -lm$(if $(CFLAGS_OMP), $(CFLAGS_OMP))
 
