@@ -9,7 +9,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 for h in tensor/*.h autograd/*.h nn/*.h models/*.h; do
-    case $h in tensor/fastmath.h | tensor/parallel.h) continue ;; esac # the kernels' own helpers
+    case $h in tensor/fastmath.h | tensor/parallel.h | *_impl.h) continue ;; esac # private helpers
     grep -q "#include \"$h\"" nabla.h || { echo "install-check: nabla.h does not include $h"; exit 1; }
 done
 
